@@ -1,0 +1,171 @@
+//! Account: live counters per process, frontend, backend and server, kept apart from the immutable
+//! config so a reload can swap one without the other. Counters are relaxed atomics: each is read
+//! alone, and a log line's snapshot only needs to be roughly simultaneous, as in HAProxy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::session::{Cause, Record};
+
+/// Counters of one frontend, backend or server.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Sessions now open.
+    pub cur: AtomicU64,
+    /// Sessions ever opened.
+    pub total: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Sessions that ended other than normally, by who ended them.
+    pub client_aborts: AtomicU64,
+    pub server_aborts: AtomicU64,
+    /// Failed connects (to servers).
+    pub connect_errors: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct FrontendState {
+    pub counters: Counters,
+    /// Frontend maxconn: accepting waits for a permit.
+    pub limit: Arc<Semaphore>,
+}
+
+#[derive(Debug, Default)]
+pub struct BackendState {
+    pub counters: Counters,
+    /// Round-robin position.
+    pub rr: AtomicUsize,
+    pub servers: Vec<Counters>,
+}
+
+/// All runtime state of one configuration.
+#[derive(Debug)]
+pub struct Runtime {
+    pub cfg: Arc<Config>,
+    /// Process-wide sessions now open (HAProxy's `%ac`) and ever opened.
+    pub active: AtomicU64,
+    pub total: AtomicU64,
+    /// Global maxconn.
+    pub limit: Arc<Semaphore>,
+    pub frontends: Vec<FrontendState>,
+    pub backends: Vec<BackendState>,
+}
+
+/// The five connection counts of an HAProxy log line: `%ac/%fc/%bc/%sc/%rc`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub process: u64,
+    pub frontend: u64,
+    pub backend: u64,
+    pub server: u64,
+    pub retries: u64,
+}
+
+/// Decrements a `cur` counter when a session leaves a stage.
+pub struct Presence<'a>(Vec<&'a AtomicU64>);
+
+impl Drop for Presence<'_> {
+    fn drop(&mut self) {
+        for c in &self.0 {
+            c.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+fn enter<'a>(counters: Vec<&'a AtomicU64>, totals: &[&AtomicU64]) -> Presence<'a> {
+    for c in &counters {
+        c.fetch_add(1, Relaxed);
+    }
+    for t in totals {
+        t.fetch_add(1, Relaxed);
+    }
+    Presence(counters)
+}
+
+impl Runtime {
+    pub fn new(cfg: Arc<Config>) -> Runtime {
+        let frontends = cfg
+            .frontends
+            .iter()
+            .map(|f| FrontendState {
+                counters: Counters::default(),
+                limit: Arc::new(Semaphore::new(f.maxconn as usize)),
+            })
+            .collect();
+        let backends = cfg
+            .backends
+            .iter()
+            .map(|b| BackendState {
+                counters: Counters::default(),
+                rr: AtomicUsize::new(0),
+                servers: b.servers.iter().map(|_| Counters::default()).collect(),
+            })
+            .collect();
+        Runtime {
+            limit: Arc::new(Semaphore::new(cfg.global.maxconn as usize)),
+            cfg,
+            active: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            frontends,
+            backends,
+        }
+    }
+
+    pub fn enter_frontend(&self, fe: usize) -> Presence<'_> {
+        let c = &self.frontends[fe].counters;
+        enter(vec![&self.active, &c.cur], &[&self.total, &c.total])
+    }
+
+    pub fn enter_server(&self, be: usize, srv: usize) -> Presence<'_> {
+        let b = &self.backends[be];
+        let s = &b.servers[srv];
+        enter(vec![&b.counters.cur, &s.cur], &[&b.counters.total, &s.total])
+    }
+
+    pub fn tally(&self, fe: usize, be: usize, srv: usize) -> Tally {
+        let b = &self.backends[be];
+        Tally {
+            backend: b.counters.cur.load(Relaxed),
+            server: b.servers[srv].cur.load(Relaxed),
+            ..self.tally_frontend(fe)
+        }
+    }
+
+    pub fn tally_frontend(&self, fe: usize) -> Tally {
+        Tally {
+            process: self.active.load(Relaxed),
+            frontend: self.frontends[fe].counters.cur.load(Relaxed),
+            ..Tally::default()
+        }
+    }
+
+    /// Adds a finished session to the counters.
+    pub fn account(&self, r: &Record) {
+        let mut all = vec![&self.frontends[r.frontend].counters];
+        if let Some(be) = r.backend {
+            all.push(&self.backends[be].counters);
+            if let Some(s) = r.server {
+                all.push(&self.backends[be].servers[s]);
+            }
+        }
+        for c in all {
+            c.bytes_in.fetch_add(r.bytes_in, Relaxed);
+            c.bytes_out.fetch_add(r.bytes_out, Relaxed);
+            match (r.termination.cause, r.termination.stage) {
+                (Cause::ServerAbort | Cause::ServerTimeout, crate::session::Stage::Connect) => {
+                    c.connect_errors.fetch_add(1, Relaxed);
+                }
+                (Cause::ClientAbort | Cause::ClientTimeout, _) => {
+                    c.client_aborts.fetch_add(1, Relaxed);
+                }
+                (Cause::ServerAbort | Cause::ServerTimeout, _) => {
+                    c.server_aborts.fetch_add(1, Relaxed);
+                }
+                _ => {}
+            }
+        }
+    }
+}

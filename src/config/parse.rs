@@ -1,0 +1,1103 @@
+//! Step 2 of 3: lines → section drafts, through one keyword table per section kind.
+//!
+//! Each keyword is either handled (its arguments parsed into the draft), ignored with a warning (HAProxy
+//! directives that make no sense for gatehouse), or refused as "not supported yet" naming the issue that
+//! brings it. Unknown keywords get the nearest known spelling. Parsing goes on after an error so that one
+//! `-c` run reports every problem, as `haproxy -c` does.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::lexer::{Line, Pos};
+use super::model::{
+    Bind, Families, FirewallBackend, Mode, PlumbingSettings, PortRange, PortSpec, Selector, Server,
+    ServerTarget, Source, UseSrc,
+};
+use super::Diagnostic;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionKind {
+    Global,
+    Defaults,
+    Frontend,
+    Backend,
+    Listen,
+}
+
+impl SectionKind {
+    fn bit(self) -> u8 {
+        match self {
+            SectionKind::Global => G,
+            SectionKind::Defaults => D,
+            SectionKind::Frontend => F,
+            SectionKind::Backend => B,
+            SectionKind::Listen => L,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            SectionKind::Global => "global",
+            SectionKind::Defaults => "defaults",
+            SectionKind::Frontend => "frontend",
+            SectionKind::Backend => "backend",
+            SectionKind::Listen => "listen",
+        }
+    }
+    pub fn is_frontend(self) -> bool {
+        matches!(self, SectionKind::Frontend | SectionKind::Listen)
+    }
+    pub fn is_backend(self) -> bool {
+        matches!(self, SectionKind::Backend | SectionKind::Listen)
+    }
+}
+
+const G: u8 = 1;
+const D: u8 = 2;
+const F: u8 = 4;
+const B: u8 = 8;
+const L: u8 = 16;
+const FE: u8 = D | F | L;
+const BE: u8 = D | B | L;
+const PX: u8 = D | F | B | L;
+
+/// What the global section says, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct GlobalDraft {
+    pub maxconn: Option<u32>,
+    pub pidfile: Option<std::path::PathBuf>,
+    pub nbthread: Option<usize>,
+    pub plumbing: PlumbingSettings,
+}
+
+/// What a defaults/frontend/backend/listen section says. Sections start as a copy of the defaults
+/// section before them, which is how HAProxy's inheritance works.
+#[derive(Debug, Clone)]
+pub struct ProxyDraft {
+    pub kind: SectionKind,
+    pub name: String,
+    pub pos: Pos,
+    pub mode: Option<Mode>,
+    pub maxconn: Option<u32>,
+    pub timeout_connect: Option<Duration>,
+    pub timeout_client: Option<Duration>,
+    pub timeout_server: Option<Duration>,
+    pub binds: Vec<Bind>,
+    pub intercepts: Vec<InterceptDraft>,
+    pub default_backend: Option<(String, Pos)>,
+    pub servers: Vec<Server>,
+    pub source: Option<Source>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InterceptDraft {
+    pub pos: Pos,
+    pub to: Option<String>,
+    pub family: Option<Families>,
+    pub dports: Vec<PortRange>,
+    pub iif: Selector<String>,
+    pub src: Selector<IpNet>,
+    pub dst: Selector<IpNet>,
+}
+
+#[derive(Debug, Default)]
+pub struct Drafts {
+    pub global: GlobalDraft,
+    pub proxies: Vec<ProxyDraft>,
+}
+
+type Handler = fn(&mut Section<'_>, &[String]) -> Result<(), String>;
+
+enum Act {
+    Handle(Handler),
+    /// Accepted and ignored, with a warning saying why.
+    Ignore(&'static str),
+    /// Recognised; arrives with a later issue.
+    Later(&'static str),
+}
+
+struct Kw {
+    name: &'static str,
+    sections: u8,
+    act: Act,
+}
+
+const fn kw(name: &'static str, sections: u8, act: Act) -> Kw {
+    Kw {
+        name,
+        sections,
+        act,
+    }
+}
+
+const CLASSIFY: &str = "content inspection and routing rules (issue #3)";
+const BACKENDS: &str = "backend features (issue #4)";
+const HTTP: &str = "http mode (issue #4)";
+const OPS: &str = "logging and the runtime API (issue #5)";
+const TLS: &str = "TLS (issue #6)";
+const PRIVDROP: &str =
+    "gatehouse keeps its privileges until privilege dropping arrives (issue #5)";
+
+/// Every keyword gatehouse knows, in any section. Two-word entries (`timeout connect`) are matched first.
+static KEYWORDS: &[Kw] = &[
+    // global
+    kw("maxconn", G | FE, Act::Handle(h_maxconn)),
+    kw("pidfile", G, Act::Handle(h_pidfile)),
+    kw("nbthread", G, Act::Handle(h_nbthread)),
+    kw("plumbing", G, Act::Handle(h_plumbing)),
+    kw("tproxy-mark", G, Act::Handle(h_tproxy_mark)),
+    kw("tproxy-table", G, Act::Handle(h_tproxy_table)),
+    kw("tproxy-rule-pref", G, Act::Handle(h_tproxy_rule_pref)),
+    kw("outbound-mark", G, Act::Handle(h_outbound_mark)),
+    kw("daemon", G, Act::Ignore("gatehouse runs in the foreground; let systemd supervise it")),
+    kw("chroot", G, Act::Ignore("gatehouse needs no chroot: it opens no files after start-up")),
+    kw("nbproc", G, Act::Ignore("gatehouse is one process; threads follow nbthread")),
+    kw("spread-checks", G, Act::Ignore("health checks arrive with issue #4")),
+    kw("user", G, Act::Ignore(PRIVDROP)),
+    kw("group", G, Act::Ignore(PRIVDROP)),
+    kw("uid", G, Act::Ignore(PRIVDROP)),
+    kw("gid", G, Act::Ignore(PRIVDROP)),
+    kw("quiet", G, Act::Ignore("gatehouse prints only warnings and errors at start-up")),
+    kw("master-worker", G, Act::Ignore("gatehouse reloads in place")),
+    kw("description", G | PX, Act::Ignore("descriptions are not shown yet")),
+    kw("node", G, Act::Ignore("node names are not shown yet")),
+    kw("log", G | PX, Act::Later(OPS)),
+    kw("log-format", PX, Act::Later(OPS)),
+    kw("stats", G | PX, Act::Later(OPS)),
+    kw("hard-stop-after", G, Act::Later(OPS)),
+    kw("localpeer", G, Act::Later("peers")),
+    kw("ca-base", G, Act::Later(TLS)),
+    kw("crt-base", G, Act::Later(TLS)),
+    kw("ssl-default-bind-ciphers", G, Act::Later(TLS)),
+    kw("ssl-default-bind-options", G, Act::Later(TLS)),
+    kw("ssl-default-server-ciphers", G, Act::Later(TLS)),
+    kw("ssl-default-server-options", G, Act::Later(TLS)),
+    // proxies
+    kw("mode", PX, Act::Handle(h_mode)),
+    kw("bind", F | L, Act::Handle(h_bind)),
+    kw("intercept", F | L, Act::Handle(h_intercept)),
+    kw("default_backend", FE, Act::Handle(h_default_backend)),
+    kw("server", B | L, Act::Handle(h_server)),
+    kw("source", BE, Act::Handle(h_source)),
+    kw("timeout connect", BE, Act::Handle(h_timeout_connect)),
+    kw("timeout client", FE, Act::Handle(h_timeout_client)),
+    kw("timeout server", BE, Act::Handle(h_timeout_server)),
+    kw("timeout queue", BE, Act::Later(BACKENDS)),
+    kw("timeout check", BE, Act::Later(BACKENDS)),
+    kw("timeout tunnel", BE, Act::Later(HTTP)),
+    kw("timeout http-request", FE, Act::Later(HTTP)),
+    kw("timeout http-keep-alive", PX, Act::Later(HTTP)),
+    kw("timeout client-fin", FE, Act::Later(BACKENDS)),
+    kw("timeout server-fin", BE, Act::Later(BACKENDS)),
+    kw("balance", BE, Act::Handle(h_balance)),
+    kw("option tcplog", FE, Act::Handle(h_noop)),
+    kw("option splice-auto", PX, Act::Ignore("gatehouse splices plain TCP automatically")),
+    kw("option splice-request", PX, Act::Ignore("gatehouse splices plain TCP automatically")),
+    kw("option splice-response", PX, Act::Ignore("gatehouse splices plain TCP automatically")),
+    kw(
+        "option transparent",
+        BE,
+        Act::Later("nothing: HAProxy removed it in 3.5; use 'server NAME 0.0.0.0' to reach the original destination"),
+    ),
+    kw("option httplog", FE, Act::Later(OPS)),
+    kw("option dontlognull", FE, Act::Later(OPS)),
+    kw("option log-health-checks", BE, Act::Later(OPS)),
+    kw("option http-server-close", PX, Act::Later(HTTP)),
+    kw("option httpclose", PX, Act::Later(HTTP)),
+    kw("option http-keep-alive", PX, Act::Later(HTTP)),
+    kw("option forwardfor", PX, Act::Later(HTTP)),
+    kw("option redispatch", BE, Act::Later(BACKENDS)),
+    kw("option allbackups", BE, Act::Later(BACKENDS)),
+    kw("option httpchk", BE, Act::Later(BACKENDS)),
+    kw("option ssl-hello-chk", BE, Act::Later(BACKENDS)),
+    kw("option tcp-check", BE, Act::Later(BACKENDS)),
+    kw("option tcpka", PX, Act::Later(BACKENDS)),
+    kw("option clitcpka", FE, Act::Later(BACKENDS)),
+    kw("option srvtcpka", BE, Act::Later(BACKENDS)),
+    kw("option abortonclose", BE, Act::Later(BACKENDS)),
+    kw("retries", BE, Act::Later(BACKENDS)),
+    kw("default-server", BE, Act::Later(BACKENDS)),
+    kw("hash-type", BE, Act::Later(BACKENDS)),
+    kw("cookie", BE, Act::Later(BACKENDS)),
+    kw("stick-table", F | B | L, Act::Later(BACKENDS)),
+    kw("stick", B | L, Act::Later(BACKENDS)),
+    kw("fullconn", BE, Act::Later(BACKENDS)),
+    kw("http-check", BE, Act::Later(BACKENDS)),
+    kw("tcp-check", BE, Act::Later(BACKENDS)),
+    kw("http-request", PX, Act::Later(HTTP)),
+    kw("http-response", PX, Act::Later(HTTP)),
+    kw("redirect", PX, Act::Later(HTTP)),
+    kw("block", F | B | L, Act::Later(HTTP)),
+    kw("errorfile", PX, Act::Later(HTTP)),
+    kw("capture", F | L, Act::Later(OPS)),
+    kw("acl", F | B | L, Act::Later(CLASSIFY)),
+    kw("use_backend", F | L, Act::Later(CLASSIFY)),
+    kw("tcp-request", PX, Act::Later(CLASSIFY)),
+    kw("tcp-response", BE, Act::Later(CLASSIFY)),
+];
+
+/// Sections gatehouse recognises but does not parse yet.
+const LATER_SECTIONS: &[(&str, &str)] = &[
+    ("resolvers", "DNS resolution (issue #3)"),
+    ("peers", "stick-table replication"),
+    ("userlist", "the stats page (issue #5)"),
+    ("http-errors", "http mode (issue #4)"),
+    ("cache", "http mode (issue #4)"),
+    ("mailers", "alerts"),
+    ("ring", "logging (issue #5)"),
+    ("log-forward", "logging (issue #5)"),
+    ("program", "nothing: gatehouse does not start other programs"),
+];
+
+/// Per-directive state handed to handlers.
+struct Section<'a> {
+    global: &'a mut GlobalDraft,
+    proxy: Option<&'a mut ProxyDraft>,
+    pos: &'a Pos,
+    /// Warnings a handler wants reported (rare; errors are its return value).
+    warnings: Vec<String>,
+}
+
+impl Section<'_> {
+    fn px(&mut self) -> &mut ProxyDraft {
+        self.proxy
+            .as_deref_mut()
+            .expect("keyword tables only route proxy keywords to proxy sections")
+    }
+    fn kind(&self) -> SectionKind {
+        self.proxy
+            .as_deref()
+            .map_or(SectionKind::Global, |p| p.kind)
+    }
+}
+
+pub fn parse(lines: &[Line], diags: &mut Vec<Diagnostic>) -> Drafts {
+    let mut drafts = Drafts::default();
+    // The defaults in force, as a template for the next proxy section.
+    let mut defaults: Option<ProxyDraft> = None;
+    // Index of the current section in `drafts.proxies`, or Global, or a skipped section.
+    enum Cur {
+        None,
+        Global,
+        Defaults,
+        Proxy(usize),
+        Skipped,
+    }
+    let mut cur = Cur::None;
+    fn err(diags: &mut Vec<Diagnostic>, pos: &Pos, msg: String) {
+        diags.push(Diagnostic::error(pos.clone(), msg));
+    }
+
+    for line in lines {
+        let w = &line.words;
+        let head = w[0].as_str();
+        let kind = match head {
+            "global" => Some(SectionKind::Global),
+            "defaults" => Some(SectionKind::Defaults),
+            "frontend" => Some(SectionKind::Frontend),
+            "backend" => Some(SectionKind::Backend),
+            "listen" => Some(SectionKind::Listen),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            match kind {
+                SectionKind::Global => cur = Cur::Global,
+                SectionKind::Defaults => {
+                    let name = w.get(1).cloned().unwrap_or_default();
+                    defaults = Some(new_proxy(None, kind, name, &line.pos));
+                    cur = Cur::Defaults;
+                }
+                _ => {
+                    let Some(name) = w.get(1) else {
+                        err(
+                            diags,
+                            &line.pos,
+                            format!("'{head}' needs a name; write '{head} NAME'"),
+                        );
+                        cur = Cur::Skipped;
+                        continue;
+                    };
+                    let mut px = new_proxy(defaults.as_ref(), kind, name.clone(), &line.pos);
+                    // `listen NAME ADDR:PORT`, the old inline bind.
+                    if kind == SectionKind::Listen && w.len() > 2 {
+                        let mut sec = Section {
+                            global: &mut drafts.global,
+                            proxy: Some(&mut px),
+                            pos: &line.pos,
+                            warnings: Vec::new(),
+                        };
+                        if let Err(e) = h_bind(&mut sec, &w[2..]) {
+                            err(diags, &line.pos, e);
+                        }
+                    } else if w.len() > 2 {
+                        err(
+                            diags,
+                            &line.pos,
+                            format!(
+                                "unexpected '{}' after the {} name; remove it",
+                                w[2],
+                                kind.name()
+                            ),
+                        );
+                    }
+                    drafts.proxies.push(px);
+                    cur = Cur::Proxy(drafts.proxies.len() - 1);
+                }
+            }
+            continue;
+        }
+        if let Some((_, what)) = LATER_SECTIONS.iter().find(|(n, _)| *n == head) {
+            err(
+                diags,
+                &line.pos,
+                format!("'{head}' sections are not supported yet; they arrive with {what}"),
+            );
+            cur = Cur::Skipped;
+            continue;
+        }
+        let (proxy, kind) = match &mut cur {
+            Cur::None => {
+                err(
+                    diags,
+                    &line.pos,
+                    format!(
+                        "'{head}' is outside any section; start one with 'global', 'defaults', 'frontend', 'backend' or 'listen'"
+                    ),
+                );
+                continue;
+            }
+            Cur::Skipped => continue,
+            Cur::Global => (None, SectionKind::Global),
+            Cur::Defaults => (defaults.as_mut(), SectionKind::Defaults),
+            Cur::Proxy(i) => {
+                let p = &mut drafts.proxies[*i];
+                let k = p.kind;
+                (Some(p), k)
+            }
+        };
+        let mut sec = Section {
+            global: &mut drafts.global,
+            proxy,
+            pos: &line.pos,
+            warnings: Vec::new(),
+        };
+        let result = directive(&mut sec, kind, w);
+        for wmsg in sec.warnings.drain(..) {
+            diags.push(Diagnostic::warning(line.pos.clone(), wmsg));
+        }
+        match result {
+            Ok(None) => {}
+            Ok(Some(warning)) => diags.push(Diagnostic::warning(line.pos.clone(), warning)),
+            Err(e) => diags.push(Diagnostic::error(line.pos.clone(), e)),
+        }
+    }
+    drafts
+}
+
+fn new_proxy(template: Option<&ProxyDraft>, kind: SectionKind, name: String, pos: &Pos) -> ProxyDraft {
+    match template {
+        Some(t) => ProxyDraft {
+            kind,
+            name,
+            pos: pos.clone(),
+            binds: Vec::new(),
+            intercepts: Vec::new(),
+            servers: Vec::new(),
+            ..t.clone()
+        },
+        None => ProxyDraft {
+            kind,
+            name,
+            pos: pos.clone(),
+            mode: None,
+            maxconn: None,
+            timeout_connect: None,
+            timeout_client: None,
+            timeout_server: None,
+            binds: Vec::new(),
+            intercepts: Vec::new(),
+            default_backend: None,
+            servers: Vec::new(),
+            source: None,
+        },
+    }
+}
+
+/// Runs one directive. `Ok(Some(w))` is a warning.
+fn directive(sec: &mut Section<'_>, kind: SectionKind, w: &[String]) -> Result<Option<String>, String> {
+    // `no option X` negates an option; the options gatehouse handles have nothing to negate yet.
+    let (negated, w) = if w[0] == "no" && w.len() > 1 {
+        (true, &w[1..])
+    } else {
+        (false, w)
+    };
+    let two = w.get(1).map(|s| format!("{} {}", w[0], s));
+    let found = two
+        .as_deref()
+        .and_then(|t| KEYWORDS.iter().find(|k| k.name == t).map(|k| (k, 2)))
+        .or_else(|| KEYWORDS.iter().find(|k| k.name == w[0]).map(|k| (k, 1)))
+        .or_else(|| {
+            // tune.* is a family of performance knobs, all meaningless here.
+            w[0].starts_with("tune.").then_some((&TUNE, 1))
+        });
+    let Some((k, used)) = found else {
+        return Err(unknown(kind, w));
+    };
+    let spelled = w[..used].join(" ");
+    let said = if negated { format!("no {spelled}") } else { spelled.clone() };
+    if k.sections & kind.bit() == 0 {
+        let allowed: Vec<&str> = [
+            SectionKind::Global,
+            SectionKind::Defaults,
+            SectionKind::Frontend,
+            SectionKind::Backend,
+            SectionKind::Listen,
+        ]
+        .into_iter()
+        .filter(|s| k.sections & s.bit() != 0)
+        .map(SectionKind::name)
+        .collect();
+        let msg = format!(
+            "'{spelled}' is not allowed in a {} section; it belongs in {}",
+            kind.name(),
+            allowed.join(", ")
+        );
+        // HAProxy warns (and ignores) for proxy keywords in a section without that capability.
+        return if kind != SectionKind::Global && k.sections & PX != 0 {
+            Ok(Some(format!("{msg}; ignored")))
+        } else {
+            Err(msg)
+        };
+    }
+    let args = &w[used..];
+    match &k.act {
+        Act::Handle(h) if negated => {
+            let _ = h;
+            Err(format!("'no {spelled}' is not supported; remove the line"))
+        }
+        Act::Handle(h) => h(sec, args).map(|()| None),
+        Act::Ignore(why) => Ok(Some(format!("'{said}' is ignored: {why}"))),
+        Act::Later(what) => Err(format!(
+            "'{spelled}' is not supported yet; it arrives with {what}"
+        )),
+    }
+}
+
+static TUNE: Kw = kw(
+    "tune.*",
+    G,
+    Act::Ignore("gatehouse sizes its buffers and pipes itself"),
+);
+
+fn unknown(kind: SectionKind, w: &[String]) -> String {
+    let typed = if w[0] == "option" || w[0] == "timeout" {
+        w.iter().take(2).cloned().collect::<Vec<_>>().join(" ")
+    } else {
+        w[0].clone()
+    };
+    let best = KEYWORDS
+        .iter()
+        .filter(|k| k.sections & kind.bit() != 0)
+        .map(|k| (edit_distance(&typed, k.name), k.name))
+        .min();
+    match best {
+        Some((d, name)) if d <= 2.max(typed.len() / 3) => format!(
+            "unknown keyword '{typed}' in {} section; did you mean '{name}'?",
+            kind.name()
+        ),
+        _ => format!(
+            "unknown keyword '{typed}' in {} section; see docs/configuration.md for the keywords it takes",
+            kind.name()
+        ),
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+// ---- value parsers ----
+
+/// HAProxy durations: a number with an optional unit (us, ms, s, m, h, d); no unit means milliseconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration; write a number with a unit, like 5s or 500ms"))?;
+    let d = match unit {
+        "us" => Duration::from_micros(n),
+        "" | "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86400),
+        _ => {
+            return Err(format!(
+                "'{s}' has an unknown time unit '{unit}'; use us, ms, s, m, h or d"
+            ));
+        }
+    };
+    Ok(d)
+}
+
+/// A decimal or 0x-hexadecimal unsigned number.
+pub fn parse_u32(s: &str, what: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("'{s}' is not a valid {what}; write a whole number such as 100 or 0x64"))
+}
+
+fn one<'a>(args: &'a [String], usage: &str) -> Result<&'a str, String> {
+    match args {
+        [a] => Ok(a),
+        [] => Err(format!("missing argument; write '{usage}'")),
+        [_, extra, ..] => Err(format!("unexpected '{extra}'; write '{usage}'")),
+    }
+}
+
+/// The host part of an address, with HAProxy's spellings of "any".
+fn parse_host(h: &str) -> Result<IpAddr, String> {
+    match h {
+        "" | "*" => Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        _ => h.parse().map_err(|_| {
+            format!("'{h}' is not an IP address; names need resolvers, which are not supported yet (issue #3)")
+        }),
+    }
+}
+
+/// Splits `host:port`, `[v6]:port`, `v6:port` (HAProxy takes the last colon) and `ipv4@`/`ipv6@` forms.
+/// The port is returned as text, since its meaning differs between bind and server.
+fn split_addr(s: &str) -> Result<(IpAddr, Option<&str>), String> {
+    let (s, forced) = if let Some(r) = s.strip_prefix("ipv4@") {
+        (r, Some(false))
+    } else if let Some(r) = s.strip_prefix("ipv6@") {
+        (r, Some(true))
+    } else {
+        (s, None)
+    };
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, tail) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("'{s}' has '[' without ']'; write [ADDR]:PORT"))?;
+        let port = match tail {
+            "" => None,
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or_else(|| format!("'{s}': expected ':PORT' after ']'"))?,
+            ),
+        };
+        (h, port)
+    } else if s.parse::<Ipv6Addr>().is_ok() && s.contains("::") && !s.ends_with(':') && s.matches(':').count() > 2 {
+        // A bare IPv6 address with no port (e.g. `2001:db8::1` as a server address).
+        (s, None)
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let mut ip = parse_host(host)?;
+    match (forced, ip) {
+        (Some(true), IpAddr::V4(v4)) if v4.is_unspecified() => ip = IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        (Some(true), IpAddr::V4(_)) => return Err(format!("'{s}' is IPv4 but marked ipv6@")),
+        (Some(false), IpAddr::V6(_)) => return Err(format!("'{s}' is IPv6 but marked ipv4@")),
+        _ => {}
+    }
+    Ok((ip, port))
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    p.parse()
+        .map_err(|_| format!("'{p}' is not a port; write a number from 1 to 65535"))
+}
+
+// ---- handlers ----
+
+fn h_noop(_: &mut Section<'_>, _: &[String]) -> Result<(), String> {
+    Ok(())
+}
+
+fn h_maxconn(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let n = parse_u32(one(args, "maxconn NUMBER")?, "maxconn")?;
+    if n == 0 {
+        return Err("maxconn must be at least 1".into());
+    }
+    match sec.kind() {
+        SectionKind::Global => sec.global.maxconn = Some(n),
+        _ => sec.px().maxconn = Some(n),
+    }
+    Ok(())
+}
+
+fn h_pidfile(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.global.pidfile = Some(one(args, "pidfile PATH")?.into());
+    Ok(())
+}
+
+fn h_nbthread(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let n = parse_u32(one(args, "nbthread NUMBER")?, "thread count")?;
+    if n == 0 {
+        return Err("nbthread must be at least 1".into());
+    }
+    sec.global.nbthread = Some(n as usize);
+    Ok(())
+}
+
+fn h_plumbing(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.global.plumbing.backend = match one(args, "plumbing auto|nft|iptables|none")? {
+        "auto" => FirewallBackend::Auto,
+        "nft" | "nftables" => FirewallBackend::Nft,
+        "iptables" | "iptables-legacy" => FirewallBackend::Iptables,
+        "none" => FirewallBackend::None,
+        other => {
+            return Err(format!(
+                "unknown plumbing backend '{other}'; use auto, nft, iptables or none"
+            ));
+        }
+    };
+    Ok(())
+}
+
+fn nonzero(n: u32, what: &str) -> Result<u32, String> {
+    if n == 0 {
+        Err(format!("{what} must not be 0"))
+    } else {
+        Ok(n)
+    }
+}
+
+fn h_tproxy_mark(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let n = parse_u32(one(args, "tproxy-mark MARK")?, "mark")?;
+    sec.global.plumbing.mark = nonzero(n, "tproxy-mark")?;
+    Ok(())
+}
+
+fn h_tproxy_table(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let n = parse_u32(one(args, "tproxy-table NUMBER")?, "routing table")?;
+    if matches!(n, 0 | 253..=255) {
+        return Err(format!(
+            "table {n} is reserved (unspec/default/main/local); pick another, such as 100"
+        ));
+    }
+    sec.global.plumbing.table = n;
+    Ok(())
+}
+
+fn h_tproxy_rule_pref(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let n = parse_u32(one(args, "tproxy-rule-pref NUMBER")?, "rule preference")?;
+    if n == 0 || n >= 32766 {
+        return Err("tproxy-rule-pref must be between 1 and 32765, before the main table's rule".into());
+    }
+    sec.global.plumbing.rule_pref = n;
+    Ok(())
+}
+
+fn h_outbound_mark(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.global.plumbing.outbound_mark = parse_u32(one(args, "outbound-mark MARK")?, "mark")?;
+    Ok(())
+}
+
+fn h_mode(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    match one(args, "mode tcp")? {
+        "tcp" => sec.px().mode = Some(Mode::Tcp),
+        "http" => return Err("'mode http' is not supported yet; it arrives with http mode (issue #4)".into()),
+        "health" => return Err("'mode health' was removed from HAProxy; remove the line".into()),
+        other => return Err(format!("unknown mode '{other}'; use 'mode tcp'")),
+    }
+    Ok(())
+}
+
+fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let Some(first) = args.first() else {
+        return Err("missing address; write 'bind ADDR:PORT [transparent]'".into());
+    };
+    let pos = sec.pos.clone();
+    let mut binds = Vec::new();
+    // HAProxy allows several comma-separated addresses on one bind line.
+    for a in first.split(',') {
+        let (ip, port) = split_addr(a)?;
+        let port = port.ok_or_else(|| format!("'{a}' has no port; write ADDR:PORT, e.g. :80"))?;
+        if port.contains('-') {
+            return Err(format!("port ranges ('{port}') are not supported in bind; bind each port"));
+        }
+        let port = parse_port(port)?;
+        binds.push(Bind {
+            addr: SocketAddr::new(ip, port),
+            pos: pos.clone(),
+            name: None,
+            transparent: false,
+            v6only: None,
+            backlog: None,
+        });
+    }
+    let mut it = args[1..].iter();
+    while let Some(opt) = it.next() {
+        let mut value = |what: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("'{opt}' needs a value; write '{opt} {what}'"))
+        };
+        match opt.as_str() {
+            "transparent" => binds.iter_mut().for_each(|b| b.transparent = true),
+            "name" => {
+                let n = value("NAME")?;
+                binds.iter_mut().for_each(|b| b.name = Some(n.clone()));
+            }
+            "v6only" => binds.iter_mut().for_each(|b| b.v6only = Some(true)),
+            "v4v6" => binds.iter_mut().for_each(|b| b.v6only = Some(false)),
+            "backlog" => {
+                let n = parse_u32(&value("NUMBER")?, "backlog")?;
+                binds.iter_mut().for_each(|b| b.backlog = Some(n));
+            }
+            "process" | "thread" => {
+                value("SET")?;
+                sec.warnings.push(format!("bind option '{opt}' is ignored: tokio spreads connections over threads"));
+            }
+            "accept-proxy" | "ssl" | "crt" | "crt-list" | "alpn" | "ca-file" | "verify" | "ssl-min-ver" => {
+                return Err(format!("bind option '{opt}' is not supported yet; it arrives with TLS (issue #6)"));
+            }
+            "tfo" | "defer-accept" | "interface" | "mss" | "maxconn" | "nice" => {
+                return Err(format!("bind option '{opt}' is not supported yet"));
+            }
+            other => {
+                return Err(format!(
+                    "unknown bind option '{other}'; gatehouse knows transparent, name, v4v6, v6only, backlog"
+                ));
+            }
+        }
+    }
+    sec.px().binds.extend(binds);
+    Ok(())
+}
+
+/// Splits a comma list into includes and `!`-excludes.
+fn selector<T>(list: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Selector<T>, String> {
+    let mut s = Selector::default();
+    for item in list.split(',').filter(|i| !i.is_empty()) {
+        match item.strip_prefix('!') {
+            Some(x) => s.exclude.push(parse(x)?),
+            None => s.include.push(parse(item)?),
+        }
+    }
+    Ok(s)
+}
+
+fn merge<T>(into: &mut Selector<T>, more: Selector<T>) {
+    into.include.extend(more.include);
+    into.exclude.extend(more.exclude);
+}
+
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| format!("'{s}' is not an address or CIDR; write e.g. 10.0.0.0/8 or 2001:db8::/32"))
+}
+
+fn parse_port_range(s: &str) -> Result<PortRange, String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (first, last) = (parse_port(a)?, parse_port(b)?);
+    if first == 0 || first > last {
+        return Err(format!("'{s}' is not a port range; write FIRST-LAST with 1 <= FIRST <= LAST"));
+    }
+    Ok(PortRange { first, last })
+}
+
+fn h_intercept(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    const USAGE: &str = "intercept [tcp] dport PORTS [iif IFACES] [src CIDRS] [dst CIDRS] [family ipv4|ipv6] [to BINDNAME]";
+    let mut d = InterceptDraft {
+        pos: sec.pos.clone(),
+        to: None,
+        family: None,
+        dports: Vec::new(),
+        iif: Selector::default(),
+        src: Selector::default(),
+        dst: Selector::default(),
+    };
+    let mut it = args.iter();
+    while let Some(k) = it.next() {
+        if k == "tcp" {
+            continue;
+        }
+        let v = it
+            .next()
+            .ok_or_else(|| format!("'{k}' needs a value; write '{USAGE}'"))?;
+        match k.as_str() {
+            "dport" | "port" | "ports" => {
+                for p in v.split(',').filter(|p| !p.is_empty()) {
+                    d.dports.push(parse_port_range(p)?);
+                }
+            }
+            "iif" => merge(
+                &mut d.iif,
+                selector(v, |s| {
+                    if s.is_empty() || s.len() > 15 || s.contains(['/', ' ']) {
+                        Err(format!("'{s}' is not an interface name"))
+                    } else {
+                        Ok(s.to_string())
+                    }
+                })?,
+            ),
+            "src" => merge(&mut d.src, selector(v, parse_cidr)?),
+            "dst" => merge(&mut d.dst, selector(v, parse_cidr)?),
+            "family" => {
+                d.family = Some(match v.as_str() {
+                    "ipv4" => Families::V4,
+                    "ipv6" => Families::V6,
+                    "any" => Families::Both,
+                    _ => return Err(format!("unknown family '{v}'; use ipv4, ipv6 or any")),
+                })
+            }
+            "to" => d.to = Some(v.clone()),
+            "udp" => return Err("UDP interception is not supported yet; intercept tcp only".into()),
+            other => return Err(format!("unknown intercept option '{other}'; write '{USAGE}'")),
+        }
+    }
+    if d.dports.is_empty() {
+        return Err(format!(
+            "intercept needs destination ports (intercepting every port is rarely wanted); write '{USAGE}'"
+        ));
+    }
+    if d.iif.include.iter().any(|i| i == "lo") {
+        return Err("intercepting on 'lo' would loop the gateway's own traffic back into it; remove lo".into());
+    }
+    sec.px().intercepts.push(d);
+    Ok(())
+}
+
+fn h_default_backend(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let n = one(args, "default_backend NAME")?.to_string();
+    let pos = sec.pos.clone();
+    sec.px().default_backend = Some((n, pos));
+    Ok(())
+}
+
+fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let (name, addr) = match args {
+        [n, a, ..] => (n.clone(), a.as_str()),
+        _ => return Err("write 'server NAME ADDR[:PORT]'".into()),
+    };
+    let (ip, port) = split_addr(addr)?;
+    let target = if ip.is_unspecified() {
+        ServerTarget::OrigDst(match port {
+            None | Some("") | Some("0") => PortSpec::Same,
+            Some(p) if p.starts_with('+') || p.starts_with('-') => PortSpec::Offset(
+                p.parse()
+                    .map_err(|_| format!("'{p}' is not a port offset; write +N or -N"))?,
+            ),
+            Some(p) => PortSpec::Fixed(parse_port(p)?),
+        })
+    } else {
+        let port = match port {
+            None | Some("") => {
+                return Err(format!(
+                    "server '{name}': '{addr}' has no port; a fixed address needs ADDR:PORT (only 0.0.0.0 may omit it)"
+                ));
+            }
+            Some(p) if p.starts_with('+') || p.starts_with('-') => {
+                return Err(format!(
+                    "server '{name}': port offsets ('{p}') need the address 0.0.0.0 (the original destination)"
+                ));
+            }
+            Some(p) => parse_port(p)?,
+        };
+        if port == 0 {
+            return Err(format!("server '{name}': port 0 needs the address 0.0.0.0"));
+        }
+        ServerTarget::Fixed(SocketAddr::new(ip, port))
+    };
+    let mut source = None;
+    let mut rest = &args[2..];
+    while let Some(opt) = rest.first() {
+        match opt.as_str() {
+            "source" => {
+                let end = rest
+                    .iter()
+                    .skip(1)
+                    .position(|w| SERVER_OPTIONS.contains(&w.as_str()) || w == "source")
+                    .map_or(rest.len(), |p| p + 1);
+                source = Some(source_of(&rest[1..end])?);
+                rest = &rest[end..];
+                continue;
+            }
+            o if SERVER_LATER_TLS.contains(&o) => {
+                return Err(format!("server option '{o}' is not supported yet; it arrives with TLS (issue #6)"));
+            }
+            o if SERVER_LATER_DNS.contains(&o) => {
+                return Err(format!(
+                    "server option '{o}' is not supported yet; it arrives with DNS resolution (issue #3)"
+                ));
+            }
+            o if SERVER_OPTIONS.contains(&o) => {
+                return Err(format!(
+                    "server option '{o}' is not supported yet; it arrives with backend features (issue #4)"
+                ));
+            }
+            o => {
+                let best = SERVER_OPTIONS
+                    .iter()
+                    .chain(SERVER_LATER_TLS)
+                    .chain(SERVER_LATER_DNS)
+                    .map(|k| (edit_distance(o, k), *k))
+                    .min()
+                    .filter(|(d, _)| *d <= 2);
+                return Err(match best {
+                    Some((_, k)) => format!("unknown server option '{o}'; did you mean '{k}'?"),
+                    None => format!("unknown server option '{o}'"),
+                });
+            }
+        }
+    }
+    let pos = sec.pos.clone();
+    sec.px().servers.push(Server {
+        name,
+        pos,
+        target,
+        source,
+    });
+    Ok(())
+}
+
+/// Server options that arrive with the backends issue; recognised so they get a precise message.
+const SERVER_OPTIONS: &[&str] = &[
+    "check", "port", "addr", "inter", "fastinter", "downinter", "rise", "fall", "weight", "maxconn",
+    "maxqueue", "minconn", "backup", "disabled", "enabled", "slowstart", "on-marked-down", "on-marked-up",
+    "cookie", "track", "observe", "error-limit", "on-error", "agent-check", "agent-port", "agent-inter",
+    "id", "redir", "non-stick",
+];
+const SERVER_LATER_TLS: &[&str] = &[
+    "ssl", "verify", "sni", "ca-file", "crt", "alpn", "check-ssl", "send-proxy", "send-proxy-v2",
+    "proxy-v2-options", "no-ssl", "verifyhost",
+];
+const SERVER_LATER_DNS: &[&str] = &["resolvers", "resolve-prefer", "init-addr", "resolve-net", "resolve-opts"];
+
+fn source_of(args: &[String]) -> Result<Source, String> {
+    const USAGE: &str = "source ADDR[:PORT] [usesrc clientip|client|ADDR[:PORT]]";
+    let Some(addr) = args.first() else {
+        return Err(format!("missing address; write '{USAGE}'"));
+    };
+    let (ip, port) = split_addr(addr)?;
+    let port = match port {
+        None | Some("") => 0,
+        Some(p) if p.contains('-') => {
+            return Err(format!("source port ranges ('{p}') are not supported; give one port or none"));
+        }
+        Some(p) => p.parse().map_err(|_| format!("'{p}' is not a port"))?,
+    };
+    let usesrc = match &args[1..] {
+        [] => None,
+        [u, v] if u == "usesrc" => Some(match v.as_str() {
+            "clientip" => UseSrc::ClientIp,
+            "client" => UseSrc::Client,
+            v if v.starts_with("hdr_ip") => {
+                return Err("'usesrc hdr_ip(...)' is not supported yet; it arrives with http mode (issue #4)".into());
+            }
+            v => {
+                let (ip, port) = split_addr(v)?;
+                let port = port.map(parse_port).transpose()?.unwrap_or(0);
+                UseSrc::Addr(SocketAddr::new(ip, port))
+            }
+        }),
+        [u] if u == "usesrc" => return Err(format!("'usesrc' needs a value; write '{USAGE}'")),
+        [u, ..] if u == "interface" => {
+            return Err("'source ... interface' is not supported yet".into());
+        }
+        [other, ..] => return Err(format!("unexpected '{other}'; write '{USAGE}'")),
+    };
+    Ok(Source {
+        addr: SocketAddr::new(ip, port),
+        usesrc,
+    })
+}
+
+fn h_source(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.px().source = Some(source_of(args)?);
+    Ok(())
+}
+
+fn timeout(args: &[String], which: &str) -> Result<Duration, String> {
+    parse_duration(one(args, &format!("timeout {which} DURATION"))?)
+}
+
+fn h_timeout_connect(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.px().timeout_connect = Some(timeout(args, "connect")?);
+    Ok(())
+}
+
+fn h_timeout_client(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.px().timeout_client = Some(timeout(args, "client")?);
+    Ok(())
+}
+
+fn h_timeout_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.px().timeout_server = Some(timeout(args, "server")?);
+    Ok(())
+}
+
+fn h_balance(_: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    match one(args, "balance roundrobin")? {
+        "roundrobin" => Ok(()),
+        other => Err(format!(
+            "'balance {other}' is not supported yet; it arrives with backend features (issue #4); roundrobin works now"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (s, ms) in [("5s", 5000), ("500", 500), ("250ms", 250), ("1m", 60000), ("2h", 7_200_000), ("1d", 86_400_000)] {
+            assert_eq!(parse_duration(s).unwrap(), Duration::from_millis(ms), "{s}");
+        }
+        assert_eq!(parse_duration("10us").unwrap(), Duration::from_micros(10));
+        for bad in ["", "s", "5x", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        let v4 = |s: &str| split_addr(s).map(|(ip, p)| (ip.to_string(), p.map(str::to_string)));
+        assert_eq!(v4(":80").unwrap(), ("0.0.0.0".into(), Some("80".into())));
+        assert_eq!(v4("*:80").unwrap(), ("0.0.0.0".into(), Some("80".into())));
+        assert_eq!(v4("10.0.0.1:443").unwrap(), ("10.0.0.1".into(), Some("443".into())));
+        assert_eq!(v4("[::]:80").unwrap(), ("::".into(), Some("80".into())));
+        assert_eq!(v4(":::80").unwrap(), ("::".into(), Some("80".into())));
+        assert_eq!(v4("ipv6@:80").unwrap(), ("::".into(), Some("80".into())));
+        assert_eq!(v4("0.0.0.0").unwrap(), ("0.0.0.0".into(), None));
+        assert_eq!(v4("*").unwrap(), ("0.0.0.0".into(), None));
+        assert_eq!(v4("2001:db8::1").unwrap(), ("2001:db8::1".into(), None));
+        assert_eq!(v4("[2001:db8::1]:8080").unwrap(), ("2001:db8::1".into(), Some("8080".into())));
+        assert!(v4("www.example.com:80").unwrap_err().contains("resolvers"));
+        assert!(v4("[::1:80").is_err());
+    }
+
+    #[test]
+    fn nearest_spelling() {
+        assert_eq!(edit_distance("defualt_backend", "default_backend"), 2);
+        let w: Vec<String> = ["defualt_backend", "x"].iter().map(|s| s.to_string()).collect();
+        assert!(unknown(SectionKind::Frontend, &w).contains("did you mean 'default_backend'"));
+        let w: Vec<String> = ["timeout", "conect", "5s"].iter().map(|s| s.to_string()).collect();
+        assert!(unknown(SectionKind::Backend, &w).contains("'timeout connect'"));
+        let w: Vec<String> = ["zzzzzzzz"].iter().map(|s| s.to_string()).collect();
+        assert!(!unknown(SectionKind::Backend, &w).contains("did you mean"));
+    }
+}

@@ -1,0 +1,56 @@
+//! Connection log lines in HAProxy's `option tcplog` layout:
+//!
+//! `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
+//!
+//! written to standard output, one line per session, as HAProxy's `log stdout format raw` would.
+//! Diagnostics go through `tracing` to standard error instead.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use crate::account::Runtime;
+use crate::session::Record;
+
+/// `%t`: the accept date, `dd/Mon/yyyy:HH:MM:SS.mmm` in local time.
+pub fn accept_date(t: SystemTime) -> String {
+    let dt: chrono::DateTime<chrono::Local> = t.into();
+    dt.format("%d/%b/%Y:%H:%M:%S%.3f").to_string()
+}
+
+/// The tcplog line for a finished session.
+pub fn tcplog(rt: &Runtime, r: &Record) -> String {
+    let fe = &rt.cfg.frontends[r.frontend];
+    let be = r.backend.map(|b| &rt.cfg.backends[b]);
+    let backend = be.map_or(fe.name.as_str(), |b| b.name.as_str());
+    let server = match (be, r.server) {
+        (Some(b), Some(s)) => b.servers[s].name.as_str(),
+        _ => "<NOSRV>",
+    };
+    let tc = r.connect_ms.map_or(-1, |ms| ms as i64);
+    let t = &r.tally;
+    format!(
+        "{}:{} [{}] {} {}/{} 0/{}/{} {} {} {}/{}/{}/{}/{} 0/0",
+        r.client.ip(),
+        r.client.port(),
+        accept_date(r.accepted_at),
+        fe.name,
+        backend,
+        server,
+        tc,
+        r.total_ms,
+        r.bytes_out,
+        r.termination,
+        t.process,
+        t.frontend,
+        t.backend,
+        t.server,
+        t.retries,
+    )
+}
+
+pub fn session(rt: &Runtime, r: &Record) {
+    let mut line = tcplog(rt, r);
+    line.push('\n');
+    // One write per line, so lines from different threads never interleave.
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+}

@@ -1,0 +1,206 @@
+//! The `gatehouse` command: HAProxy-like flags (`-f`, `-c`, `-p`, `-L`) plus `gatehouse rules`.
+//! The only place `anyhow` is used; every layer below has its own typed errors.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use gatehouse::config::{self, ConfigError};
+use gatehouse::plumbing::{self, Firewall, Plan};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A Linux transparent gateway and SNI proxy, configured like HAProxy",
+    long_about = "A Linux transparent gateway and SNI proxy, configured like HAProxy.\n\n\
+        With no -f, gatehouse runs its embedded default configuration: it intercepts TCP ports 80 \
+        and 443 arriving on every interface except lo and passes each connection to its original \
+        destination with the client's IP as source. `gatehouse -c` prints that default.\n\n\
+        gatehouse installs its own plumbing (an nftables table, or iptables-legacy chains, plus an \
+        `ip rule` and a local route) after binding, and removes it on SIGINT/SIGTERM.\n\n\
+        Connection logs (HAProxy tcplog layout) go to standard output; diagnostics go to standard \
+        error, filtered by GATEHOUSE_LOG (e.g. GATEHOUSE_LOG=debug).",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Configuration file; repeat to read several, in order. Without it, the embedded default.
+    #[arg(short = 'f', value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Check the configuration and exit: 0 if valid, 1 if not, printing `file:line:` messages.
+    #[arg(short = 'c')]
+    check: bool,
+    /// Write the process id to this file (overrides the global `pidfile`).
+    #[arg(short = 'p', value_name = "PIDFILE")]
+    pidfile: Option<PathBuf>,
+    /// Local peer name (kept for stick-table replication; currently only recorded).
+    #[arg(short = 'L', value_name = "NAME")]
+    local_peer: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the plumbing gatehouse would install (nft ruleset and ip rule/route), touching nothing;
+    /// or, with --remove, remove a killed run's leftovers.
+    Rules {
+        /// Configuration file(s), as for the main command.
+        #[arg(short = 'f', value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Remove every gatehouse nft table, iptables chain, ip rule and route, then exit.
+        #[arg(long)]
+        remove: bool,
+        /// Render for this backend instead of the configured one.
+        #[arg(long, value_name = "nft|iptables")]
+        backend: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gatehouse: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_diagnostics(d: &[config::Diagnostic]) {
+    for d in d {
+        eprintln!("{d}");
+    }
+}
+
+/// Loads the config, printing warnings; a config error prints every message and gives exit 1.
+fn load(files: &[PathBuf]) -> Result<Option<config::Loaded>, anyhow::Error> {
+    match config::load(files) {
+        Ok(l) => {
+            print_diagnostics(&l.warnings);
+            Ok(Some(l))
+        }
+        Err(ConfigError::Invalid(d)) => {
+            print_diagnostics(&d);
+            let n = d.iter().filter(|d| d.is_error()).count();
+            eprintln!("gatehouse: configuration has {n} error(s)");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().context("starting the runtime")
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    if let Some(Command::Rules {
+        files,
+        remove,
+        backend,
+    }) = cli.command
+    {
+        return rules(&files, remove, backend.as_deref());
+    }
+
+    if cli.check {
+        if cli.files.is_empty() {
+            print!("{}", config::DEFAULT_CONFIG);
+        }
+        return Ok(match load(&cli.files)? {
+            Some(_) => {
+                println!("Configuration file is valid");
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::from(1),
+        });
+    }
+
+    let Some(loaded) = load(&cli.files)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let cfg = Arc::new(loaded.config);
+    if let Some(name) = &cli.local_peer {
+        tracing::debug!(local_peer = %name, "local peer name recorded");
+    }
+    raise_fd_limit(cfg.global.maxconn);
+    let pidfile = cli.pidfile.or_else(|| cfg.global.pidfile.clone());
+    if let Some(p) = &pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing pidfile {}", p.display()))?;
+    }
+    let rt = runtime(cfg.global.nbthread)?;
+    let result = rt.block_on(gatehouse::server::serve(cfg, shutdown_signal()));
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+}
+
+/// Each session needs two sockets (and a pipe while bytes move); raise the soft limit to fit.
+fn raise_fd_limit(maxconn: u32) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let want = (u64::from(maxconn) * 2 + 1024).min(hard);
+        if want > soft {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, want, hard);
+        }
+    }
+}
+
+fn rules(files: &[PathBuf], remove: bool, backend: Option<&str>) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(files)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let plan = Plan::from_config(&loaded.config);
+    let rt = runtime(Some(1))?;
+    if remove {
+        rt.block_on(plumbing::remove_all(&plan.settings))
+            .context("removing the plumbing unit")?;
+        println!("removed every gatehouse nft table, iptables chain, ip rule and route");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let firewall = match backend {
+        Some("nft") => Firewall::Nft,
+        Some("iptables") => Firewall::Iptables,
+        Some(other) => anyhow::bail!("unknown backend '{other}'; use nft or iptables"),
+        None => match plan.settings.backend {
+            config::model::FirewallBackend::Nft => Firewall::Nft,
+            config::model::FirewallBackend::Iptables => Firewall::Iptables,
+            config::model::FirewallBackend::None => Firewall::None,
+            // Rendering touches nothing, so `auto` is shown as nft, the preferred backend.
+            config::model::FirewallBackend::Auto => Firewall::Nft,
+        },
+    };
+    print!("{}", plumbing::render(&plan, firewall));
+    Ok(ExitCode::SUCCESS)
+}
