@@ -40,6 +40,8 @@ pub async fn serve(cfg: Arc<Config>, shutdown: impl Future<Output = ()>) -> Resu
         tracing::info!(firewall = ?installed.firewall, families = ?plan.families, diverts = plan.diverts.len(), "plumbing installed");
     }
     let rt = Arc::new(Runtime::new(cfg));
+    // Listeners are bound and the unit is in place: connections are taken from here on.
+    tracing::info!(pid = std::process::id(), "ready");
     run(rt, bound, shutdown).await;
     let removed = installed.remove().await;
     if !plan.is_empty() {

@@ -1,0 +1,202 @@
+# Shared helpers for netns tests. Source it, then call gh_init PREFIX.
+#
+# The standard topology (gh_topology), addresses from documentation/test ranges that exist only inside
+# the namespaces this test creates:
+#
+#   +----------------+  veth   +-------------------------------+  veth   +----------------+
+#   | ${P}c (client) |---------| ${P}g (gateway, gatehouse)    |---------| ${P}s (server) |
+#   | 10.N.1.2/24    |  c0  g0 | 10.N.1.1/24   |  10.N.2.1/24  | g1  s0  | 10.N.2.2/24    |
+#   | fd00:N:1::2/64 |         | fd00:N:1::1   |  fd00:N:2::1  |         | fd00:N:2::2/64 |
+#   +----------------+         +-------------------------------+         +----------------+
+#
+# Every test gets a unique prefix and subnet number N, so tests can run side by side. Nothing is sent
+# anywhere but between these namespaces; each namespace's resolv.conf points at loopback inside it.
+
+set -u
+
+GH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+GATEHOUSE=${GATEHOUSE:-$GH_ROOT/target/release/gatehouse}
+GH_PIDS=()
+GH_NS=()
+
+gh_log() { printf '[%s] %s\n' "$GH_NAME" "$*" >&2; }
+
+gh_fail() {
+    gh_log "FAIL: $*"
+    gh_dump
+    exit 1
+}
+
+gh_pass() {
+    gh_log "PASS"
+    exit 0
+}
+
+# Prints what a failing test leaves behind, to read in CI output.
+gh_dump() {
+    local f
+    for f in "$GH_TMP"/*.log "$GH_TMP"/*.err; do
+        [ -s "$f" ] || continue
+        echo "----- $f (last 30 lines)" >&2
+        tail -n 30 "$f" >&2
+    done
+}
+
+gh_cleanup() {
+    local pid ns
+    for pid in "${GH_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    sleep 0.2
+    for pid in "${GH_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    for ns in "${GH_NS[@]}"; do
+        # Kill anything still running inside before the namespace goes.
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        ip netns del "$ns" 2>/dev/null
+        rm -rf "/etc/netns/$ns"
+    done
+    [ -n "${GH_KEEP_TMP:-}" ] || rm -rf "$GH_TMP"
+}
+
+# gh_init NAME NUMBER: NAME is the test name (prefix for namespaces), NUMBER (10-250) picks subnets.
+gh_init() {
+    GH_NAME=$1
+    GH_N=$2
+    GH_P="gh${GH_N}"
+    GH_TMP=$(mktemp -d "/tmp/gatehouse-$GH_NAME.XXXXXX")
+    chmod 755 "$GH_TMP"
+    trap gh_cleanup EXIT
+    trap 'exit 130' INT TERM
+    [ -x "$GATEHOUSE" ] || gh_fail "no gatehouse binary at $GATEHOUSE (build it with cargo build --release)"
+}
+
+gh_ns() {
+    local ns=$1
+    ip netns del "$ns" 2>/dev/null
+    ip netns add "$ns"
+    GH_NS+=("$ns")
+    mkdir -p "/etc/netns/$ns"
+    # DNS inside the namespace goes nowhere but its own loopback unless a test starts a DNS server.
+    echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+}
+
+gh_x() { ip netns exec "$@"; }
+
+# Builds the standard client/gateway/server topology. Sets C G S (namespace names) and addresses.
+gh_topology() {
+    C=${GH_P}c G=${GH_P}g S=${GH_P}s
+    CLI4=10.$GH_N.1.2 GWC4=10.$GH_N.1.1 GWS4=10.$GH_N.2.1 SRV4=10.$GH_N.2.2
+    CLI6=fd00:$GH_N:1::2 GWC6=fd00:$GH_N:1::1 GWS6=fd00:$GH_N:2::1 SRV6=fd00:$GH_N:2::2
+    gh_ns "$C"; gh_ns "$G"; gh_ns "$S"
+    ip link add "${GH_P}c0" netns "$C" type veth peer name "${GH_P}g0" netns "$G"
+    ip link add "${GH_P}g1" netns "$G" type veth peer name "${GH_P}s0" netns "$S"
+    ip -n "$C" link set "${GH_P}c0" up
+    ip -n "$G" link set "${GH_P}g0" up
+    ip -n "$G" link set "${GH_P}g1" up
+    ip -n "$S" link set "${GH_P}s0" up
+    ip -n "$C" addr add "$CLI4/24" dev "${GH_P}c0"
+    ip -n "$G" addr add "$GWC4/24" dev "${GH_P}g0"
+    ip -n "$G" addr add "$GWS4/24" dev "${GH_P}g1"
+    ip -n "$S" addr add "$SRV4/24" dev "${GH_P}s0"
+    ip -n "$C" -6 addr add "$CLI6/64" dev "${GH_P}c0" nodad
+    ip -n "$G" -6 addr add "$GWC6/64" dev "${GH_P}g0" nodad
+    ip -n "$G" -6 addr add "$GWS6/64" dev "${GH_P}g1" nodad
+    ip -n "$S" -6 addr add "$SRV6/64" dev "${GH_P}s0" nodad
+    ip -n "$C" route add default via "$GWC4"
+    ip -n "$S" route add default via "$GWS4"
+    ip -n "$C" -6 route add default via "$GWC6"
+    ip -n "$S" -6 route add default via "$GWS6"
+    # No forwarding on the gateway: only gatehouse can carry a byte from client to server.
+    gh_forwarding 0
+}
+
+# gh_forwarding 0|1: IPv4 and IPv6 forwarding on the gateway.
+gh_forwarding() {
+    gh_x "$G" sysctl -qw net.ipv4.ip_forward="$1" net.ipv6.conf.all.forwarding="$1"
+}
+
+# Makes a CA and a server certificate for the given names/IPs (SANs) in $GH_TMP/pki.
+gh_pki() {
+    local san=$1 d=$GH_TMP/pki
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=gatehouse test CA" \
+        -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null || gh_fail "openssl CA"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=server" -keyout "$d/server.key" \
+        -out "$d/server.csr" 2>/dev/null || gh_fail "openssl CSR"
+    printf 'subjectAltName=%s\n' "$san" >"$d/ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/ext" -out "$d/server.crt" 2>/dev/null || gh_fail "openssl sign"
+}
+
+# gh_nginx NS NAME [LISTEN_LINES]: nginx in NS serving /, /big (files in $GH_TMP/www), logging
+# "$remote_addr $server_port $request" to $GH_TMP/NAME-access.log.
+gh_nginx() {
+    local ns=$1 name=$2 listen=${3:-"listen 80; listen [::]:80;"}
+    local d=$GH_TMP/nginx-$name
+    mkdir -p "$d" "$GH_TMP/www"
+    [ -f "$GH_TMP/www/index.html" ] || echo "hello from the server" >"$GH_TMP/www/index.html"
+    cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $GH_TMP/$name-error.log;
+events { worker_connections 4096; }
+http {
+    log_format peer '\$remote_addr \$server_port "\$request" \$status \$body_bytes_sent';
+    access_log $GH_TMP/$name-access.log peer;
+    client_body_temp_path $d/body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    keepalive_requests 100000;
+    server {
+        $listen
+        root $GH_TMP/www;
+        location /upload { client_max_body_size 1g; client_body_buffer_size 1m; return 200 "ok\n"; }
+        location /sink { client_max_body_size 1g; proxy_pass http://127.0.0.1:9999; }
+    }
+}
+EOF
+    gh_x "$ns" nginx -c "$d/nginx.conf" -e "$GH_TMP/$name-error.log" || gh_fail "nginx did not start"
+    local i
+    for i in $(seq 50); do [ -s "$d/nginx.pid" ] && break; sleep 0.1; done
+    GH_PIDS+=("$(cat "$d/nginx.pid")")
+}
+
+# gh_gatehouse NS NAME [ARGS...]: starts gatehouse in NS; stdout (connection log) in NAME.log,
+# stderr in NAME.err. Waits until it reports "ready" (bound, plumbing installed).
+gh_gatehouse() {
+    local ns=$1 name=$2
+    shift 2
+    gh_x "$ns" "$GATEHOUSE" "$@" >"$GH_TMP/$name.log" 2>"$GH_TMP/$name.err" &
+    local pid=$!
+    GH_PIDS+=("$pid")
+    eval "GH_PID_$name=$pid"
+    local i
+    for i in $(seq 100); do
+        grep -q " ready" "$GH_TMP/$name.err" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || gh_fail "gatehouse $name exited: $(cat "$GH_TMP/$name.err")"
+        sleep 0.1
+    done
+    gh_fail "gatehouse $name did not become ready"
+}
+
+# gh_wait_gone PID: waits up to 5 s for a process to exit.
+gh_wait_gone() {
+    local i
+    for i in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    return 1
+}
+
+gh_assert_grep() {
+    local pattern=$1 file=$2 what=$3
+    grep -qE -- "$pattern" "$file" || gh_fail "$what: no line matching /$pattern/ in $file"
+}
+
+gh_assert_no_grep() {
+    local pattern=$1 file=$2 what=$3
+    ! grep -qE -- "$pattern" "$file" || gh_fail "$what: unexpected line matching /$pattern/ in $file"
+}
+
+# The HAProxy tcplog layout: %ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq
+GH_TCPLOG='^[0-9a-f.:]+:[0-9]+ \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}\] [^ ]+ [^ /]+/[^ ]+ -?[0-9]+/-?[0-9]+/[0-9]+ [0-9]+ [-A-Za-z]{2} [0-9]+/[0-9]+/[0-9]+/[0-9]+/[0-9]+ [0-9]+/[0-9]+$'
