@@ -122,7 +122,10 @@ impl Runtime {
     pub fn enter_server(&self, be: usize, srv: usize) -> Presence<'_> {
         let b = &self.backends[be];
         let s = &b.servers[srv];
-        enter(vec![&b.counters.cur, &s.cur], &[&b.counters.total, &s.total])
+        enter(
+            vec![&b.counters.cur, &s.cur],
+            &[&b.counters.total, &s.total],
+        )
     }
 
     pub fn tally(&self, fe: usize, be: usize, srv: usize) -> Tally {

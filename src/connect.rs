@@ -17,8 +17,14 @@ use crate::session::{Cause, Stage, Termination};
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("server {server}: port {port} shifted by {offset} is out of range")]
-    BadPort { server: String, port: u16, offset: i32 },
-    #[error("server {server}: cannot use source {source_addr} to reach {target}: address families differ")]
+    BadPort {
+        server: String,
+        port: u16,
+        offset: i32,
+    },
+    #[error(
+        "server {server}: cannot use source {source_addr} to reach {target}: address families differ"
+    )]
     FamilyMismatch {
         server: String,
         source_addr: SocketAddr,
@@ -88,9 +94,8 @@ pub async fn connect(
     backend: &Backend,
     server: &Server,
     client: ClientAddr,
-    orig_dst: OrigDstAddr,
+    target: ServerAddr,
 ) -> Result<TcpStream, ConnectError> {
-    let target = target(server, orig_dst)?;
     let sock_err = |err| ConnectError::Socket {
         server: server.name.clone(),
         err,
@@ -107,23 +112,23 @@ pub async fn connect(
         sref.set_mark(mark).map_err(sock_err)?;
     }
     let _ = sref.set_tcp_nodelay(true);
-    if let Some(source) = server.source.as_ref().or(backend.source.as_ref()) {
-        if let Some((local, foreign)) = local_bind(source, client) {
-            if local.is_ipv4() != target.get().is_ipv4() {
-                return Err(ConnectError::FamilyMismatch {
-                    server: server.name.clone(),
-                    source_addr: local,
-                    target,
-                });
-            }
-            if foreign {
-                crate::sys::set_transparent(sref, local.is_ipv6()).map_err(sock_err)?;
-            }
-            if local.port() == 0 && local.is_ipv4() {
-                let _ = crate::sys::set_bind_address_no_port(&sock);
-            }
-            sock.bind(local).map_err(sock_err)?;
+    if let Some(source) = server.source.as_ref().or(backend.source.as_ref())
+        && let Some((local, foreign)) = local_bind(source, client)
+    {
+        if local.is_ipv4() != target.get().is_ipv4() {
+            return Err(ConnectError::FamilyMismatch {
+                server: server.name.clone(),
+                source_addr: local,
+                target,
+            });
         }
+        if foreign {
+            crate::sys::set_transparent(sref, local.is_ipv6()).map_err(sock_err)?;
+        }
+        if local.port() == 0 && local.is_ipv4() {
+            let _ = crate::sys::set_bind_address_no_port(&sock);
+        }
+        sock.bind(local).map_err(sock_err)?;
     }
     let timeout = backend.timeout_connect.unwrap_or(DEFAULT_TIMEOUT_CONNECT);
     match tokio::time::timeout(timeout, sock.connect(target.get())).await {

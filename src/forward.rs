@@ -57,7 +57,14 @@ enum End {
 }
 
 /// One direction: src → pipe → dst, until src's end of stream, then a half-close of dst.
-async fn pump(src: &TcpStream, dst: &TcpStream, flow: &Flow, src_act: &Activity, dst_act: &Activity, epoch: Instant) -> End {
+async fn pump(
+    src: &TcpStream,
+    dst: &TcpStream,
+    flow: &Flow,
+    src_act: &Activity,
+    dst_act: &Activity,
+    epoch: Instant,
+) -> End {
     loop {
         if let Err(e) = src.readable().await {
             return End::Read(e);

@@ -33,13 +33,17 @@ pub struct Bound {
 }
 
 fn bind_one(b: &Bind) -> io::Result<std::net::TcpListener> {
-    let domain = if b.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if b.addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let s = Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
-    if b.addr.is_ipv6() {
-        if let Some(only) = b.v6only {
-            s.set_only_v6(only)?;
-        }
+    if b.addr.is_ipv6()
+        && let Some(only) = b.v6only
+    {
+        s.set_only_v6(only)?;
     }
     if b.transparent {
         crate::sys::set_transparent(SockRef::from(&s), b.addr.is_ipv6())?;
@@ -60,7 +64,9 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<Bound>, BindError> {
                         "; transparent and low-port binds need root or CAP_NET_ADMIN + CAP_NET_BIND_SERVICE"
                     }
                     Some(libc::EADDRINUSE) => "; another process (or another bind line) holds it",
-                    Some(libc::EADDRNOTAVAIL) => "; the address is not on this host (add 'transparent' to bind a foreign one)",
+                    Some(libc::EADDRNOTAVAIL) => {
+                        "; the address is not on this host (add 'transparent' to bind a foreign one)"
+                    }
                     _ => "",
                 };
                 BindError {
@@ -72,9 +78,11 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<Bound>, BindError> {
             };
             let std_listener = bind_one(b).map_err(err)?;
             let listener = TcpListener::from_std(std_listener).map_err(err)?;
+            // The bound address, with the real port when the config said 0.
+            let addr = listener.local_addr().map_err(err)?;
             out.push(Bound {
                 frontend: fi,
-                addr: ListenAddr::new(b.addr),
+                addr: ListenAddr::new(addr),
                 listener,
             });
         }
@@ -88,8 +96,12 @@ pub async fn accept_loop(rt: Arc<Runtime>, bound: Bound) {
     let port = bound.addr.port();
     loop {
         // Limits first: while a limit is reached, connections wait in the kernel's backlog.
-        let Ok(global) = rt.limit.clone().acquire_owned().await else { return };
-        let Ok(local) = rt.frontends[fe].limit.clone().acquire_owned().await else { return };
+        let Ok(global) = rt.limit.clone().acquire_owned().await else {
+            return;
+        };
+        let Ok(local) = rt.frontends[fe].limit.clone().acquire_owned().await else {
+            return;
+        };
         match bound.listener.accept().await {
             Ok((stream, _)) => {
                 let rt = rt.clone();

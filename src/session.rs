@@ -137,11 +137,6 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
 
     let guard = rt.enter_frontend(frontend);
     rec.termination = 'stages: {
-        // A client that called the transparent listener's own port on one of our addresses is not an
-        // intercepted connection; forwarding it to its "original destination" would be ourselves.
-        if orig_dst.port() == listen_port && crate::sys::is_local_address(orig_dst.ip()) {
-            break 'stages Termination::new(Cause::Proxy, Stage::Request);
-        }
         let Some(be) = route::select_backend(fe) else {
             break 'stages Termination::new(Cause::Proxy, Stage::Request);
         };
@@ -153,8 +148,26 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
         rec.server = Some(srv);
         let _srv_guard = rt.enter_server(be, srv);
         rec.tally = rt.tally(frontend, be, srv);
+        let target = match connect::target(&backend.servers[srv], orig_dst) {
+            Ok(t) => t,
+            Err(e) => break 'stages e.termination(),
+        };
+        // A client that called a listener directly, with a server pointing at the original
+        // destination, would have us connect to ourselves, again and again.
+        if target.port() == listen_port && crate::sys::is_local_address(target.ip()) {
+            tracing::debug!(client = %client_addr, %target, "refused: the destination is this listener");
+            break 'stages Termination::new(Cause::Proxy, Stage::Connect);
+        }
         let t0 = Instant::now();
-        let server = match connect::connect(&rt, backend, &backend.servers[srv], client_addr, orig_dst).await {
+        let server = match connect::connect(
+            &rt,
+            backend,
+            &backend.servers[srv],
+            client_addr,
+            target,
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => {
                 rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
@@ -163,7 +176,8 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
             }
         };
         rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
-        let out = forward::forward(&client, &server, fe.timeout_client, backend.timeout_server).await;
+        let out =
+            forward::forward(&client, &server, fe.timeout_client, backend.timeout_server).await;
         rec.bytes_in = out.bytes_in;
         rec.bytes_out = out.bytes_out;
         out.termination

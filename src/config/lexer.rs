@@ -96,7 +96,9 @@ fn split_line(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Str
             (_, '\\') => {
                 in_word = true;
                 let Some(n) = chars.next() else {
-                    return Err("line ends with a lone backslash; write '\\\\' for a backslash".into());
+                    return Err(
+                        "line ends with a lone backslash; write '\\\\' for a backslash".into(),
+                    );
                 };
                 match n {
                     'r' => cur.push('\r'),
@@ -105,7 +107,9 @@ fn split_line(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Str
                     'x' => {
                         let h: String = chars.by_ref().take(2).collect();
                         let b = u8::from_str_radix(&h, 16).map_err(|_| {
-                            format!("'\\x{h}' is not a hex escape; write \\x followed by two hex digits")
+                            format!(
+                                "'\\x{h}' is not a hex escape; write \\x followed by two hex digits"
+                            )
                         })?;
                         cur.push(char::from(b));
                     }
@@ -119,9 +123,11 @@ fn split_line(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Str
                     match chars.next() {
                         Some('}') => break,
                         Some(c) => name.push(c),
-                        None => return Err(format!(
-                            "unterminated '${{{name}'; close the variable with '}}'"
-                        )),
+                        None => {
+                            return Err(format!(
+                                "unterminated '${{{name}'; close the variable with '}}'"
+                            ));
+                        }
                     }
                 }
                 match env(&name) {
@@ -168,8 +174,14 @@ mod tests {
             ("", &[]),
             ("   # only a comment", &[]),
             ("bind :80", &["bind", ":80"]),
-            ("  \tserver  s1\t10.0.0.1:80  ", &["server", "s1", "10.0.0.1:80"]),
-            ("acl a path_beg /x # trailing", &["acl", "a", "path_beg", "/x"]),
+            (
+                "  \tserver  s1\t10.0.0.1:80  ",
+                &["server", "s1", "10.0.0.1:80"],
+            ),
+            (
+                "acl a path_beg /x # trailing",
+                &["acl", "a", "path_beg", "/x"],
+            ),
             ("x \"a b\" c", &["x", "a b", "c"]),
             ("x 'a ${HOST} b'", &["x", "a ${HOST} b"]),
             ("x \"${HOST}-1\"", &["x", "gw1-1"]),

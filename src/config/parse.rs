@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::Diagnostic;
 use super::lexer::{Line, Pos};
 use super::model::{
     Bind, Families, FirewallBackend, Mode, PlumbingSettings, PortRange, PortSpec, Selector, Server,
     ServerTarget, Source, UseSrc,
 };
-use super::Diagnostic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectionKind {
@@ -136,8 +136,7 @@ const BACKENDS: &str = "backend features (issue #4)";
 const HTTP: &str = "http mode (issue #4)";
 const OPS: &str = "logging and the runtime API (issue #5)";
 const TLS: &str = "TLS (issue #6)";
-const PRIVDROP: &str =
-    "gatehouse keeps its privileges until privilege dropping arrives (issue #5)";
+const PRIVDROP: &str = "gatehouse keeps its privileges until privilege dropping arrives (issue #5)";
 
 /// Every keyword gatehouse knows, in any section. Two-word entries (`timeout connect`) are matched first.
 static KEYWORDS: &[Kw] = &[
@@ -150,17 +149,45 @@ static KEYWORDS: &[Kw] = &[
     kw("tproxy-table", G, Act::Handle(h_tproxy_table)),
     kw("tproxy-rule-pref", G, Act::Handle(h_tproxy_rule_pref)),
     kw("outbound-mark", G, Act::Handle(h_outbound_mark)),
-    kw("daemon", G, Act::Ignore("gatehouse runs in the foreground; let systemd supervise it")),
-    kw("chroot", G, Act::Ignore("gatehouse needs no chroot: it opens no files after start-up")),
-    kw("nbproc", G, Act::Ignore("gatehouse is one process; threads follow nbthread")),
-    kw("spread-checks", G, Act::Ignore("health checks arrive with issue #4")),
+    kw(
+        "daemon",
+        G,
+        Act::Ignore("gatehouse runs in the foreground; let systemd supervise it"),
+    ),
+    kw(
+        "chroot",
+        G,
+        Act::Ignore("gatehouse needs no chroot: it opens no files after start-up"),
+    ),
+    kw(
+        "nbproc",
+        G,
+        Act::Ignore("gatehouse is one process; threads follow nbthread"),
+    ),
+    kw(
+        "spread-checks",
+        G,
+        Act::Ignore("health checks arrive with issue #4"),
+    ),
     kw("user", G, Act::Ignore(PRIVDROP)),
     kw("group", G, Act::Ignore(PRIVDROP)),
     kw("uid", G, Act::Ignore(PRIVDROP)),
     kw("gid", G, Act::Ignore(PRIVDROP)),
-    kw("quiet", G, Act::Ignore("gatehouse prints only warnings and errors at start-up")),
-    kw("master-worker", G, Act::Ignore("gatehouse reloads in place")),
-    kw("description", G | PX, Act::Ignore("descriptions are not shown yet")),
+    kw(
+        "quiet",
+        G,
+        Act::Ignore("gatehouse prints only warnings and errors at start-up"),
+    ),
+    kw(
+        "master-worker",
+        G,
+        Act::Ignore("gatehouse reloads in place"),
+    ),
+    kw(
+        "description",
+        G | PX,
+        Act::Ignore("descriptions are not shown yet"),
+    ),
     kw("node", G, Act::Ignore("node names are not shown yet")),
     kw("log", G | PX, Act::Later(OPS)),
     kw("log-format", PX, Act::Later(OPS)),
@@ -192,13 +219,27 @@ static KEYWORDS: &[Kw] = &[
     kw("timeout server-fin", BE, Act::Later(BACKENDS)),
     kw("balance", BE, Act::Handle(h_balance)),
     kw("option tcplog", FE, Act::Handle(h_noop)),
-    kw("option splice-auto", PX, Act::Ignore("gatehouse splices plain TCP automatically")),
-    kw("option splice-request", PX, Act::Ignore("gatehouse splices plain TCP automatically")),
-    kw("option splice-response", PX, Act::Ignore("gatehouse splices plain TCP automatically")),
+    kw(
+        "option splice-auto",
+        PX,
+        Act::Ignore("gatehouse splices plain TCP automatically"),
+    ),
+    kw(
+        "option splice-request",
+        PX,
+        Act::Ignore("gatehouse splices plain TCP automatically"),
+    ),
+    kw(
+        "option splice-response",
+        PX,
+        Act::Ignore("gatehouse splices plain TCP automatically"),
+    ),
     kw(
         "option transparent",
         BE,
-        Act::Later("nothing: HAProxy removed it in 3.5; use 'server NAME 0.0.0.0' to reach the original destination"),
+        Act::Later(
+            "nothing: HAProxy removed it in 3.5; use 'server NAME 0.0.0.0' to reach the original destination",
+        ),
     ),
     kw("option httplog", FE, Act::Later(OPS)),
     kw("option dontlognull", FE, Act::Later(OPS)),
@@ -247,7 +288,10 @@ const LATER_SECTIONS: &[(&str, &str)] = &[
     ("mailers", "alerts"),
     ("ring", "logging (issue #5)"),
     ("log-forward", "logging (issue #5)"),
-    ("program", "nothing: gatehouse does not start other programs"),
+    (
+        "program",
+        "nothing: gatehouse does not start other programs",
+    ),
 ];
 
 /// Per-directive state handed to handlers.
@@ -395,7 +439,12 @@ pub fn parse(lines: &[Line], diags: &mut Vec<Diagnostic>) -> Drafts {
     drafts
 }
 
-fn new_proxy(template: Option<&ProxyDraft>, kind: SectionKind, name: String, pos: &Pos) -> ProxyDraft {
+fn new_proxy(
+    template: Option<&ProxyDraft>,
+    kind: SectionKind,
+    name: String,
+    pos: &Pos,
+) -> ProxyDraft {
     match template {
         Some(t) => ProxyDraft {
             kind,
@@ -425,7 +474,11 @@ fn new_proxy(template: Option<&ProxyDraft>, kind: SectionKind, name: String, pos
 }
 
 /// Runs one directive. `Ok(Some(w))` is a warning.
-fn directive(sec: &mut Section<'_>, kind: SectionKind, w: &[String]) -> Result<Option<String>, String> {
+fn directive(
+    sec: &mut Section<'_>,
+    kind: SectionKind,
+    w: &[String],
+) -> Result<Option<String>, String> {
     // `no option X` negates an option; the options gatehouse handles have nothing to negate yet.
     let (negated, w) = if w[0] == "no" && w.len() > 1 {
         (true, &w[1..])
@@ -445,7 +498,11 @@ fn directive(sec: &mut Section<'_>, kind: SectionKind, w: &[String]) -> Result<O
         return Err(unknown(kind, w));
     };
     let spelled = w[..used].join(" ");
-    let said = if negated { format!("no {spelled}") } else { spelled.clone() };
+    let said = if negated {
+        format!("no {spelled}")
+    } else {
+        spelled.clone()
+    };
     if k.sections & kind.bit() == 0 {
         let allowed: Vec<&str> = [
             SectionKind::Global,
@@ -534,9 +591,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration; write a number with a unit, like 5s or 500ms"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("'{s}' is not a duration; write a number with a unit, like 5s or 500ms")
+    })?;
     let d = match unit {
         "us" => Duration::from_micros(n),
         "" | "ms" => Duration::from_millis(n),
@@ -602,7 +659,11 @@ fn split_addr(s: &str) -> Result<(IpAddr, Option<&str>), String> {
             ),
         };
         (h, port)
-    } else if s.parse::<Ipv6Addr>().is_ok() && s.contains("::") && !s.ends_with(':') && s.matches(':').count() > 2 {
+    } else if s.parse::<Ipv6Addr>().is_ok()
+        && s.contains("::")
+        && !s.ends_with(':')
+        && s.matches(':').count() > 2
+    {
         // A bare IPv6 address with no port (e.g. `2001:db8::1` as a server address).
         (s, None)
     } else {
@@ -613,7 +674,9 @@ fn split_addr(s: &str) -> Result<(IpAddr, Option<&str>), String> {
     };
     let mut ip = parse_host(host)?;
     match (forced, ip) {
-        (Some(true), IpAddr::V4(v4)) if v4.is_unspecified() => ip = IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        (Some(true), IpAddr::V4(v4)) if v4.is_unspecified() => {
+            ip = IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        }
         (Some(true), IpAddr::V4(_)) => return Err(format!("'{s}' is IPv4 but marked ipv6@")),
         (Some(false), IpAddr::V6(_)) => return Err(format!("'{s}' is IPv6 but marked ipv4@")),
         _ => {}
@@ -701,7 +764,9 @@ fn h_tproxy_table(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> 
 fn h_tproxy_rule_pref(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     let n = parse_u32(one(args, "tproxy-rule-pref NUMBER")?, "rule preference")?;
     if n == 0 || n >= 32766 {
-        return Err("tproxy-rule-pref must be between 1 and 32765, before the main table's rule".into());
+        return Err(
+            "tproxy-rule-pref must be between 1 and 32765, before the main table's rule".into(),
+        );
     }
     sec.global.plumbing.rule_pref = n;
     Ok(())
@@ -715,7 +780,11 @@ fn h_outbound_mark(sec: &mut Section<'_>, args: &[String]) -> Result<(), String>
 fn h_mode(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     match one(args, "mode tcp")? {
         "tcp" => sec.px().mode = Some(Mode::Tcp),
-        "http" => return Err("'mode http' is not supported yet; it arrives with http mode (issue #4)".into()),
+        "http" => {
+            return Err(
+                "'mode http' is not supported yet; it arrives with http mode (issue #4)".into(),
+            );
+        }
         "health" => return Err("'mode health' was removed from HAProxy; remove the line".into()),
         other => return Err(format!("unknown mode '{other}'; use 'mode tcp'")),
     }
@@ -730,10 +799,17 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     let mut binds = Vec::new();
     // HAProxy allows several comma-separated addresses on one bind line.
     for a in first.split(',') {
+        if !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "'{a}' has no port; write ':{a}' (any address) or ADDR:{a}"
+            ));
+        }
         let (ip, port) = split_addr(a)?;
         let port = port.ok_or_else(|| format!("'{a}' has no port; write ADDR:PORT, e.g. :80"))?;
         if port.contains('-') {
-            return Err(format!("port ranges ('{port}') are not supported in bind; bind each port"));
+            return Err(format!(
+                "port ranges ('{port}') are not supported in bind; bind each port"
+            ));
         }
         let port = parse_port(port)?;
         binds.push(Bind {
@@ -766,10 +842,15 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             }
             "process" | "thread" => {
                 value("SET")?;
-                sec.warnings.push(format!("bind option '{opt}' is ignored: tokio spreads connections over threads"));
+                sec.warnings.push(format!(
+                    "bind option '{opt}' is ignored: tokio spreads connections over threads"
+                ));
             }
-            "accept-proxy" | "ssl" | "crt" | "crt-list" | "alpn" | "ca-file" | "verify" | "ssl-min-ver" => {
-                return Err(format!("bind option '{opt}' is not supported yet; it arrives with TLS (issue #6)"));
+            "accept-proxy" | "ssl" | "crt" | "crt-list" | "alpn" | "ca-file" | "verify"
+            | "ssl-min-ver" => {
+                return Err(format!(
+                    "bind option '{opt}' is not supported yet; it arrives with TLS (issue #6)"
+                ));
             }
             "tfo" | "defer-accept" | "interface" | "mss" | "maxconn" | "nice" => {
                 return Err(format!("bind option '{opt}' is not supported yet"));
@@ -786,7 +867,10 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
 }
 
 /// Splits a comma list into includes and `!`-excludes.
-fn selector<T>(list: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Selector<T>, String> {
+fn selector<T>(
+    list: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Selector<T>, String> {
     let mut s = Selector::default();
     for item in list.split(',').filter(|i| !i.is_empty()) {
         match item.strip_prefix('!') {
@@ -806,14 +890,18 @@ fn parse_cidr(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
         .map(|n| n.trunc())
-        .map_err(|_| format!("'{s}' is not an address or CIDR; write e.g. 10.0.0.0/8 or 2001:db8::/32"))
+        .map_err(|_| {
+            format!("'{s}' is not an address or CIDR; write e.g. 10.0.0.0/8 or 2001:db8::/32")
+        })
 }
 
 fn parse_port_range(s: &str) -> Result<PortRange, String> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let (first, last) = (parse_port(a)?, parse_port(b)?);
     if first == 0 || first > last {
-        return Err(format!("'{s}' is not a port range; write FIRST-LAST with 1 <= FIRST <= LAST"));
+        return Err(format!(
+            "'{s}' is not a port range; write FIRST-LAST with 1 <= FIRST <= LAST"
+        ));
     }
     Ok(PortRange { first, last })
 }
@@ -865,7 +953,11 @@ fn h_intercept(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             }
             "to" => d.to = Some(v.clone()),
             "udp" => return Err("UDP interception is not supported yet; intercept tcp only".into()),
-            other => return Err(format!("unknown intercept option '{other}'; write '{USAGE}'")),
+            other => {
+                return Err(format!(
+                    "unknown intercept option '{other}'; write '{USAGE}'"
+                ));
+            }
         }
     }
     if d.dports.is_empty() {
@@ -874,7 +966,10 @@ fn h_intercept(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         ));
     }
     if d.iif.include.iter().any(|i| i == "lo") {
-        return Err("intercepting on 'lo' would loop the gateway's own traffic back into it; remove lo".into());
+        return Err(
+            "intercepting on 'lo' would loop the gateway's own traffic back into it; remove lo"
+                .into(),
+        );
     }
     sec.px().intercepts.push(d);
     Ok(())
@@ -936,7 +1031,9 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                 continue;
             }
             o if SERVER_LATER_TLS.contains(&o) => {
-                return Err(format!("server option '{o}' is not supported yet; it arrives with TLS (issue #6)"));
+                return Err(format!(
+                    "server option '{o}' is not supported yet; it arrives with TLS (issue #6)"
+                ));
             }
             o if SERVER_LATER_DNS.contains(&o) => {
                 return Err(format!(
@@ -975,16 +1072,57 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
 
 /// Server options that arrive with the backends issue; recognised so they get a precise message.
 const SERVER_OPTIONS: &[&str] = &[
-    "check", "port", "addr", "inter", "fastinter", "downinter", "rise", "fall", "weight", "maxconn",
-    "maxqueue", "minconn", "backup", "disabled", "enabled", "slowstart", "on-marked-down", "on-marked-up",
-    "cookie", "track", "observe", "error-limit", "on-error", "agent-check", "agent-port", "agent-inter",
-    "id", "redir", "non-stick",
+    "check",
+    "port",
+    "addr",
+    "inter",
+    "fastinter",
+    "downinter",
+    "rise",
+    "fall",
+    "weight",
+    "maxconn",
+    "maxqueue",
+    "minconn",
+    "backup",
+    "disabled",
+    "enabled",
+    "slowstart",
+    "on-marked-down",
+    "on-marked-up",
+    "cookie",
+    "track",
+    "observe",
+    "error-limit",
+    "on-error",
+    "agent-check",
+    "agent-port",
+    "agent-inter",
+    "id",
+    "redir",
+    "non-stick",
 ];
 const SERVER_LATER_TLS: &[&str] = &[
-    "ssl", "verify", "sni", "ca-file", "crt", "alpn", "check-ssl", "send-proxy", "send-proxy-v2",
-    "proxy-v2-options", "no-ssl", "verifyhost",
+    "ssl",
+    "verify",
+    "sni",
+    "ca-file",
+    "crt",
+    "alpn",
+    "check-ssl",
+    "send-proxy",
+    "send-proxy-v2",
+    "proxy-v2-options",
+    "no-ssl",
+    "verifyhost",
 ];
-const SERVER_LATER_DNS: &[&str] = &["resolvers", "resolve-prefer", "init-addr", "resolve-net", "resolve-opts"];
+const SERVER_LATER_DNS: &[&str] = &[
+    "resolvers",
+    "resolve-prefer",
+    "init-addr",
+    "resolve-net",
+    "resolve-opts",
+];
 
 fn source_of(args: &[String]) -> Result<Source, String> {
     const USAGE: &str = "source ADDR[:PORT] [usesrc clientip|client|ADDR[:PORT]]";
@@ -995,7 +1133,9 @@ fn source_of(args: &[String]) -> Result<Source, String> {
     let port = match port {
         None | Some("") => 0,
         Some(p) if p.contains('-') => {
-            return Err(format!("source port ranges ('{p}') are not supported; give one port or none"));
+            return Err(format!(
+                "source port ranges ('{p}') are not supported; give one port or none"
+            ));
         }
         Some(p) => p.parse().map_err(|_| format!("'{p}' is not a port"))?,
     };
@@ -1064,7 +1204,14 @@ mod tests {
 
     #[test]
     fn durations() {
-        for (s, ms) in [("5s", 5000), ("500", 500), ("250ms", 250), ("1m", 60000), ("2h", 7_200_000), ("1d", 86_400_000)] {
+        for (s, ms) in [
+            ("5s", 5000),
+            ("500", 500),
+            ("250ms", 250),
+            ("1m", 60000),
+            ("2h", 7_200_000),
+            ("1d", 86_400_000),
+        ] {
             assert_eq!(parse_duration(s).unwrap(), Duration::from_millis(ms), "{s}");
         }
         assert_eq!(parse_duration("10us").unwrap(), Duration::from_micros(10));
@@ -1078,14 +1225,20 @@ mod tests {
         let v4 = |s: &str| split_addr(s).map(|(ip, p)| (ip.to_string(), p.map(str::to_string)));
         assert_eq!(v4(":80").unwrap(), ("0.0.0.0".into(), Some("80".into())));
         assert_eq!(v4("*:80").unwrap(), ("0.0.0.0".into(), Some("80".into())));
-        assert_eq!(v4("10.0.0.1:443").unwrap(), ("10.0.0.1".into(), Some("443".into())));
+        assert_eq!(
+            v4("10.0.0.1:443").unwrap(),
+            ("10.0.0.1".into(), Some("443".into()))
+        );
         assert_eq!(v4("[::]:80").unwrap(), ("::".into(), Some("80".into())));
         assert_eq!(v4(":::80").unwrap(), ("::".into(), Some("80".into())));
         assert_eq!(v4("ipv6@:80").unwrap(), ("::".into(), Some("80".into())));
         assert_eq!(v4("0.0.0.0").unwrap(), ("0.0.0.0".into(), None));
         assert_eq!(v4("*").unwrap(), ("0.0.0.0".into(), None));
         assert_eq!(v4("2001:db8::1").unwrap(), ("2001:db8::1".into(), None));
-        assert_eq!(v4("[2001:db8::1]:8080").unwrap(), ("2001:db8::1".into(), Some("8080".into())));
+        assert_eq!(
+            v4("[2001:db8::1]:8080").unwrap(),
+            ("2001:db8::1".into(), Some("8080".into()))
+        );
         assert!(v4("www.example.com:80").unwrap_err().contains("resolvers"));
         assert!(v4("[::1:80").is_err());
     }
@@ -1093,9 +1246,15 @@ mod tests {
     #[test]
     fn nearest_spelling() {
         assert_eq!(edit_distance("defualt_backend", "default_backend"), 2);
-        let w: Vec<String> = ["defualt_backend", "x"].iter().map(|s| s.to_string()).collect();
+        let w: Vec<String> = ["defualt_backend", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert!(unknown(SectionKind::Frontend, &w).contains("did you mean 'default_backend'"));
-        let w: Vec<String> = ["timeout", "conect", "5s"].iter().map(|s| s.to_string()).collect();
+        let w: Vec<String> = ["timeout", "conect", "5s"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert!(unknown(SectionKind::Backend, &w).contains("'timeout connect'"));
         let w: Vec<String> = ["zzzzzzzz"].iter().map(|s| s.to_string()).collect();
         assert!(!unknown(SectionKind::Backend, &w).contains("did you mean"));

@@ -1,0 +1,366 @@
+//! Config tests: whole texts in, model or `file:line:` messages out.
+
+use std::time::Duration;
+
+use super::model::{Families, FirewallBackend, PortSpec, ServerTarget, UseSrc};
+use super::*;
+
+fn ok(text: &str) -> Loaded {
+    from_str("t.cfg", text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+}
+
+/// The error messages of an invalid config, each as `file:line: error: …`.
+fn errors(text: &str) -> Vec<String> {
+    match from_str("t.cfg", text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(ConfigError::Invalid(d)) => d
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string())
+            .collect(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn one_error(text: &str, line: usize, needle: &str) {
+    let errs = errors(text);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("t.cfg:{line}: error: ")) && e.contains(needle)),
+        "wanted an error at line {line} containing {needle:?}; got {errs:#?}"
+    );
+}
+
+const GATEWAY: &str = "\
+global
+    maxconn 1000
+defaults
+    mode tcp
+    timeout connect 3s
+    timeout client 30s
+    timeout server 40s
+frontend gw
+    bind [::]:15001 transparent name tp
+    intercept tcp dport 80,443,8000-8100 iif eth1,!eth2 src 192.168.0.0/16,!192.168.9.0/24 dst !10.0.0.0/8
+    default_backend orig
+backend orig
+    source 0.0.0.0 usesrc clientip
+    server any 0.0.0.0
+";
+
+#[test]
+fn the_embedded_default_is_valid() {
+    let l = from_str(DEFAULT_CONFIG_NAME, DEFAULT_CONFIG).unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let c = &l.config;
+    assert_eq!(c.frontends.len(), 1);
+    let fe = &c.frontends[0];
+    assert!(fe.binds[0].transparent);
+    assert_eq!(fe.intercepts[0].families, Families::Both);
+    assert_eq!(fe.intercepts[0].iif.exclude, ["lo"]);
+    let be = &c.backends[fe.default_backend.unwrap()];
+    assert_eq!(be.servers[0].target, ServerTarget::OrigDst(PortSpec::Same));
+    assert_eq!(be.source.unwrap().usesrc, Some(UseSrc::ClientIp));
+}
+
+#[test]
+fn a_gateway_config_becomes_a_model() {
+    let c = ok(GATEWAY).config;
+    assert_eq!(c.global.maxconn, 1000);
+    let fe = &c.frontends[0];
+    assert_eq!(
+        fe.maxconn, 1000,
+        "frontend maxconn defaults to the global one"
+    );
+    assert_eq!(fe.timeout_client, Some(Duration::from_secs(30)));
+    let i = &fe.intercepts[0];
+    assert_eq!(i.dports.len(), 3);
+    assert_eq!((i.dports[2].first, i.dports[2].last), (8000, 8100));
+    assert_eq!(i.iif.include, ["eth1"]);
+    assert_eq!(i.iif.exclude, ["eth2"]);
+    assert_eq!(i.src.include.len(), 1);
+    assert_eq!(i.src.exclude.len(), 1);
+    assert_eq!(i.dst.exclude.len(), 1);
+    // IPv4-only CIDR includes narrow the dual-stack bind to IPv4.
+    assert_eq!(i.families, Families::V4);
+    let be = &c.backends[0];
+    assert_eq!(be.timeout_connect, Some(Duration::from_secs(3)));
+    assert_eq!(be.timeout_server, Some(Duration::from_secs(40)));
+}
+
+#[test]
+fn defaults_apply_to_the_sections_after_them_only() {
+    let c = ok("\
+frontend a
+    bind :1001
+    default_backend b1
+defaults
+    timeout client 7s
+    timeout server 8s
+frontend c
+    bind :1002
+    default_backend b1
+backend b1
+    server s 127.0.0.1:80
+defaults
+    timeout server 9s
+")
+    .config;
+    assert_eq!(c.frontends[0].timeout_client, None);
+    assert_eq!(c.frontends[1].timeout_client, Some(Duration::from_secs(7)));
+    assert_eq!(c.backends[0].timeout_server, Some(Duration::from_secs(8)));
+}
+
+#[test]
+fn listen_is_frontend_and_backend() {
+    let c =
+        ok("listen web 127.0.0.1:8080\n    server s1 127.0.0.1:80\n    server s2 127.0.0.1:81\n")
+            .config;
+    assert_eq!(c.frontends[0].binds[0].addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.frontends[0].default_backend, Some(0));
+    assert_eq!(c.backends[0].servers.len(), 2);
+}
+
+#[test]
+fn plumbing_settings() {
+    let c = ok("\
+global
+    plumbing iptables
+    tproxy-mark 0x10
+    tproxy-table 200
+    tproxy-rule-pref 50
+    outbound-mark 0
+")
+    .config;
+    let p = &c.global.plumbing;
+    assert_eq!(p.backend, FirewallBackend::Iptables);
+    assert_eq!(
+        (p.mark, p.table, p.rule_pref, p.outbound_mark),
+        (0x10, 200, 50, 0)
+    );
+}
+
+#[test]
+fn server_addresses() {
+    let c = ok("\
+backend b
+    server a 0.0.0.0
+    server b *
+    server c 0.0.0.0:0
+    server d 0.0.0.0:8443
+    server e 0.0.0.0:+1000
+    server f [2001:db8::1]:443
+    server g 10.0.0.1:80 source 10.0.0.2 usesrc client
+")
+    .config;
+    let t: Vec<ServerTarget> = c.backends[0].servers.iter().map(|s| s.target).collect();
+    assert_eq!(t[0], ServerTarget::OrigDst(PortSpec::Same));
+    assert_eq!(t[1], ServerTarget::OrigDst(PortSpec::Same));
+    assert_eq!(t[2], ServerTarget::OrigDst(PortSpec::Same));
+    assert_eq!(t[3], ServerTarget::OrigDst(PortSpec::Fixed(8443)));
+    assert_eq!(t[4], ServerTarget::OrigDst(PortSpec::Offset(1000)));
+    assert_eq!(
+        t[5],
+        ServerTarget::Fixed("[2001:db8::1]:443".parse().unwrap())
+    );
+    let src = c.backends[0].servers[6].source.unwrap();
+    assert_eq!(src.usesrc, Some(UseSrc::Client));
+}
+
+/// Each bad line, the line number its error must name, and words the message must contain.
+#[test]
+fn errors_name_file_line_and_fix() {
+    let table: &[(&str, usize, &str)] = &[
+        (
+            "frontend f\n    bind :80\n    defualt_backend b\n",
+            3,
+            "did you mean 'default_backend'",
+        ),
+        (
+            "backend b\n    timeout conect 5s\n",
+            2,
+            "did you mean 'timeout connect'",
+        ),
+        (
+            "backend b\n    timeout connect 5x\n",
+            2,
+            "unknown time unit",
+        ),
+        (
+            "frontend f\n    bind :80\n    default_backend nope\n",
+            3,
+            "names no backend",
+        ),
+        ("frontend f\n    bind 80\n", 2, "has no port"),
+        ("frontend f\n    bind :99999\n", 2, "not a port"),
+        (
+            "frontend f\n    bind :80 transparnt\n",
+            2,
+            "unknown bind option",
+        ),
+        (
+            "frontend f\n    bind :80\n    intercept dport 80\n",
+            3,
+            "needs a transparent bind",
+        ),
+        (
+            "frontend f\n    bind :80 transparent\n    intercept iif eth0\n",
+            3,
+            "needs destination ports",
+        ),
+        (
+            "frontend f\n    bind :80 transparent\n    intercept dport 80 iif lo\n",
+            3,
+            "loop",
+        ),
+        (
+            "frontend f\n    bind :80 transparent\n    intercept dport 90-80\n",
+            3,
+            "not a port range",
+        ),
+        (
+            "frontend f\n    bind :80 transparent\n    intercept dport 80 src 10.0.0.0/33\n",
+            3,
+            "not an address or CIDR",
+        ),
+        (
+            "frontend f\n    bind 0.0.0.0:80 transparent\n    intercept dport 80 family ipv6\n",
+            3,
+            "no address family",
+        ),
+        (
+            "frontend f\n    bind :80 transparent\n    bind :81 transparent\n    intercept dport 80\n",
+            4,
+            "say which",
+        ),
+        (
+            "frontend f\n    bind :80 transparent\n    intercept dport 80 to x\n",
+            3,
+            "names no bind",
+        ),
+        ("backend b\n    server s 10.0.0.1\n", 2, "has no port"),
+        (
+            "backend b\n    server s www.example.com:80\n",
+            2,
+            "resolvers",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 chek\n",
+            2,
+            "did you mean 'check'",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 check\n",
+            2,
+            "not supported yet",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80\n    server s 10.0.0.2:80\n",
+            3,
+            "already defined at t.cfg:2",
+        ),
+        ("backend b\n    source 0.0.0.0 usesrc\n", 2, "needs a value"),
+        ("backend b\n    mode http\n", 2, "issue #4"),
+        ("backend b\n    mode udp\n", 2, "unknown mode"),
+        (
+            "frontend f\n    bind :80\n    acl a src 10.0.0.0/8\n",
+            3,
+            "issue #3",
+        ),
+        ("global\n    log 127.0.0.1 local0\n", 2, "issue #5"),
+        (
+            "global\n    plumbing ebpf\n",
+            2,
+            "use auto, nft, iptables or none",
+        ),
+        ("global\n    tproxy-table 254\n", 2, "reserved"),
+        ("global\n    tproxy-mark 0\n", 2, "must not be 0"),
+        ("global\n    maxconn 0\n", 2, "at least 1"),
+        (
+            "global\n    default_backend x\n",
+            2,
+            "not allowed in a global section",
+        ),
+        ("    maxconn 10\n", 1, "outside any section"),
+        ("frontend\n", 1, "needs a name"),
+        (
+            "resolvers dns\n    nameserver a 10.0.0.1:53\n",
+            1,
+            "not supported yet",
+        ),
+        (
+            "frontend f\n    bind \"unterminated\n",
+            2,
+            "unterminated double quote",
+        ),
+        (
+            "frontend f\n    bind :80\nfrontend f\n    bind :81\n",
+            3,
+            "already defined at t.cfg:1",
+        ),
+        (
+            "frontend f\n    bind :80\nfrontend g\n    bind :80\n",
+            4,
+            "already bound at t.cfg:2",
+        ),
+    ];
+    for (text, line, needle) in table {
+        one_error(text, *line, needle);
+    }
+}
+
+#[test]
+fn ignored_directives_warn_and_pass() {
+    let l = ok("\
+global
+    daemon
+    chroot /var/lib/haproxy
+    user haproxy
+    nbproc 4
+    spread-checks 3
+    tune.bufsize 32768
+frontend f
+    bind :80
+    no option splice-response
+    default_backend b
+backend b
+    server s 127.0.0.1:8080
+");
+    let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();
+    for (line, word) in [
+        (2, "daemon"),
+        (3, "chroot"),
+        (4, "user"),
+        (5, "nbproc"),
+        (6, "spread-checks"),
+        (7, "tune.bufsize"),
+        (10, "no option splice-response"),
+    ] {
+        assert!(
+            w.iter().any(
+                |m| m.starts_with(&format!("t.cfg:{line}: warning: '{word}"))
+                    && m.contains("ignored")
+            ),
+            "no warning for {word} at line {line}: {w:#?}"
+        );
+    }
+}
+
+#[test]
+fn several_files_read_in_order() {
+    let l = from_sources(&[
+        ("a.cfg".into(), "defaults\n    timeout client 5s\n".into()),
+        ("b.cfg".into(), "frontend f\n    bind :80\n    default_backend b\nbackend b\n    server s 127.0.0.1:1\n".into()),
+    ])
+    .unwrap();
+    assert_eq!(
+        l.config.frontends[0].timeout_client,
+        Some(Duration::from_secs(5))
+    );
+    let e = from_sources(&[
+        ("a.cfg".into(), "global\n".into()),
+        ("b.cfg".into(), "bogus\n".into()),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().starts_with("b.cfg:1: error:"), "{e}");
+}

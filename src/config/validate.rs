@@ -49,7 +49,8 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
                     &p.pos,
                     format!(
                         "backend '{}' is already defined at {}; rename one of them",
-                        p.name, backends_pos(&backends, *prev)
+                        p.name,
+                        backends_pos(&backends, *prev)
                     ),
                 );
                 continue;
@@ -57,25 +58,30 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             be_index.insert(&p.name, backends.len());
             backends.push(backend_of(p, &mut err));
         }
-        if p.kind.is_frontend() {
-            if let Some(prev) = fe_names.insert(&p.name, &p.pos) {
-                err(
-                    &p.pos,
-                    format!("frontend '{}' is already defined at {prev}; rename one of them", p.name),
-                );
-            }
+        if p.kind.is_frontend()
+            && let Some(prev) = fe_names.insert(&p.name, &p.pos)
+        {
+            err(
+                &p.pos,
+                format!(
+                    "frontend '{}' is already defined at {prev}; rename one of them",
+                    p.name
+                ),
+            );
         }
     }
 
     let mut frontends = Vec::new();
     let mut bound: HashMap<std::net::SocketAddr, Pos> = HashMap::new();
     for p in drafts.proxies.iter().filter(|p| p.kind.is_frontend()) {
-        if p.binds.is_empty() {
+        // A bind line that failed to parse already has its error; don't add "no bind" to it.
+        if p.binds.is_empty() && errors_before == 0 {
             err(
                 &p.pos,
                 format!(
                     "{} '{}' has no 'bind' line; add one such as 'bind :80' (or 'bind :15001 transparent' with 'intercept')",
-                    kind_name(p), p.name
+                    kind_name(p),
+                    p.name
                 ),
             );
         }
@@ -83,7 +89,10 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             if let Some(prev) = bound.insert(b.addr, b.pos.clone()) {
                 err(
                     &b.pos,
-                    format!("{} is already bound at {prev}; bind each address once", b.addr),
+                    format!(
+                        "{} is already bound at {prev}; bind each address once",
+                        b.addr
+                    ),
                 );
             }
         }
@@ -118,7 +127,10 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             if be.mode != mode_of(p) {
                 err(
                     &p.pos,
-                    format!("frontend '{}' and backend '{}' have different modes; make them equal", p.name, be.name),
+                    format!(
+                        "frontend '{}' and backend '{}' have different modes; make them equal",
+                        p.name, be.name
+                    ),
                 );
             }
         }
@@ -153,23 +165,37 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             "no frontend or listen section: gatehouse will accept nothing".into(),
         ));
     }
-    if diags.iter().filter(|d| d.is_error()).count() > errors_before {
+    if diags.iter().any(|d| d.is_error()) {
         // Warnings about what is missing would only echo lines that failed to parse.
         return None;
     }
-    for p in drafts.proxies.iter().filter(|p| p.kind == super::parse::SectionKind::Frontend) {
+    for p in drafts
+        .proxies
+        .iter()
+        .filter(|p| p.kind == super::parse::SectionKind::Frontend)
+    {
         if p.default_backend.is_none() {
             diags.push(Diagnostic::warning(
                 p.pos.clone(),
-                format!("frontend '{}' has no default_backend; its connections will be closed", p.name),
+                format!(
+                    "frontend '{}' has no default_backend; its connections will be closed",
+                    p.name
+                ),
             ));
         }
     }
-    for (be, p) in backends.iter().zip(drafts.proxies.iter().filter(|p| p.kind.is_backend())) {
+    for (be, p) in backends
+        .iter()
+        .zip(drafts.proxies.iter().filter(|p| p.kind.is_backend()))
+    {
         if be.servers.is_empty() {
             diags.push(Diagnostic::warning(
                 p.pos.clone(),
-                format!("{} '{}' has no server; its connections will be closed", kind_name(p), be.name),
+                format!(
+                    "{} '{}' has no server; its connections will be closed",
+                    kind_name(p),
+                    be.name
+                ),
             ));
         }
     }
@@ -210,7 +236,10 @@ fn backend_of(p: &ProxyDraft, err: &mut impl FnMut(&Pos, String)) -> Backend {
         if let Some(prev) = names.insert(&s.name, &s.pos) {
             err(
                 &s.pos,
-                format!("server '{}' is already defined at {prev}; server names must be unique in a backend", s.name),
+                format!(
+                    "server '{}' is already defined at {prev}; server names must be unique in a backend",
+                    s.name
+                ),
             );
         }
     }
@@ -234,7 +263,9 @@ fn intercept_of(d: &InterceptDraft, binds: &[Bind]) -> Result<Intercept, String>
                 .position(|b| b.name.as_deref() == Some(name))
                 .ok_or_else(|| format!("'to {name}' names no bind of this section; add 'name {name}' to a bind line"))?;
             if !binds[i].transparent {
-                return Err(format!("bind '{name}' is not transparent; add 'transparent' to its bind line"));
+                return Err(format!(
+                    "bind '{name}' is not transparent; add 'transparent' to its bind line"
+                ));
             }
             i
         }

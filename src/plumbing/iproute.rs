@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType};
+use rtnetlink::packet_route::route::{RouteMessage, RouteProtocol, RouteScope, RouteType};
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
@@ -62,8 +62,8 @@ fn is_ours_route(m: &RouteMessage) -> bool {
 
 pub async fn apply(plan: &Plan) -> Result<(), PlumbingError> {
     let h = connect().await?;
-    // Replace, never double: drop any rule of ours first (a killed run's, or one with an old mark).
-    remove_with(&h, None).await?;
+    // Replace, never double: drop any rule or route of ours first (a killed run's, or an old mark's).
+    remove_with(&h).await?;
     let s = &plan.settings;
     let lo = h
         .link()
@@ -119,23 +119,25 @@ pub async fn apply(plan: &Plan) -> Result<(), PlumbingError> {
     Ok(())
 }
 
-/// Removes our rules in both families, and our routes from `settings.table` (or from every table
-/// when it is unknown, as for `gatehouse rules --remove` of a run with another config).
-pub async fn remove(settings: &PlumbingSettings) -> Result<(), PlumbingError> {
+/// Removes our rules and routes in both families, whatever mark or table they use: a leftover may
+/// come from a run with another config.
+pub async fn remove(_settings: &PlumbingSettings) -> Result<(), PlumbingError> {
     let h = connect().await?;
-    remove_with(&h, Some(settings.table)).await?;
-    Ok(())
+    remove_with(&h).await
 }
 
-async fn remove_with(h: &Handle, table: Option<u32>) -> Result<(), PlumbingError> {
+async fn remove_with(h: &Handle) -> Result<(), PlumbingError> {
     for v in [IpVersion::V4, IpVersion::V6] {
-        let rules: Vec<RuleMessage> = h.rule().get(v.clone()).execute().try_collect().await.map_err(nl)?;
+        let rules: Vec<RuleMessage> = h
+            .rule()
+            .get(v.clone())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl)?;
         for r in rules.into_iter().filter(is_ours_rule) {
             h.rule().del(r).execute().await.map_err(nl)?;
         }
-    }
-    if table.is_none() {
-        return Ok(());
     }
     for f in [Family::V4, Family::V6] {
         // Dump every table and keep our local routes: a leftover may sit in a table we no longer use.
@@ -143,12 +145,14 @@ async fn remove_with(h: &Handle, table: Option<u32>) -> Result<(), PlumbingError
             Family::V4 => RouteMessageBuilder::<Ipv4Addr>::new().table_id(0).build(),
             Family::V6 => RouteMessageBuilder::<Ipv6Addr>::new().table_id(0).build(),
         };
-        let routes: Vec<RouteMessage> = h.route().get(filter).execute().try_collect().await.map_err(nl)?;
+        let routes: Vec<RouteMessage> = h
+            .route()
+            .get(filter)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl)?;
         for r in routes.into_iter().filter(is_ours_route) {
-            let _table = r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Table(t) => Some(*t),
-                _ => None,
-            });
             h.route().del(r).execute().await.map_err(nl)?;
         }
     }

@@ -62,10 +62,18 @@ pub fn render(plan: &Plan, family: Family) -> String {
         let _ = writeln!(o, "-F {c}");
     }
     if s.outbound_mark != 0 {
-        let _ = writeln!(o, "-A {CHAIN} -m mark --mark {:#x} -j RETURN", s.outbound_mark);
+        let _ = writeln!(
+            o,
+            "-A {CHAIN} -m mark --mark {:#x} -j RETURN",
+            s.outbound_mark
+        );
     }
     let _ = writeln!(o, "-A {CHAIN} -p tcp -m socket --transparent -j {DIVERT}");
-    let _ = writeln!(o, "-A {DIVERT} -j MARK --set-xmark {:#x}/0xffffffff", s.mark);
+    let _ = writeln!(
+        o,
+        "-A {DIVERT} -j MARK --set-xmark {:#x}/0xffffffff",
+        s.mark
+    );
     let _ = writeln!(o, "-A {DIVERT} -j ACCEPT");
     let _ = writeln!(o, "-A {CHAIN} -m addrtype --dst-type LOCAL -j RETURN");
     for (i, d) in diverts.iter().enumerate() {
@@ -75,7 +83,13 @@ pub fn render(plan: &Plan, family: Family) -> String {
         let iifs: Vec<String> = d.iif_in.iter().map(|i| format!(" -i {i}")).collect();
         let srcs: Vec<String> = d.src_in.iter().map(|n| format!(" -s {n}")).collect();
         let dsts: Vec<String> = d.dst_in.iter().map(|n| format!(" -d {n}")).collect();
-        let or_any = |v: &[String]| if v.is_empty() { any.to_vec() } else { v.to_vec() };
+        let or_any = |v: &[String]| {
+            if v.is_empty() {
+                any.to_vec()
+            } else {
+                v.to_vec()
+            }
+        };
         for ports in port_chunks(d) {
             for iif in or_any(&iifs) {
                 for src in or_any(&srcs) {
@@ -119,7 +133,13 @@ pub async fn apply(plan: &Plan) -> Result<(), PlumbingError> {
     for fam in &plan.families {
         let (tool, _) = tools(*fam);
         let restore = format!("{tool}-restore");
-        run(&restore, &["-w", "5", "--noflush"], Some(&render(plan, *fam)), "iptables").await?;
+        run(
+            &restore,
+            &["-w", "5", "--noflush"],
+            Some(&render(plan, *fam)),
+            "iptables",
+        )
+        .await?;
         let jump = ["-w", "5", "-t", "mangle", "-C", "PREROUTING", "-j", CHAIN];
         if run(tool, &jump, None, "iptables").await.is_err() {
             let add = ["-w", "5", "-t", "mangle", "-A", "PREROUTING", "-j", CHAIN];

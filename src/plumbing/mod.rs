@@ -75,7 +75,10 @@ impl Plan {
                     Family::V6 => i.families.has_v6(),
                 };
                 let of = |v: &[IpNet]| -> Vec<IpNet> {
-                    v.iter().filter(|n| Family::of(n) == family).copied().collect()
+                    v.iter()
+                        .filter(|n| Family::of(n) == family)
+                        .copied()
+                        .collect()
                 };
                 // A family with includes only in the other family matches nothing.
                 let (src_in, dst_in) = (of(&i.src.include), of(&i.dst.include));
@@ -93,10 +96,10 @@ impl Plan {
                 let mut to = bind.addr;
                 if family == Family::V4 {
                     // A dual-stack [::] listener takes IPv4 via TPROXY to an IPv4 wildcard.
-                    if let std::net::IpAddr::V6(v6) = to.ip() {
-                        if v6.is_unspecified() {
-                            to.set_ip(std::net::Ipv4Addr::UNSPECIFIED.into());
-                        }
+                    if let std::net::IpAddr::V6(v6) = to.ip()
+                        && v6.is_unspecified()
+                    {
+                        to.set_ip(std::net::Ipv4Addr::UNSPECIFIED.into());
                     }
                 }
                 diverts.push(Divert {
@@ -116,11 +119,18 @@ impl Plan {
         let mut families: Vec<Family> = diverts.iter().map(|d| d.family).collect();
         // usesrc with a transparent source: return packets are addressed to a foreign IP.
         for be in &cfg.backends {
-            let sources = be.source.iter().chain(be.servers.iter().filter_map(|s| s.source.as_ref()));
+            let sources = be
+                .source
+                .iter()
+                .chain(be.servers.iter().filter_map(|s| s.source.as_ref()));
             for s in sources {
                 match s.usesrc {
-                    Some(UseSrc::ClientIp | UseSrc::Client) => families.extend([Family::V4, Family::V6]),
-                    Some(UseSrc::Addr(a)) => families.push(if a.is_ipv4() { Family::V4 } else { Family::V6 }),
+                    Some(UseSrc::ClientIp | UseSrc::Client) => {
+                        families.extend([Family::V4, Family::V6])
+                    }
+                    Some(UseSrc::Addr(a)) => {
+                        families.push(if a.is_ipv4() { Family::V4 } else { Family::V6 })
+                    }
                     None => {}
                 }
             }
@@ -142,7 +152,9 @@ impl Plan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlumbingError {
-    #[error("cannot run {cmd}: {source}; install it (apt-get install {pkg}) or set 'plumbing none'")]
+    #[error(
+        "cannot run {cmd}: {source}; install it (apt-get install {pkg}) or set 'plumbing none'"
+    )]
     Spawn {
         cmd: String,
         pkg: &'static str,
@@ -152,7 +164,9 @@ pub enum PlumbingError {
     Command { cmd: String, stderr: String },
     #[error("netlink: {0}")]
     Netlink(String),
-    #[error("neither nft nor iptables-legacy works here; install nftables, or set 'plumbing none' and install the rules yourself")]
+    #[error(
+        "neither nft nor iptables-legacy works here; install nftables, or set 'plumbing none' and install the rules yourself"
+    )]
     NoBackend,
 }
 
@@ -171,11 +185,19 @@ pub async fn choose(setting: FirewallBackend) -> Result<Firewall, PlumbingError>
         FirewallBackend::Iptables => Firewall::Iptables,
         FirewallBackend::None => Firewall::None,
         FirewallBackend::Auto => {
-            if run("nft", &["list", "tables"], None, "nftables").await.is_ok() {
-                Firewall::Nft
-            } else if run("iptables-legacy", &["-w", "5", "-t", "mangle", "-S", "PREROUTING"], None, "iptables")
+            if run("nft", &["list", "tables"], None, "nftables")
                 .await
                 .is_ok()
+            {
+                Firewall::Nft
+            } else if run(
+                "iptables-legacy",
+                &["-w", "5", "-t", "mangle", "-S", "PREROUTING"],
+                None,
+                "iptables",
+            )
+            .await
+            .is_ok()
             {
                 Firewall::Iptables
             } else {
@@ -261,7 +283,11 @@ pub(crate) async fn run(
     };
     let mut child = tokio::process::Command::new(cmd)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -298,10 +324,15 @@ pub fn render(plan: &Plan, firewall: Firewall) -> String {
                 let (tool, _) = iptables::tools(*fam);
                 out.push_str(&format!("# {tool}-restore -w 5 --noflush\n"));
                 out.push_str(&iptables::render(plan, *fam));
-                out.push_str(&format!("# then, unless present: {tool} -w 5 -t mangle -A PREROUTING -j {}\n", iptables::CHAIN));
+                out.push_str(&format!(
+                    "# then, unless present: {tool} -w 5 -t mangle -A PREROUTING -j {}\n",
+                    iptables::CHAIN
+                ));
             }
         }
-        Firewall::None => out.push_str("# firewall rules: none ('plumbing none'; install them yourself)\n"),
+        Firewall::None => {
+            out.push_str("# firewall rules: none ('plumbing none'; install them yourself)\n")
+        }
     }
     out.push_str("\n# routing (applied over rtnetlink)\n");
     out.push_str(&iproute::render(plan));

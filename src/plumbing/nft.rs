@@ -17,16 +17,26 @@ pub fn render(plan: &Plan) -> String {
     let _ = writeln!(o, "delete table inet {UNIT_NAME}");
     let _ = writeln!(o, "table inet {UNIT_NAME} {{");
     let _ = writeln!(o, "\tchain prerouting {{");
-    let _ = writeln!(o, "\t\ttype filter hook prerouting priority mangle; policy accept;");
+    let _ = writeln!(
+        o,
+        "\t\ttype filter hook prerouting priority mangle; policy accept;"
+    );
     if s.outbound_mark != 0 {
-        let _ = writeln!(o, "\t\tmeta mark {:#x} return comment \"our own outbound packets\"", s.outbound_mark);
+        let _ = writeln!(
+            o,
+            "\t\tmeta mark {:#x} return comment \"our own outbound packets\"",
+            s.outbound_mark
+        );
     }
     let _ = writeln!(
         o,
         "\t\tmeta l4proto tcp socket transparent 1 meta mark set {:#x} accept comment \"packets of established transparent sockets\"",
         s.mark
     );
-    let _ = writeln!(o, "\t\tfib daddr type local return comment \"the gateway's own addresses are never intercepted\"");
+    let _ = writeln!(
+        o,
+        "\t\tfib daddr type local return comment \"the gateway's own addresses are never intercepted\""
+    );
     for d in &plan.diverts {
         let _ = writeln!(o, "\t\t{}", rule(d, s.mark));
     }
@@ -45,7 +55,10 @@ fn set<T: ToString>(items: &[T], quote: bool) -> String {
     };
     match items {
         [one] => f(one),
-        many => format!("{{ {} }}", many.iter().map(f).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "{{ {} }}",
+            many.iter().map(f).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -61,7 +74,10 @@ fn rule(d: &Divert, mark: u32) -> String {
     if !d.iif_out.is_empty() {
         let _ = write!(r, " iifname != {}", set(&d.iif_out, true));
     }
-    for (dir, inc, exc) in [("saddr", &d.src_in, &d.src_out), ("daddr", &d.dst_in, &d.dst_out)] {
+    for (dir, inc, exc) in [
+        ("saddr", &d.src_in, &d.src_out),
+        ("daddr", &d.dst_in, &d.dst_out),
+    ] {
         if !inc.is_empty() {
             let _ = write!(r, " {ip} {dir} {}", set(inc, false));
         }
@@ -104,9 +120,22 @@ pub async fn apply(plan: &Plan) -> Result<(), PlumbingError> {
 
 /// Deletes our table if it exists. A host without nft has nothing of ours in nft.
 pub async fn remove() -> Result<(), PlumbingError> {
-    match run("nft", &["list", "table", "inet", UNIT_NAME], None, "nftables").await {
+    match run(
+        "nft",
+        &["list", "table", "inet", UNIT_NAME],
+        None,
+        "nftables",
+    )
+    .await
+    {
         Ok(_) => {
-            run("nft", &["delete", "table", "inet", UNIT_NAME], None, "nftables").await?;
+            run(
+                "nft",
+                &["delete", "table", "inet", UNIT_NAME],
+                None,
+                "nftables",
+            )
+            .await?;
             Ok(())
         }
         // No such table, or no nft at all: nothing to remove.

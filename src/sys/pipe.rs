@@ -29,7 +29,11 @@ impl Pipe {
         let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
         // A bigger pipe moves bulk transfers in fewer calls; if the limit forbids it, 64 KiB still works.
         let _ = nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
-        Ok(Pipe { read, write, len: 0 })
+        Ok(Pipe {
+            read,
+            write,
+            len: 0,
+        })
     }
 
     /// Borrows a pipe from this thread's pool, or makes one.
