@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the fuzz targets under fuzz/ with cargo-fuzz (nightly). With --smoke, each target runs briefly
+# (FUZZ_SECONDS, default 20) as a check that it builds and survives its seed corpus; scripts/test.sh
+# uses that. Without it, each target runs for FUZZ_SECONDS (default 300).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${FUZZ_SECONDS:-300}
+[ "${1:-}" = "--smoke" ] && seconds=${FUZZ_SECONDS:-20}
+
+if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "fuzz: no nightly toolchain here; cargo-fuzz needs one (rustup toolchain install nightly)" >&2
+    exit 1
+fi
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+
+cd fuzz
+for target in $(cargo +nightly fuzz list); do
+    # Seed corpus: the real configs we ship and test with.
+    mkdir -p "corpus/$target"
+    if [ "$target" = config ]; then
+        cp ../config/*.cfg ../tests/examples/*.cfg ../src/plumbing/golden/*.cfg "corpus/$target/"
+    fi
+    echo "fuzz: $target for ${seconds}s"
+    cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" 2>&1 | tail -n 3
+done
