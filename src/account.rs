@@ -64,23 +64,21 @@ pub struct Tally {
     pub retries: u64,
 }
 
-/// Decrements a `cur` counter when a session leaves a stage.
-pub struct Presence<'a>(Vec<&'a AtomicU64>);
+/// Holds two `cur` counters up while a session is in a frontend (process + frontend) or on a server
+/// (backend + server), and lets them down when dropped.
+pub struct Presence<'a>([&'a AtomicU64; 2]);
 
 impl Drop for Presence<'_> {
     fn drop(&mut self) {
-        for c in &self.0 {
+        for c in self.0 {
             c.fetch_sub(1, Relaxed);
         }
     }
 }
 
-fn enter<'a>(counters: Vec<&'a AtomicU64>, totals: &[&AtomicU64]) -> Presence<'a> {
-    for c in &counters {
+fn enter<'a>(counters: [&'a AtomicU64; 2], totals: [&AtomicU64; 2]) -> Presence<'a> {
+    for c in counters.iter().chain(totals.iter()) {
         c.fetch_add(1, Relaxed);
-    }
-    for t in totals {
-        t.fetch_add(1, Relaxed);
     }
     Presence(counters)
 }
@@ -116,32 +114,32 @@ impl Runtime {
 
     pub fn enter_frontend(&self, fe: usize) -> Presence<'_> {
         let c = &self.frontends[fe].counters;
-        enter(vec![&self.active, &c.cur], &[&self.total, &c.total])
+        enter([&self.active, &c.cur], [&self.total, &c.total])
     }
 
     pub fn enter_server(&self, be: usize, srv: usize) -> Presence<'_> {
         let b = &self.backends[be];
         let s = &b.servers[srv];
-        enter(
-            vec![&b.counters.cur, &s.cur],
-            &[&b.counters.total, &s.total],
-        )
+        enter([&b.counters.cur, &s.cur], [&b.counters.total, &s.total])
     }
 
-    pub fn tally(&self, fe: usize, be: usize, srv: usize) -> Tally {
-        let b = &self.backends[be];
-        Tally {
-            backend: b.counters.cur.load(Relaxed),
-            server: b.servers[srv].cur.load(Relaxed),
-            ..self.tally_frontend(fe)
-        }
-    }
-
-    pub fn tally_frontend(&self, fe: usize) -> Tally {
+    /// The counts for a session's log line, taken when it is logged (as HAProxy does), while the
+    /// session still counts itself.
+    pub fn tally(&self, r: &Record) -> Tally {
+        let (backend, server) = match r.backend {
+            Some(be) => {
+                let b = &self.backends[be];
+                let s = r.server.map_or(0, |s| b.servers[s].cur.load(Relaxed));
+                (b.counters.cur.load(Relaxed), s)
+            }
+            None => (0, 0),
+        };
         Tally {
             process: self.active.load(Relaxed),
-            frontend: self.frontends[fe].counters.cur.load(Relaxed),
-            ..Tally::default()
+            frontend: self.frontends[r.frontend].counters.cur.load(Relaxed),
+            backend,
+            server,
+            retries: 0,
         }
     }
 

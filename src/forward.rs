@@ -3,39 +3,26 @@
 //!
 //! Plain TCP to plain TCP goes through splice(2): socket → pipe → socket, the bytes never entering user
 //! space. The pipe is borrowed from a per-thread pool only while bytes are in flight ([`Pipe::take`]),
-//! so an idle connection holds no pipe and no buffer: it is two sockets and a small task.
+//! so an idle connection holds no pipe and no buffer.
+//!
+//! [`Forward`] is a hand-written future rather than two `async` pumps: waiting on a socket then costs
+//! nothing beyond the socket's own reader/writer waker slots (`poll_read_ready`/`poll_write_ready`),
+//! so an idle session is small, and one poll serves both directions.
 
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::session::{Cause, Stage, Termination};
 use crate::sys::pipe::{PIPE_SIZE, Pipe};
-
-/// What one direction saw, updated as it goes so a timeout can still read it.
-#[derive(Debug, Default)]
-struct Flow {
-    bytes: AtomicU64,
-}
-
-/// Milliseconds since the session's epoch of the last read from or write to a side.
-#[derive(Debug, Default)]
-struct Activity(AtomicU64);
-
-impl Activity {
-    fn touch(&self, epoch: Instant) {
-        self.0.store(epoch.elapsed().as_millis() as u64, Relaxed);
-    }
-    fn last(&self, epoch: Instant) -> Instant {
-        epoch + Duration::from_millis(self.0.load(Relaxed))
-    }
-}
 
 /// The result of forwarding.
 #[derive(Debug)]
@@ -47,8 +34,11 @@ pub struct Forwarded {
     pub termination: Termination,
 }
 
-/// How one direction ended.
-enum End {
+/// How one direction stopped moving bytes.
+enum Stop {
+    /// Waiting for a socket; the waker is registered.
+    Pending,
+    /// The source ended its stream; the end was passed on.
     Eof,
     /// Reading the source failed (it reset).
     Read(io::Error),
@@ -56,56 +46,114 @@ enum End {
     Write(io::Error),
 }
 
-/// One direction: src → pipe → dst, until src's end of stream, then a half-close of dst.
-async fn pump(
-    src: &TcpStream,
-    dst: &TcpStream,
-    flow: &Flow,
-    src_act: &Activity,
-    dst_act: &Activity,
-    epoch: Instant,
-) -> End {
-    loop {
-        if let Err(e) = src.readable().await {
-            return End::Read(e);
-        }
-        let mut pipe = match Pipe::take() {
-            Ok(p) => p,
-            // Out of file descriptors: this connection cannot go on, the process can.
-            Err(e) => return End::Read(e),
-        };
-        let end = loop {
-            match src.try_io(Interest::READABLE, || pipe.fill_from(src, PIPE_SIZE)) {
-                Ok(0) => break Some(End::Eof),
-                Ok(_) => src_act.touch(epoch),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
-                Err(e) => break Some(End::Read(e)),
-            }
-            while pipe.len > 0 {
+/// One direction's state: the pipe it holds while bytes are in flight.
+#[derive(Default)]
+struct Dir {
+    pipe: Option<Pipe>,
+    done: bool,
+    bytes: u64,
+}
+
+impl Dir {
+    /// Moves what can be moved now from `src` to `dst`. `moved` is set when a byte crossed.
+    fn pump(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &TcpStream,
+        dst: &TcpStream,
+        read_from_src: &mut bool,
+        wrote_to_dst: &mut bool,
+    ) -> Stop {
+        loop {
+            // Drain first: bytes already in the pipe go out before more come in.
+            if let Some(pipe) = self.pipe.as_mut().filter(|p| p.len > 0) {
                 match dst.try_io(Interest::WRITABLE, || pipe.drain_to(dst)) {
                     Ok(n) => {
-                        flow.bytes.fetch_add(n as u64, Relaxed);
-                        dst_act.touch(epoch);
+                        self.bytes += n as u64;
+                        *wrote_to_dst = true;
+                        continue;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if let Err(e) = dst.writable().await {
-                            return End::Write(e);
+                        match dst.poll_write_ready(cx) {
+                            Poll::Pending => return Stop::Pending,
+                            Poll::Ready(Ok(())) => continue,
+                            Poll::Ready(Err(e)) => return Stop::Write(e),
                         }
                     }
-                    Err(e) => return End::Write(e),
+                    Err(e) => return Stop::Write(e),
                 }
             }
-        };
-        pipe.give_back();
-        match end {
-            None => continue,
-            Some(End::Eof) => {
-                // Pass the end of stream on; the other direction keeps going (half-close).
-                let _ = SockRef::from(dst).shutdown(Shutdown::Write);
-                return End::Eof;
+            let pipe = match self.pipe.as_mut() {
+                Some(p) => p,
+                None => match Pipe::take() {
+                    Ok(p) => self.pipe.insert(p),
+                    // Out of file descriptors: this connection cannot go on; the process can.
+                    Err(e) => return Stop::Read(e),
+                },
+            };
+            match src.try_io(Interest::READABLE, || pipe.fill_from(src, PIPE_SIZE)) {
+                Ok(0) => {
+                    self.release();
+                    // Pass the end of stream on; the other direction keeps going (half-close).
+                    let _ = SockRef::from(dst).shutdown(Shutdown::Write);
+                    return Stop::Eof;
+                }
+                Ok(_) => *read_from_src = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Nothing in flight: the pipe goes back to the pool while we wait.
+                    self.release();
+                    match src.poll_read_ready(cx) {
+                        Poll::Pending => return Stop::Pending,
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => return Stop::Read(e),
+                    }
+                }
+                Err(e) => return Stop::Read(e),
             }
-            Some(other) => return other,
         }
+    }
+
+    fn release(&mut self) {
+        if let Some(p) = self.pipe.take() {
+            p.give_back();
+        }
+    }
+}
+
+/// The forwarding future of one session.
+pub struct Forward<'a> {
+    client: &'a TcpStream,
+    server: &'a TcpStream,
+    up: Dir,
+    down: Dir,
+    timeout_client: Option<Duration>,
+    timeout_server: Option<Duration>,
+    /// Last read from or write to each side.
+    client_seen: Instant,
+    server_seen: Instant,
+    /// One timer for both idle timeouts, made only if a timeout is set, re-armed lazily: activity
+    /// moves the deadlines but the timer is only reset when it fires early.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// Forwards until both directions end, one side fails, or a side stays idle past its timeout.
+pub fn forward<'a>(
+    client: &'a TcpStream,
+    server: &'a TcpStream,
+    timeout_client: Option<Duration>,
+    timeout_server: Option<Duration>,
+) -> Forward<'a> {
+    let now = Instant::now();
+    Forward {
+        client,
+        server,
+        up: Dir::default(),
+        down: Dir::default(),
+        timeout_client,
+        timeout_server,
+        client_seen: now,
+        server_seen: now,
+        timer: None,
     }
 }
 
@@ -114,60 +162,104 @@ fn aborted(cause: Cause, doing: &str, e: &io::Error) -> Termination {
     Termination::new(cause, Stage::Data)
 }
 
-/// Forwards until both directions end, one side fails, or a side stays idle past its timeout.
-pub async fn forward(
-    client: &TcpStream,
-    server: &TcpStream,
-    timeout_client: Option<Duration>,
-    timeout_server: Option<Duration>,
-) -> Forwarded {
-    let epoch = Instant::now();
-    let (up, down) = (Flow::default(), Flow::default());
-    let (cli_act, srv_act) = (Activity::default(), Activity::default());
-    let c2s = pump(client, server, &up, &cli_act, &srv_act, epoch);
-    let s2c = pump(server, client, &down, &srv_act, &cli_act, epoch);
-    tokio::pin!(c2s, s2c);
-    let (mut c2s_done, mut s2c_done) = (false, false);
-    // A far-future instant stands for "no timeout".
-    let never = epoch + Duration::from_secs(86400 * 365);
-    let termination = loop {
-        let cli_deadline = timeout_client.map_or(never, |t| cli_act.last(epoch) + t);
-        let srv_deadline = timeout_server.map_or(never, |t| srv_act.last(epoch) + t);
-        tokio::select! {
-            end = &mut c2s, if !c2s_done => {
-                c2s_done = true;
-                match end {
-                    End::Eof => {}
-                    End::Read(e) => break aborted(Cause::ClientAbort, "reading the client", &e),
-                    End::Write(e) => break aborted(Cause::ServerAbort, "writing the server", &e),
-                }
-            }
-            end = &mut s2c, if !s2c_done => {
-                s2c_done = true;
-                match end {
-                    End::Eof => {}
-                    End::Read(e) => break aborted(Cause::ServerAbort, "reading the server", &e),
-                    End::Write(e) => break aborted(Cause::ClientAbort, "writing the client", &e),
-                }
-            }
-            _ = tokio::time::sleep_until(cli_deadline.min(srv_deadline)) => {
-                let now = Instant::now();
-                // Deadlines move with activity; only a deadline still passed now is a timeout.
-                if timeout_client.is_some_and(|t| cli_act.last(epoch) + t <= now) {
-                    break Termination::new(Cause::ClientTimeout, Stage::Data);
-                }
-                if timeout_server.is_some_and(|t| srv_act.last(epoch) + t <= now) {
-                    break Termination::new(Cause::ServerTimeout, Stage::Data);
-                }
+impl Forward<'_> {
+    fn result(&self, termination: Termination) -> Forwarded {
+        Forwarded {
+            bytes_in: self.up.bytes,
+            bytes_out: self.down.bytes,
+            termination,
+        }
+    }
+
+    /// The earliest idle deadline, if any timeout is set.
+    fn deadline(&self) -> Option<Instant> {
+        let c = self.timeout_client.map(|t| self.client_seen + t);
+        let s = self.timeout_server.map(|t| self.server_seen + t);
+        match (c, s) {
+            (Some(c), Some(s)) => Some(c.min(s)),
+            (c, s) => c.or(s),
+        }
+    }
+}
+
+impl Future for Forward<'_> {
+    type Output = Forwarded;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Forwarded> {
+        let this = self.get_mut();
+        let (client, server) = (this.client, this.server);
+        let (mut cli_read, mut srv_wrote, mut srv_read, mut cli_wrote) =
+            (false, false, false, false);
+        let mut end = None;
+        if !this.up.done {
+            match this
+                .up
+                .pump(cx, client, server, &mut cli_read, &mut srv_wrote)
+            {
+                Stop::Pending => {}
+                Stop::Eof => this.up.done = true,
+                Stop::Read(e) => end = Some(aborted(Cause::ClientAbort, "reading the client", &e)),
+                Stop::Write(e) => end = Some(aborted(Cause::ServerAbort, "writing the server", &e)),
             }
         }
-        if c2s_done && s2c_done {
-            break Termination::NORMAL;
+        if end.is_none() && !this.down.done {
+            match this
+                .down
+                .pump(cx, server, client, &mut srv_read, &mut cli_wrote)
+            {
+                Stop::Pending => {}
+                Stop::Eof => this.down.done = true,
+                Stop::Read(e) => end = Some(aborted(Cause::ServerAbort, "reading the server", &e)),
+                Stop::Write(e) => end = Some(aborted(Cause::ClientAbort, "writing the client", &e)),
+            }
         }
-    };
-    Forwarded {
-        bytes_in: up.bytes.load(Relaxed),
-        bytes_out: down.bytes.load(Relaxed),
-        termination,
+        if let Some(t) = end {
+            this.up.release();
+            this.down.release();
+            return Poll::Ready(this.result(t));
+        }
+        if this.up.done && this.down.done {
+            return Poll::Ready(this.result(Termination::NORMAL));
+        }
+        let Some(deadline) = this.deadline() else {
+            return Poll::Pending;
+        };
+        if cli_read || cli_wrote || srv_read || srv_wrote {
+            let now = Instant::now();
+            if cli_read || cli_wrote {
+                this.client_seen = now;
+            }
+            if srv_read || srv_wrote {
+                this.server_seen = now;
+            }
+        }
+        let deadline = this.deadline().unwrap_or(deadline);
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            if this
+                .timeout_client
+                .is_some_and(|t| this.client_seen + t <= now)
+            {
+                return Poll::Ready(
+                    this.result(Termination::new(Cause::ClientTimeout, Stage::Data)),
+                );
+            }
+            if this
+                .timeout_server
+                .is_some_and(|t| this.server_seen + t <= now)
+            {
+                return Poll::Ready(
+                    this.result(Termination::new(Cause::ServerTimeout, Stage::Data)),
+                );
+            }
+            // Fired early: activity moved the deadline since the timer was set.
+            timer.as_mut().reset(deadline);
+        }
     }
 }

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use crate::account::Runtime;
+use crate::account::{Runtime, Tally};
 use crate::session::Record;
 
 /// `%t`: the accept date, `dd/Mon/yyyy:HH:MM:SS.mmm` in local time.
@@ -18,7 +18,7 @@ pub fn accept_date(t: SystemTime) -> String {
 }
 
 /// The tcplog line for a finished session.
-pub fn tcplog(rt: &Runtime, r: &Record) -> String {
+pub fn tcplog(rt: &Runtime, r: &Record, t: &Tally) -> String {
     let fe = &rt.cfg.frontends[r.frontend];
     let be = r.backend.map(|b| &rt.cfg.backends[b]);
     let backend = be.map_or(fe.name.as_str(), |b| b.name.as_str());
@@ -27,7 +27,6 @@ pub fn tcplog(rt: &Runtime, r: &Record) -> String {
         _ => "<NOSRV>",
     };
     let tc = r.connect_ms.map_or(-1, |ms| ms as i64);
-    let t = &r.tally;
     format!(
         "{}:{} [{}] {} {}/{} 0/{}/{} {} {} {}/{}/{}/{}/{} 0/0",
         r.client.ip(),
@@ -48,8 +47,8 @@ pub fn tcplog(rt: &Runtime, r: &Record) -> String {
     )
 }
 
-pub fn session(rt: &Runtime, r: &Record) {
-    let mut line = tcplog(rt, r);
+pub fn session(rt: &Runtime, r: &Record, t: &Tally) {
+    let mut line = tcplog(rt, r, t);
     line.push('\n');
     // One write per line, so lines from different threads never interleave.
     let _ = std::io::stdout().lock().write_all(line.as_bytes());

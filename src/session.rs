@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::account::{Runtime, Tally};
+use crate::account::{Presence, Runtime};
 use crate::addr::{ClientAddr, OrigDstAddr};
 use crate::{balance, connect, forward, log, route};
 
@@ -104,26 +104,22 @@ pub struct Record {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub termination: Termination,
-    /// Counters at the moment the session was set up, as HAProxy logs them.
-    pub tally: Tally,
 }
 
 /// Runs one accepted connection to its end.
 pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_port: u16) {
     let started = Instant::now();
-    let accepted_at = SystemTime::now();
     let (Ok(peer), Ok(local)) = (client.peer_addr(), client.local_addr()) else {
         // The client left between accept and here; there is nobody to log about.
         return;
     };
-    let client_addr = ClientAddr::new(peer);
-    let orig_dst = OrigDstAddr::new(local);
     let _ = client.set_nodelay(true);
-    let fe = &rt.cfg.frontends[frontend];
+    // Everything kept across the session's awaits lives in `rec`, so an idle session's task stays
+    // small; what is only needed to set up (target, connect timer) is gone before forwarding.
     let mut rec = Record {
-        client: client_addr,
-        orig_dst,
-        accepted_at,
+        client: ClientAddr::new(peer),
+        orig_dst: OrigDstAddr::new(local),
+        accepted_at: SystemTime::now(),
         frontend,
         backend: None,
         server: None,
@@ -132,61 +128,67 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
         bytes_in: 0,
         bytes_out: 0,
         termination: Termination::NORMAL,
-        tally: Tally::default(),
     };
-
-    let guard = rt.enter_frontend(frontend);
-    rec.termination = 'stages: {
-        let Some(be) = route::select_backend(fe) else {
-            break 'stages Termination::new(Cause::Proxy, Stage::Request);
-        };
-        rec.backend = Some(be);
-        let backend = &rt.cfg.backends[be];
-        let Some(srv) = balance::pick(&rt.backends[be], backend) else {
-            break 'stages Termination::new(Cause::Proxy, Stage::Connect);
-        };
-        rec.server = Some(srv);
-        let _srv_guard = rt.enter_server(be, srv);
-        rec.tally = rt.tally(frontend, be, srv);
-        let target = match connect::target(&backend.servers[srv], orig_dst) {
-            Ok(t) => t,
-            Err(e) => break 'stages e.termination(),
-        };
-        // A client that called a listener directly, with a server pointing at the original
-        // destination, would have us connect to ourselves, again and again.
-        if target.port() == listen_port && crate::sys::is_local_address(target.ip()) {
-            tracing::debug!(client = %client_addr, %target, "refused: the destination is this listener");
-            break 'stages Termination::new(Cause::Proxy, Stage::Connect);
-        }
-        let t0 = Instant::now();
-        let server = match connect::connect(
-            &rt,
-            backend,
-            &backend.servers[srv],
-            client_addr,
-            target,
-        )
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
-                tracing::debug!(client = %client_addr, dst = %orig_dst, "{e}");
-                break 'stages e.termination();
-            }
-        };
-        rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
-        let out =
-            forward::forward(&client, &server, fe.timeout_client, backend.timeout_server).await;
-        rec.bytes_in = out.bytes_in;
-        rec.bytes_out = out.bytes_out;
-        out.termination
-    };
-    if rec.tally == Tally::default() {
-        rec.tally = rt.tally_frontend(frontend);
-    }
-    drop(guard);
+    let _in_frontend = rt.enter_frontend(frontend);
+    let mut _in_server = None;
+    rec.termination = stages(&rt, &client, &mut rec, listen_port, &mut _in_server).await;
+    let tally = rt.tally(&rec);
+    drop(_in_server);
     rec.total_ms = started.elapsed().as_millis() as u64;
     rt.account(&rec);
-    log::session(&rt, &rec);
+    log::session(&rt, &rec, &tally);
+}
+
+/// route → balance → connect → forward; returns how the session ended.
+async fn stages<'rt>(
+    rt: &'rt Runtime,
+    client: &TcpStream,
+    rec: &mut Record,
+    listen_port: u16,
+    in_server: &mut Option<Presence<'rt>>,
+) -> Termination {
+    let fe = &rt.cfg.frontends[rec.frontend];
+    let Some(be) = route::select_backend(fe) else {
+        return Termination::new(Cause::Proxy, Stage::Request);
+    };
+    rec.backend = Some(be);
+    let backend = &rt.cfg.backends[be];
+    let Some(srv) = balance::pick(&rt.backends[be], backend) else {
+        return Termination::new(Cause::Proxy, Stage::Connect);
+    };
+    rec.server = Some(srv);
+    *in_server = Some(rt.enter_server(be, srv));
+    let target = match connect::target(&backend.servers[srv], rec.orig_dst) {
+        Ok(t) => t,
+        Err(e) => return e.termination(),
+    };
+    // A client that called a listener directly, with a server pointing at the original
+    // destination, would have us connect to ourselves, again and again.
+    if target.port() == listen_port && crate::sys::is_local_address(target.ip()) {
+        tracing::debug!(client = %rec.client, %target, "refused: the destination is this listener");
+        return Termination::new(Cause::Proxy, Stage::Connect);
+    }
+    let t0 = Instant::now();
+    // Boxed: the connect step (with its timer) is short-lived, and inline it would size every
+    // session's task for its whole life, idle ones included.
+    let connecting = Box::pin(connect::connect(
+        rt,
+        backend,
+        &backend.servers[srv],
+        rec.client,
+        target,
+    ));
+    let server = connecting.await;
+    rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
+    let server = match server {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(client = %rec.client, dst = %rec.orig_dst, "{e}");
+            return e.termination();
+        }
+    };
+    let out = forward::forward(client, &server, fe.timeout_client, backend.timeout_server).await;
+    rec.bytes_in = out.bytes_in;
+    rec.bytes_out = out.bytes_out;
+    out.termination
 }
