@@ -153,8 +153,8 @@ impl Runtime {
             }
         }
         for c in all {
-            c.bytes_in.fetch_add(r.bytes_in, Relaxed);
-            c.bytes_out.fetch_add(r.bytes_out, Relaxed);
+            c.bytes_in.fetch_add(r.traffic.bytes_in, Relaxed);
+            c.bytes_out.fetch_add(r.traffic.bytes_out, Relaxed);
             match (r.termination.cause, r.termination.stage) {
                 (Cause::ServerAbort | Cause::ServerTimeout, crate::session::Stage::Connect) => {
                     c.connect_errors.fetch_add(1, Relaxed);

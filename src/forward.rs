@@ -24,14 +24,26 @@ use tokio::time::{Instant, Sleep};
 use crate::session::{Cause, Stage, Termination};
 use crate::sys::pipe::{PIPE_SIZE, Pipe};
 
-/// The result of forwarding.
-#[derive(Debug)]
-pub struct Forwarded {
+/// Bytes moved so far, kept in the session's record so a killed session still logs them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Traffic {
     /// Client → server bytes.
     pub bytes_in: u64,
     /// Server → client bytes (HAProxy's `%B`).
     pub bytes_out: u64,
-    pub termination: Termination,
+}
+
+/// The idle timeouts while forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeouts {
+    /// `timeout client` / `timeout server`: each side's own inactivity (reads from it or writes to
+    /// it), as HAProxy counts them.
+    Sides {
+        client: Option<Duration>,
+        server: Option<Duration>,
+    },
+    /// `timeout tunnel`: inactivity in both directions at once.
+    Tunnel(Duration),
 }
 
 /// How one direction stopped moving bytes.
@@ -44,6 +56,8 @@ enum Stop {
     Read(io::Error),
     /// Writing the destination failed (it reset or went away).
     Write(io::Error),
+    /// No pipe could be made (out of file descriptors): a local resource, not the peer.
+    Resource(io::Error),
 }
 
 /// One direction's state: the pipe it holds while bytes are in flight.
@@ -51,7 +65,6 @@ enum Stop {
 struct Dir {
     pipe: Option<Pipe>,
     done: bool,
-    bytes: u64,
 }
 
 impl Dir {
@@ -61,6 +74,7 @@ impl Dir {
         cx: &mut Context<'_>,
         src: &TcpStream,
         dst: &TcpStream,
+        bytes: &mut u64,
         read_from_src: &mut bool,
         wrote_to_dst: &mut bool,
     ) -> Stop {
@@ -69,7 +83,7 @@ impl Dir {
             if let Some(pipe) = self.pipe.as_mut().filter(|p| p.len > 0) {
                 match dst.try_io(Interest::WRITABLE, || pipe.drain_to(dst)) {
                     Ok(n) => {
-                        self.bytes += n as u64;
+                        *bytes += n as u64;
                         *wrote_to_dst = true;
                         continue;
                     }
@@ -88,7 +102,7 @@ impl Dir {
                 None => match Pipe::take() {
                     Ok(p) => self.pipe.insert(p),
                     // Out of file descriptors: this connection cannot go on; the process can.
-                    Err(e) => return Stop::Read(e),
+                    Err(e) => return Stop::Resource(e),
                 },
             };
             match src.try_io(Interest::READABLE, || pipe.fill_from(src, PIPE_SIZE)) {
@@ -124,10 +138,13 @@ impl Dir {
 pub struct Forward<'a> {
     client: &'a TcpStream,
     server: &'a TcpStream,
+    traffic: &'a mut Traffic,
     up: Dir,
     down: Dir,
     timeout_client: Option<Duration>,
     timeout_server: Option<Duration>,
+    /// `timeout tunnel`: any activity counts for both sides.
+    joint: bool,
     /// Last read from or write to each side.
     client_seen: Instant,
     server_seen: Instant,
@@ -140,17 +157,23 @@ pub struct Forward<'a> {
 pub fn forward<'a>(
     client: &'a TcpStream,
     server: &'a TcpStream,
-    timeout_client: Option<Duration>,
-    timeout_server: Option<Duration>,
+    timeouts: Timeouts,
+    traffic: &'a mut Traffic,
 ) -> Forward<'a> {
     let now = Instant::now();
+    let (timeout_client, timeout_server, joint) = match timeouts {
+        Timeouts::Sides { client, server } => (client, server, false),
+        Timeouts::Tunnel(t) => (Some(t), Some(t), true),
+    };
     Forward {
         client,
         server,
+        traffic,
         up: Dir::default(),
         down: Dir::default(),
         timeout_client,
         timeout_server,
+        joint,
         client_seen: now,
         server_seen: now,
         timer: None,
@@ -163,14 +186,6 @@ fn aborted(cause: Cause, doing: &str, e: &io::Error) -> Termination {
 }
 
 impl Forward<'_> {
-    fn result(&self, termination: Termination) -> Forwarded {
-        Forwarded {
-            bytes_in: self.up.bytes,
-            bytes_out: self.down.bytes,
-            termination,
-        }
-    }
-
     /// The earliest idle deadline, if any timeout is set.
     fn deadline(&self) -> Option<Instant> {
         let c = self.timeout_client.map(|t| self.client_seen + t);
@@ -183,53 +198,62 @@ impl Forward<'_> {
 }
 
 impl Future for Forward<'_> {
-    type Output = Forwarded;
+    type Output = Termination;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Forwarded> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Termination> {
         let this = self.get_mut();
         let (client, server) = (this.client, this.server);
         let (mut cli_read, mut srv_wrote, mut srv_read, mut cli_wrote) =
             (false, false, false, false);
         let mut end = None;
         if !this.up.done {
+            let bytes = &mut this.traffic.bytes_in;
             match this
                 .up
-                .pump(cx, client, server, &mut cli_read, &mut srv_wrote)
+                .pump(cx, client, server, bytes, &mut cli_read, &mut srv_wrote)
             {
                 Stop::Pending => {}
                 Stop::Eof => this.up.done = true,
                 Stop::Read(e) => end = Some(aborted(Cause::ClientAbort, "reading the client", &e)),
                 Stop::Write(e) => end = Some(aborted(Cause::ServerAbort, "writing the server", &e)),
+                Stop::Resource(e) => end = Some(aborted(Cause::Resource, "making a pipe", &e)),
             }
         }
         if end.is_none() && !this.down.done {
+            let bytes = &mut this.traffic.bytes_out;
             match this
                 .down
-                .pump(cx, server, client, &mut srv_read, &mut cli_wrote)
+                .pump(cx, server, client, bytes, &mut srv_read, &mut cli_wrote)
             {
                 Stop::Pending => {}
                 Stop::Eof => this.down.done = true,
                 Stop::Read(e) => end = Some(aborted(Cause::ServerAbort, "reading the server", &e)),
                 Stop::Write(e) => end = Some(aborted(Cause::ClientAbort, "writing the client", &e)),
+                Stop::Resource(e) => end = Some(aborted(Cause::Resource, "making a pipe", &e)),
             }
         }
         if let Some(t) = end {
             this.up.release();
             this.down.release();
-            return Poll::Ready(this.result(t));
+            return Poll::Ready(t);
         }
         if this.up.done && this.down.done {
-            return Poll::Ready(this.result(Termination::NORMAL));
+            return Poll::Ready(Termination::NORMAL);
         }
         let Some(deadline) = this.deadline() else {
             return Poll::Pending;
         };
-        if cli_read || cli_wrote || srv_read || srv_wrote {
+        let (mut cli_active, mut srv_active) = (cli_read || cli_wrote, srv_read || srv_wrote);
+        if this.joint {
+            cli_active |= srv_active;
+            srv_active = cli_active;
+        }
+        if cli_active || srv_active {
             let now = Instant::now();
-            if cli_read || cli_wrote {
+            if cli_active {
                 this.client_seen = now;
             }
-            if srv_read || srv_wrote {
+            if srv_active {
                 this.server_seen = now;
             }
         }
@@ -246,17 +270,13 @@ impl Future for Forward<'_> {
                 .timeout_client
                 .is_some_and(|t| this.client_seen + t <= now)
             {
-                return Poll::Ready(
-                    this.result(Termination::new(Cause::ClientTimeout, Stage::Data)),
-                );
+                return Poll::Ready(Termination::new(Cause::ClientTimeout, Stage::Data));
             }
             if this
                 .timeout_server
                 .is_some_and(|t| this.server_seen + t <= now)
             {
-                return Poll::Ready(
-                    this.result(Termination::new(Cause::ServerTimeout, Stage::Data)),
-                );
+                return Poll::Ready(Termination::new(Cause::ServerTimeout, Stage::Data));
             }
             // Fired early: activity moved the deadline since the timer was set.
             timer.as_mut().reset(deadline);

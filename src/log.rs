@@ -37,7 +37,7 @@ pub fn tcplog(rt: &Runtime, r: &Record, t: &Tally) -> String {
         server,
         tc,
         r.total_ms,
-        r.bytes_out,
+        r.traffic.bytes_out,
         r.termination,
         t.process,
         t.frontend,

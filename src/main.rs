@@ -48,7 +48,7 @@ enum Command {
     /// Print the plumbing gatehouse would install (nft ruleset and ip rule/route), touching nothing;
     /// or, with --remove, remove a killed run's leftovers.
     Rules {
-        /// Configuration file(s), as for the main command.
+        /// Configuration file(s), as for the main command (not needed with --remove).
         #[arg(short = 'f', value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Remove every gatehouse nft table, iptables chain, ip rule and route, then exit.
@@ -179,17 +179,19 @@ fn raise_fd_limit(maxconn: u32) {
 }
 
 fn rules(files: &[PathBuf], remove: bool, backend: Option<&str>) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = load(files)? else {
-        return Ok(ExitCode::from(1));
-    };
-    let plan = Plan::from_config(&loaded.config);
-    let rt = runtime(Some(1))?;
     if remove {
-        rt.block_on(plumbing::remove_all(&plan.settings))
+        // Removal finds our pieces by name and tag, not from a config: a broken or changed config
+        // must never stand in the way of cleaning up.
+        runtime(Some(1))?
+            .block_on(plumbing::remove_all())
             .context("removing the plumbing unit")?;
         println!("removed every gatehouse nft table, iptables chain, ip rule and route");
         return Ok(ExitCode::SUCCESS);
     }
+    let Some(loaded) = load(files)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let plan = Plan::from_config(&loaded.config);
     let firewall = match backend {
         Some("nft") => Firewall::Nft,
         Some("iptables") => Firewall::Iptables,

@@ -23,7 +23,6 @@ pub enum ServeError {
 pub async fn run(rt: Arc<Runtime>, bound: Vec<Bound>, shutdown: impl Future<Output = ()>) {
     let mut tasks = tokio::task::JoinSet::new();
     for b in bound {
-        tracing::info!(frontend = %rt.cfg.frontends[b.frontend].name, addr = %b.addr, "listening");
         tasks.spawn(listener::accept_loop(rt.clone(), b));
     }
     shutdown.await;
@@ -34,6 +33,9 @@ pub async fn run(rt: Arc<Runtime>, bound: Vec<Bound>, shutdown: impl Future<Outp
 /// removed on every way out after it was installed.
 pub async fn serve(cfg: Arc<Config>, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     let bound = listener::bind_all(&cfg)?;
+    for b in &bound {
+        tracing::info!(frontend = %cfg.frontends[b.frontend].name, addr = %b.addr, "listening");
+    }
     let plan = Plan::from_config(&cfg);
     let installed = plumbing::install(&plan).await?;
     if !plan.is_empty() {

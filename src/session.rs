@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::account::{Presence, Runtime};
 use crate::addr::{ClientAddr, OrigDstAddr};
+use crate::forward::{Timeouts, Traffic};
 use crate::{balance, connect, forward, log, route};
 
 /// What ended a session: the first character of HAProxy's termination state.
@@ -101,8 +102,7 @@ pub struct Record {
     /// Milliseconds spent connecting, if a connect was tried.
     pub connect_ms: Option<u64>,
     pub total_ms: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
+    pub traffic: Traffic,
     pub termination: Termination,
 }
 
@@ -114,32 +114,65 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
         return;
     };
     let _ = client.set_nodelay(true);
+    let _in_frontend = rt.enter_frontend(frontend);
+    let mut in_server = None;
     // Everything kept across the session's awaits lives in `rec`, so an idle session's task stays
     // small; what is only needed to set up (target, connect timer) is gone before forwarding.
-    let mut rec = Record {
-        client: ClientAddr::new(peer),
-        orig_dst: OrigDstAddr::new(local),
-        accepted_at: SystemTime::now(),
-        frontend,
-        backend: None,
-        server: None,
-        connect_ms: None,
-        total_ms: 0,
-        bytes_in: 0,
-        bytes_out: 0,
-        termination: Termination::NORMAL,
+    // Declared after the presence guards, so that if the session is killed (dropped) it logs while
+    // it still counts itself.
+    let mut live = Live {
+        rt: &rt,
+        started,
+        finished: false,
+        rec: Record {
+            client: ClientAddr::new(peer),
+            orig_dst: OrigDstAddr::new(local),
+            accepted_at: SystemTime::now(),
+            frontend,
+            backend: None,
+            server: None,
+            connect_ms: None,
+            total_ms: 0,
+            traffic: Traffic::default(),
+            // Until a stage says otherwise: what a kill at this point would be logged as.
+            termination: Termination::new(Cause::Killed, Stage::Request),
+        },
     };
-    let _in_frontend = rt.enter_frontend(frontend);
-    let mut _in_server = None;
-    rec.termination = stages(&rt, &client, &mut rec, listen_port, &mut _in_server).await;
-    let tally = rt.tally(&rec);
-    drop(_in_server);
-    rec.total_ms = started.elapsed().as_millis() as u64;
-    rt.account(&rec);
-    log::session(&rt, &rec, &tally);
+    let end = stages(&rt, &client, &mut live.rec, listen_port, &mut in_server).await;
+    live.rec.termination = end;
+    live.finish();
 }
 
-/// route → balance → connect → forward; returns how the session ended.
+/// A session's record on its way to the log: logged once, by [`Live::finish`] or, if the session is
+/// dropped before (shutdown, abort), by `Drop` with a `K` termination code at the stage reached.
+struct Live<'a> {
+    rt: &'a Runtime,
+    started: Instant,
+    finished: bool,
+    rec: Record,
+}
+
+impl Live<'_> {
+    fn finish(&mut self) {
+        self.finished = true;
+        self.rec.total_ms = self.started.elapsed().as_millis() as u64;
+        let tally = self.rt.tally(&self.rec);
+        self.rt.account(&self.rec);
+        log::session(self.rt, &self.rec, &tally);
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.rec.termination.cause = Cause::Killed;
+            self.finish();
+        }
+    }
+}
+
+/// route → balance → connect → forward; returns how the session ended. Keeps `rec.termination`'s
+/// stage current, for the log line of a session killed midway.
 async fn stages<'rt>(
     rt: &'rt Runtime,
     client: &TcpStream,
@@ -158,6 +191,7 @@ async fn stages<'rt>(
     };
     rec.server = Some(srv);
     *in_server = Some(rt.enter_server(be, srv));
+    rec.termination.stage = Stage::Connect;
     let target = match connect::target(&backend.servers[srv], rec.orig_dst) {
         Ok(t) => t,
         Err(e) => return e.termination(),
@@ -187,8 +221,13 @@ async fn stages<'rt>(
             return e.termination();
         }
     };
-    let out = forward::forward(client, &server, fe.timeout_client, backend.timeout_server).await;
-    rec.bytes_in = out.bytes_in;
-    rec.bytes_out = out.bytes_out;
-    out.termination
+    rec.termination.stage = Stage::Data;
+    let timeouts = match backend.timeout_tunnel {
+        Some(t) => Timeouts::Tunnel(t),
+        None => Timeouts::Sides {
+            client: fe.timeout_client,
+            server: backend.timeout_server,
+        },
+    };
+    forward::forward(client, &server, timeouts, &mut rec.traffic).await
 }

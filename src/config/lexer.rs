@@ -37,27 +37,28 @@ pub struct LexError {
 }
 
 /// Splits a whole config text. `env` looks up `${VAR}` (a closure so tests need no real environment).
+/// A line that cannot be split is reported and left out; the rest of the file is still read, so one
+/// `-c` run shows every problem.
 pub fn lex(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<Line>, LexError> {
+) -> (Vec<Line>, Vec<LexError>) {
     let file: Arc<str> = Arc::from(file);
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let pos = Pos {
             file: file.clone(),
             line: i + 1,
         };
-        let words = split_line(raw, env).map_err(|msg| LexError {
-            pos: pos.clone(),
-            msg,
-        })?;
-        if !words.is_empty() {
-            out.push(Line { pos, words });
+        match split_line(raw, env) {
+            Ok(words) if words.is_empty() => {}
+            Ok(words) => out.push(Line { pos, words }),
+            Err(msg) => errors.push(LexError { pos, msg }),
         }
     }
-    Ok(out)
+    (out, errors)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -106,11 +107,13 @@ fn split_line(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Str
                     't' => cur.push('\t'),
                     'x' => {
                         let h: String = chars.by_ref().take(2).collect();
-                        let b = u8::from_str_radix(&h, 16).map_err(|_| {
-                            format!(
-                                "'\\x{h}' is not a hex escape; write \\x followed by two hex digits"
-                            )
-                        })?;
+                        // Config values are text: bytes above 0x7f would not be one byte each.
+                        let b = u8::from_str_radix(&h, 16)
+                            .ok()
+                            .filter(u8::is_ascii)
+                            .ok_or_else(|| {
+                                format!("'\\x{h}' is not an ASCII hex escape; write \\x00 to \\x7f")
+                            })?;
                         cur.push(char::from(b));
                     }
                     other => cur.push(other),
@@ -210,6 +213,7 @@ mod tests {
             ("x \"${NOPE}\"", "'NOPE' is not set"),
             ("x \"${HOST\"", "unterminated"),
             ("x \\xZZ", "hex"),
+            ("x \\xff", "ASCII"),
         ] {
             let err = words(input).unwrap_err();
             assert!(err.contains(needle), "{input:?} gave {err:?}");
@@ -218,10 +222,13 @@ mod tests {
 
     #[test]
     fn positions_count_every_line() {
-        let lines = lex("a.cfg", "global\n\n  # c\n  maxconn 10\n", &env).unwrap();
+        let (lines, errs) = lex("a.cfg", "global\n\n  # c\n  maxconn 10\n", &env);
+        assert!(errs.is_empty());
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].pos.to_string(), "a.cfg:4");
-        let err = lex("a.cfg", "global\n x \"y\n", &env).unwrap_err();
-        assert_eq!(err.pos.line, 2);
+        // Both bad lines are reported, and the good line after them is kept.
+        let (lines, errs) = lex("a.cfg", "global\n x \"y\n z 'q\n maxconn 1\n", &env);
+        assert_eq!(errs.iter().map(|e| e.pos.line).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(lines.len(), 2);
     }
 }

@@ -63,11 +63,8 @@ impl fmt::Display for Diagnostic {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("{}", list(.0))]
     Invalid(Vec<Diagnostic>),
 }
@@ -93,10 +90,9 @@ pub fn from_sources(sources: &[(String, String)]) -> Result<Loaded, ConfigError>
     let mut lines = Vec::new();
     let mut diags = Vec::new();
     for (name, text) in sources {
-        match lexer::lex(name, text, &env) {
-            Ok(l) => lines.extend(l),
-            Err(e) => diags.push(Diagnostic::error(e.pos, e.msg)),
-        }
+        let (l, errors) = lexer::lex(name, text, &env);
+        lines.extend(l);
+        diags.extend(errors.into_iter().map(|e| Diagnostic::error(e.pos, e.msg)));
     }
     let drafts = parse::parse(&lines, &mut diags);
     let config = validate::validate(drafts, &mut diags);
@@ -121,9 +117,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, ConfigError> {
     }
     let mut sources = Vec::new();
     for p in paths {
-        let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(p).map_err(|err| ConfigError::Read {
             path: p.clone(),
-            source,
+            err,
         })?;
         sources.push((display(p), text));
     }

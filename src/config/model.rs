@@ -178,6 +178,8 @@ pub struct Backend {
     pub source: Option<Source>,
     pub timeout_connect: Option<Duration>,
     pub timeout_server: Option<Duration>,
+    /// Once connected, one idle timeout for both sides together, replacing client and server's.
+    pub timeout_tunnel: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

@@ -69,6 +69,8 @@ pub struct GlobalDraft {
     pub pidfile: Option<std::path::PathBuf>,
     pub nbthread: Option<usize>,
     pub plumbing: PlumbingSettings,
+    /// Where the marks were set, for the check that they differ.
+    pub marks_pos: Option<Pos>,
 }
 
 /// What a defaults/frontend/backend/listen section says. Sections start as a copy of the defaults
@@ -83,6 +85,7 @@ pub struct ProxyDraft {
     pub timeout_connect: Option<Duration>,
     pub timeout_client: Option<Duration>,
     pub timeout_server: Option<Duration>,
+    pub timeout_tunnel: Option<Duration>,
     pub binds: Vec<Bind>,
     pub intercepts: Vec<InterceptDraft>,
     pub default_backend: Option<(String, Pos)>,
@@ -115,6 +118,8 @@ enum Act {
     Ignore(&'static str),
     /// Recognised; arrives with a later issue.
     Later(&'static str),
+    /// Recognised and refused, with the message given.
+    Refuse(&'static str),
 }
 
 struct Kw {
@@ -181,7 +186,7 @@ static KEYWORDS: &[Kw] = &[
     kw(
         "master-worker",
         G,
-        Act::Ignore("gatehouse reloads in place"),
+        Act::Ignore("gatehouse has no master process; reloads arrive with issue #5"),
     ),
     kw(
         "description",
@@ -193,7 +198,11 @@ static KEYWORDS: &[Kw] = &[
     kw("log-format", PX, Act::Later(OPS)),
     kw("stats", G | PX, Act::Later(OPS)),
     kw("hard-stop-after", G, Act::Later(OPS)),
-    kw("localpeer", G, Act::Later("peers")),
+    kw(
+        "localpeer",
+        G,
+        Act::Refuse("peers (stick-table replication) are not supported yet; remove the line"),
+    ),
     kw("ca-base", G, Act::Later(TLS)),
     kw("crt-base", G, Act::Later(TLS)),
     kw("ssl-default-bind-ciphers", G, Act::Later(TLS)),
@@ -212,7 +221,7 @@ static KEYWORDS: &[Kw] = &[
     kw("timeout server", BE, Act::Handle(h_timeout_server)),
     kw("timeout queue", BE, Act::Later(BACKENDS)),
     kw("timeout check", BE, Act::Later(BACKENDS)),
-    kw("timeout tunnel", BE, Act::Later(HTTP)),
+    kw("timeout tunnel", BE, Act::Handle(h_timeout_tunnel)),
     kw("timeout http-request", FE, Act::Later(HTTP)),
     kw("timeout http-keep-alive", PX, Act::Later(HTTP)),
     kw("timeout client-fin", FE, Act::Later(BACKENDS)),
@@ -237,8 +246,8 @@ static KEYWORDS: &[Kw] = &[
     kw(
         "option transparent",
         BE,
-        Act::Later(
-            "nothing: HAProxy removed it in 3.5; use 'server NAME 0.0.0.0' to reach the original destination",
+        Act::Refuse(
+            "HAProxy removed 'option transparent' in 3.5; write 'server NAME 0.0.0.0' to reach the original destination",
         ),
     ),
     kw("option httplog", FE, Act::Later(OPS)),
@@ -281,17 +290,19 @@ static KEYWORDS: &[Kw] = &[
 /// Sections gatehouse recognises but does not parse yet.
 const LATER_SECTIONS: &[(&str, &str)] = &[
     ("resolvers", "DNS resolution (issue #3)"),
-    ("peers", "stick-table replication"),
+    (
+        "peers",
+        "stick-table replication, after the backends issue (issue #4)",
+    ),
     ("userlist", "the stats page (issue #5)"),
     ("http-errors", "http mode (issue #4)"),
     ("cache", "http mode (issue #4)"),
-    ("mailers", "alerts"),
+    (
+        "mailers",
+        "nothing yet: email alerts are not planned; use the log",
+    ),
     ("ring", "logging (issue #5)"),
     ("log-forward", "logging (issue #5)"),
-    (
-        "program",
-        "nothing: gatehouse does not start other programs",
-    ),
 ];
 
 /// Per-directive state handed to handlers.
@@ -333,7 +344,13 @@ pub fn parse(lines: &[Line], diags: &mut Vec<Diagnostic>) -> Drafts {
         diags.push(Diagnostic::error(pos.clone(), msg));
     }
 
+    let mut file: Option<&str> = None;
     for line in lines {
+        // A section never runs on into the next -f file (defaults still apply there).
+        if file != Some(&*line.pos.file) {
+            file = Some(&line.pos.file);
+            cur = Cur::None;
+        }
         let w = &line.words;
         let head = w[0].as_str();
         let kind = match head {
@@ -464,6 +481,7 @@ fn new_proxy(
             timeout_connect: None,
             timeout_client: None,
             timeout_server: None,
+            timeout_tunnel: None,
             binds: Vec::new(),
             intercepts: Vec::new(),
             default_backend: None,
@@ -535,6 +553,7 @@ fn directive(
         }
         Act::Handle(h) => h(sec, args).map(|()| None),
         Act::Ignore(why) => Ok(Some(format!("'{said}' is ignored: {why}"))),
+        Act::Refuse(msg) => Err((*msg).to_string()),
         Act::Later(what) => Err(format!(
             "'{spelled}' is not supported yet; it arrives with {what}"
         )),
@@ -659,6 +678,8 @@ fn split_addr(s: &str) -> Result<(IpAddr, Option<&str>), String> {
             ),
         };
         (h, port)
+    } else if s == "::" {
+        ("::", None)
     } else if s.parse::<Ipv6Addr>().is_ok()
         && s.contains("::")
         && !s.ends_with(':')
@@ -747,6 +768,7 @@ fn nonzero(n: u32, what: &str) -> Result<u32, String> {
 fn h_tproxy_mark(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     let n = parse_u32(one(args, "tproxy-mark MARK")?, "mark")?;
     sec.global.plumbing.mark = nonzero(n, "tproxy-mark")?;
+    sec.global.marks_pos = Some(sec.pos.clone());
     Ok(())
 }
 
@@ -774,6 +796,7 @@ fn h_tproxy_rule_pref(sec: &mut Section<'_>, args: &[String]) -> Result<(), Stri
 
 fn h_outbound_mark(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     sec.global.plumbing.outbound_mark = parse_u32(one(args, "outbound-mark MARK")?, "mark")?;
+    sec.global.marks_pos = Some(sec.pos.clone());
     Ok(())
 }
 
@@ -846,8 +869,13 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                     "bind option '{opt}' is ignored: tokio spreads connections over threads"
                 ));
             }
-            "accept-proxy" | "ssl" | "crt" | "crt-list" | "alpn" | "ca-file" | "verify"
-            | "ssl-min-ver" => {
+            "accept-proxy" => {
+                return Err(
+                    "bind option 'accept-proxy' is not supported yet; it arrives with the PROXY protocol (issue #6)"
+                        .into(),
+                );
+            }
+            "ssl" | "crt" | "crt-list" | "alpn" | "ca-file" | "verify" | "ssl-min-ver" => {
                 return Err(format!(
                     "bind option '{opt}' is not supported yet; it arrives with TLS (issue #6)"
                 ));
@@ -907,7 +935,7 @@ fn parse_port_range(s: &str) -> Result<PortRange, String> {
 }
 
 fn h_intercept(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
-    const USAGE: &str = "intercept [tcp] dport PORTS [iif IFACES] [src CIDRS] [dst CIDRS] [family ipv4|ipv6] [to BINDNAME]";
+    const USAGE: &str = "intercept [tcp] dport PORTS [iif IFACES] [src CIDRS] [dst CIDRS] [family ipv4|ipv6|any] [to BINDNAME]";
     let mut d = InterceptDraft {
         pos: sec.pos.clone(),
         to: None,
@@ -934,8 +962,11 @@ fn h_intercept(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             "iif" => merge(
                 &mut d.iif,
                 selector(v, |s| {
-                    if s.is_empty() || s.len() > 15 || s.contains(['/', ' ']) {
-                        Err(format!("'{s}' is not an interface name"))
+                    let stem = s.strip_suffix('*').unwrap_or(s);
+                    if s.is_empty() || s.len() > 15 || stem.contains(['/', ' ', '*', '+']) {
+                        Err(format!(
+                            "'{s}' is not an interface name; write a name (eth0) or a prefix ending in '*' (eth*)"
+                        ))
                     } else {
                         Ok(s.to_string())
                     }
@@ -1035,6 +1066,11 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                     "server option '{o}' is not supported yet; it arrives with TLS (issue #6)"
                 ));
             }
+            o if SERVER_LATER_PROXY.contains(&o) => {
+                return Err(format!(
+                    "server option '{o}' is not supported yet; it arrives with the PROXY protocol (issue #6)"
+                ));
+            }
             o if SERVER_LATER_DNS.contains(&o) => {
                 return Err(format!(
                     "server option '{o}' is not supported yet; it arrives with DNS resolution (issue #3)"
@@ -1050,6 +1086,7 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                     .iter()
                     .chain(SERVER_LATER_TLS)
                     .chain(SERVER_LATER_DNS)
+                    .chain(SERVER_LATER_PROXY)
                     .map(|k| (edit_distance(o, k), *k))
                     .min()
                     .filter(|(d, _)| *d <= 2);
@@ -1110,12 +1147,10 @@ const SERVER_LATER_TLS: &[&str] = &[
     "crt",
     "alpn",
     "check-ssl",
-    "send-proxy",
-    "send-proxy-v2",
-    "proxy-v2-options",
     "no-ssl",
     "verifyhost",
 ];
+const SERVER_LATER_PROXY: &[&str] = &["send-proxy", "send-proxy-v2", "proxy-v2-options"];
 const SERVER_LATER_DNS: &[&str] = &[
     "resolvers",
     "resolve-prefer",
@@ -1139,7 +1174,21 @@ fn source_of(args: &[String]) -> Result<Source, String> {
         }
         Some(p) => p.parse().map_err(|_| format!("'{p}' is not a port"))?,
     };
-    let usesrc = match &args[1..] {
+    let mut rest = &args[1..];
+    if let Some(i) = rest.iter().position(|w| w == "interface") {
+        return Err(format!(
+            "'source ... interface {}' is not supported yet; route by the source address instead",
+            rest.get(i + 1).map_or("", String::as_str)
+        ));
+    }
+    if rest.first().is_some_and(|w| w == "usesrc") && rest.len() > 2 {
+        return Err(format!(
+            "unexpected '{}' after usesrc's value; write '{USAGE}'",
+            rest[2]
+        ));
+    }
+    rest = &rest[..rest.len().min(2)];
+    let usesrc = match rest {
         [] => None,
         [u, v] if u == "usesrc" => Some(match v.as_str() {
             "clientip" => UseSrc::ClientIp,
@@ -1154,9 +1203,6 @@ fn source_of(args: &[String]) -> Result<Source, String> {
             }
         }),
         [u] if u == "usesrc" => return Err(format!("'usesrc' needs a value; write '{USAGE}'")),
-        [u, ..] if u == "interface" => {
-            return Err("'source ... interface' is not supported yet".into());
-        }
         [other, ..] => return Err(format!("unexpected '{other}'; write '{USAGE}'")),
     };
     Ok(Source {
@@ -1186,6 +1232,11 @@ fn h_timeout_client(sec: &mut Section<'_>, args: &[String]) -> Result<(), String
 
 fn h_timeout_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     sec.px().timeout_server = Some(timeout(args, "server")?);
+    Ok(())
+}
+
+fn h_timeout_tunnel(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.px().timeout_tunnel = Some(timeout(args, "tunnel")?);
     Ok(())
 }
 

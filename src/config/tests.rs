@@ -347,6 +347,50 @@ backend b
 }
 
 #[test]
+fn listen_may_name_another_backend_and_tunnel_timeouts_parse() {
+    let c = ok("\
+listen l
+    bind :8080
+    default_backend other
+    timeout tunnel 2h
+    server own 127.0.0.1:1
+backend other
+    server s ::
+")
+    .config;
+    assert_eq!(c.frontends[0].default_backend, Some(1));
+    assert_eq!(
+        c.backends[0].timeout_tunnel,
+        Some(Duration::from_secs(7200))
+    );
+    assert_eq!(
+        c.backends[1].servers[0].target,
+        ServerTarget::OrigDst(PortSpec::Same)
+    );
+}
+
+#[test]
+fn a_section_does_not_run_on_into_the_next_file() {
+    let e = from_sources(&[
+        ("a.cfg".into(), "frontend f\n    bind :80\n".into()),
+        ("b.cfg".into(), "    default_backend x\n".into()),
+    ])
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("b.cfg:1: error: 'default_backend' is outside any section"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_bad_line_of_a_file_is_reported() {
+    let errs = errors("frontend f\n    bind \"x\n    bind :80\n    maxconn 'y\n    bogus\n");
+    let lines: Vec<&str> = errs.iter().map(|e| e.split(": ").next().unwrap()).collect();
+    assert_eq!(lines, ["t.cfg:2", "t.cfg:4", "t.cfg:5"], "{errs:#?}");
+}
+
+#[test]
 fn several_files_read_in_order() {
     let l = from_sources(&[
         ("a.cfg".into(), "defaults\n    timeout client 5s\n".into()),

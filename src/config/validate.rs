@@ -24,14 +24,10 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
     };
     if global.plumbing.outbound_mark != 0 && global.plumbing.outbound_mark == global.plumbing.mark {
         // Outbound packets with the tproxy mark would be routed to the local table: a loop.
-        let pos = drafts
-            .proxies
-            .first()
-            .map(|p| p.pos.clone())
-            .unwrap_or_else(|| Pos {
-                file: "config".into(),
-                line: 0,
-            });
+        let pos = g.marks_pos.clone().unwrap_or_else(|| Pos {
+            file: "config".into(),
+            line: 0,
+        });
         err(
             &pos,
             "outbound-mark equals tproxy-mark, which would route the gateway's own connections back to itself; choose different marks".into(),
@@ -73,6 +69,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
 
     let mut frontends = Vec::new();
     let mut bound: HashMap<std::net::SocketAddr, Pos> = HashMap::new();
+    let mut all_binds: Vec<&Bind> = Vec::new();
     for p in drafts.proxies.iter().filter(|p| p.kind.is_frontend()) {
         // A bind line that failed to parse already has its error; don't add "no bind" to it.
         if p.binds.is_empty() && errors_before == 0 {
@@ -96,31 +93,29 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
                 );
             }
         }
-        let default_backend = if p.kind.is_backend() {
-            // A listen section is its own backend.
-            be_index.get(p.name.as_str()).copied()
-        } else {
-            match &p.default_backend {
-                Some((name, pos)) => match be_index.get(name.as_str()) {
-                    Some(i) => Some(*i),
-                    None => {
-                        let known: Vec<&str> = be_index.keys().copied().collect();
-                        err(
-                            pos,
-                            format!(
-                                "default_backend '{name}' names no backend or listen section; {}",
-                                if known.is_empty() {
-                                    "add 'backend NAME' with a server".to_string()
-                                } else {
-                                    format!("known backends: {}", sorted(known).join(", "))
-                                }
-                            ),
-                        );
-                        None
-                    }
-                },
-                None => None,
-            }
+        all_binds.extend(p.binds.iter());
+        // A listen section is its own backend unless it names another with default_backend.
+        let default_backend = match &p.default_backend {
+            Some((name, pos)) => match be_index.get(name.as_str()) {
+                Some(i) => Some(*i),
+                None => {
+                    let known: Vec<&str> = be_index.keys().copied().collect();
+                    err(
+                        pos,
+                        format!(
+                            "default_backend '{name}' names no backend or listen section; {}",
+                            if known.is_empty() {
+                                "add 'backend NAME' with a server".to_string()
+                            } else {
+                                format!("known backends: {}", sorted(known).join(", "))
+                            }
+                        ),
+                    );
+                    None
+                }
+            },
+            None if p.kind.is_backend() => be_index.get(p.name.as_str()).copied(),
+            None => None,
         };
         if let Some(i) = default_backend {
             let be: &Backend = &backends[i];
@@ -152,7 +147,22 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             default_backend,
         });
     }
-    if frontends.is_empty() && diags.iter().filter(|d| d.is_error()).count() == errors_before {
+    // A dual-stack [::]:P also takes IPv4 port P: any IPv4 bind on P would fail at start-up.
+    for d in all_binds.iter().filter(|b| b.families() == Families::Both) {
+        for b in all_binds
+            .iter()
+            .filter(|b| b.addr.is_ipv4() && b.addr.port() == d.addr.port())
+        {
+            diags.push(Diagnostic::error(
+                b.pos.clone(),
+                format!(
+                    "{} clashes with the dual-stack bind {} at {}, which takes IPv4 too; remove one or add 'v6only' to the [::] bind",
+                    b.addr, d.addr, d.pos
+                ),
+            ));
+        }
+    }
+    if frontends.is_empty() && !diags.iter().any(|d| d.is_error()) {
         let pos = Pos {
             file: drafts
                 .proxies
@@ -251,6 +261,7 @@ fn backend_of(p: &ProxyDraft, err: &mut impl FnMut(&Pos, String)) -> Backend {
         source: p.source,
         timeout_connect: p.timeout_connect,
         timeout_server: p.timeout_server,
+        timeout_tunnel: p.timeout_tunnel,
     }
 }
 
@@ -281,15 +292,11 @@ fn intercept_of(d: &InterceptDraft, binds: &[Bind]) -> Result<Intercept, String>
         }
     };
     let bind_fams = binds[bind].families();
+    // A family is possible when each include list is empty or has a network of that family.
     let cidr_has = |v4: bool| {
-        let nets = d.src.include.iter().chain(d.dst.include.iter());
-        let mut any = false;
-        let mut hit = false;
-        for n in nets {
-            any = true;
-            hit |= matches!(n, ipnet::IpNet::V4(_)) == v4;
-        }
-        !any || hit
+        [&d.src.include, &d.dst.include]
+            .iter()
+            .all(|l| l.is_empty() || l.iter().any(|n| matches!(n, ipnet::IpNet::V4(_)) == v4))
     };
     let wanted = d.family.unwrap_or(Families::Both);
     let v4 = wanted.has_v4() && bind_fams.has_v4() && cidr_has(true);

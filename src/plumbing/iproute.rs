@@ -11,7 +11,6 @@ use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
 use super::{Family, Plan, PlumbingError, RTPROT_GATEHOUSE};
-use crate::config::model::PlumbingSettings;
 
 fn ip_flag(f: Family) -> &'static str {
     match f {
@@ -121,7 +120,7 @@ pub async fn apply(plan: &Plan) -> Result<(), PlumbingError> {
 
 /// Removes our rules and routes in both families, whatever mark or table they use: a leftover may
 /// come from a run with another config.
-pub async fn remove(_settings: &PlumbingSettings) -> Result<(), PlumbingError> {
+pub async fn remove() -> Result<(), PlumbingError> {
     let h = connect().await?;
     remove_with(&h).await
 }

@@ -44,6 +44,14 @@ fn port_chunks(d: &Divert) -> Vec<String> {
     chunks
 }
 
+/// Interface names: the config's (and nft's) `eth*` prefix wildcard is iptables' `eth+`.
+fn iface(name: &str) -> String {
+    match name.strip_suffix('*') {
+        Some(stem) => format!("{stem}+"),
+        None => name.to_string(),
+    }
+}
+
 /// The restore file for one family.
 pub fn render(plan: &Plan, family: Family) -> String {
     let s = &plan.settings;
@@ -80,7 +88,11 @@ pub fn render(plan: &Plan, family: Family) -> String {
         let sub = format!("{CHAIN}_{}", i + 1);
         // Includes are expanded into one jump per combination; excludes RETURN inside the sub-chain.
         let any = [String::new()];
-        let iifs: Vec<String> = d.iif_in.iter().map(|i| format!(" -i {i}")).collect();
+        let iifs: Vec<String> = d
+            .iif_in
+            .iter()
+            .map(|i| format!(" -i {}", iface(i)))
+            .collect();
         let srcs: Vec<String> = d.src_in.iter().map(|n| format!(" -s {n}")).collect();
         let dsts: Vec<String> = d.dst_in.iter().map(|n| format!(" -d {n}")).collect();
         let or_any = |v: &[String]| {
@@ -103,7 +115,7 @@ pub fn render(plan: &Plan, family: Family) -> String {
             }
         }
         for iif in &d.iif_out {
-            let _ = writeln!(o, "-A {sub} -i {iif} -j RETURN");
+            let _ = writeln!(o, "-A {sub} -i {} -j RETURN", iface(iif));
         }
         for n in &d.src_out {
             let _ = writeln!(o, "-A {sub} -s {n} -j RETURN");

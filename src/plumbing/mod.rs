@@ -227,15 +227,22 @@ pub async fn install(plan: &Plan) -> Result<Installed, PlumbingError> {
     let result = async {
         // Routing first: diverted packets need the local route the moment the rules exist.
         iproute::apply(plan).await?;
+        // A killed run may have used the other backend: its leftovers go too, never doubled.
         match firewall {
-            Firewall::Nft => nft::apply(plan).await,
-            Firewall::Iptables => iptables::apply(plan).await,
+            Firewall::Nft => {
+                iptables::remove().await?;
+                nft::apply(plan).await
+            }
+            Firewall::Iptables => {
+                nft::remove().await?;
+                iptables::apply(plan).await
+            }
             Firewall::None => Ok(()),
         }
     }
     .await;
     if let Err(e) = result {
-        let _ = remove_all(&plan.settings).await;
+        let _ = remove_all().await;
         return Err(e);
     }
     Ok(Installed {
@@ -249,13 +256,13 @@ impl Installed {
         if self.plan.is_empty() || self.firewall == Firewall::None {
             return Ok(());
         }
-        remove_all(&self.plan.settings).await
+        remove_all().await
     }
 }
 
 /// Removes every trace of a gatehouse unit (ours or a killed run's), whichever backend made it.
 /// Missing pieces are not errors; the first real failure is returned after trying everything.
-pub async fn remove_all(settings: &PlumbingSettings) -> Result<(), PlumbingError> {
+pub async fn remove_all() -> Result<(), PlumbingError> {
     let mut first_err = None;
     if let Err(e) = nft::remove().await {
         first_err.get_or_insert(e);
@@ -263,7 +270,7 @@ pub async fn remove_all(settings: &PlumbingSettings) -> Result<(), PlumbingError
     if let Err(e) = iptables::remove().await {
         first_err.get_or_insert(e);
     }
-    if let Err(e) = iproute::remove(settings).await {
+    if let Err(e) = iproute::remove().await {
         first_err.get_or_insert(e);
     }
     first_err.map_or(Ok(()), Err)
