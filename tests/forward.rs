@@ -223,3 +223,40 @@ async fn a_server_at_the_original_destination_never_loops_to_the_listener() {
     // Exactly one session: it did not connect to itself.
     assert_eq!(rt.frontends[0].counters.total.load(Relaxed), 1);
 }
+
+/// A session killed midway (here: its runtime shut down, as on SIGTERM) still ends in the counters and
+/// the log, with the bytes it moved.
+#[test]
+fn killed_sessions_are_accounted_with_their_bytes() {
+    let rt_tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt = rt_tokio.block_on(async {
+        let origin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin_addr = origin.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = origin.accept().await.unwrap();
+            s.write_all(b"hello").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        let (gw, rt, stop) = gateway("", &format!("    server s1 {origin_addr}\n")).await;
+        let mut c = TcpStream::connect(gw).await.unwrap();
+        let mut b = [0u8; 5];
+        c.read_exact(&mut b).await.unwrap();
+        // Keep the client connection and the stop trigger alive past the runtime.
+        std::mem::forget(c);
+        std::mem::forget(stop);
+        rt
+    });
+    assert_eq!(rt.frontends[0].counters.cur.load(Relaxed), 1);
+    drop(rt_tokio);
+    let fe = &rt.frontends[0].counters;
+    assert_eq!(
+        fe.cur.load(Relaxed),
+        0,
+        "the killed session left the frontend"
+    );
+    assert_eq!(fe.bytes_out.load(Relaxed), 5, "its bytes were accounted");
+}
