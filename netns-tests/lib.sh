@@ -168,7 +168,8 @@ EOF
 gh_gatehouse() {
     local ns=$1 name=$2
     shift 2
-    gh_x "$ns" "$GATEHOUSE" "$@" >"$GH_TMP/$name.log" 2>"$GH_TMP/$name.err" &
+    # ip netns exec execs gatehouse in place, so $! is gatehouse itself (signals reach it).
+    ip netns exec "$ns" "$GATEHOUSE" "$@" >"$GH_TMP/$name.log" 2>"$GH_TMP/$name.err" &
     local pid=$!
     GH_PIDS+=("$pid")
     eval "GH_PID_$name=$pid"
