@@ -110,8 +110,12 @@ gh_forwarding 1
 measure direct -
 gh_forwarding 0
 
-# 2. gatehouse (embedded default config), logs to a file
-gh_gatehouse "$G" gw
+# 2. gatehouse (embedded default config unless BENCH_GATEHOUSE_CFG names one), logs to a file
+if [ -n "${BENCH_GATEHOUSE_CFG:-}" ]; then
+    gh_gatehouse "$G" gw -f "$BENCH_GATEHOUSE_CFG"
+else
+    gh_gatehouse "$G" gw
+fi
 measure gatehouse "$GH_PID_gw"
 kill -TERM "$GH_PID_gw"; wait "$GH_PID_gw"
 

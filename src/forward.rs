@@ -1,7 +1,8 @@
 //! Forward: moves bytes both ways between client and server until both sides are done, with
 //! half-close, idle timeouts and byte counts.
 //!
-//! Plain TCP to plain TCP goes through splice(2): socket → pipe → socket, the bytes never entering user
+//! Small exchanges are copied through one per-thread buffer (one `recv`, one `send`); once a direction
+//! moves bulk data it goes through splice(2): socket → pipe → socket, the bytes never entering user
 //! space. The pipe is borrowed from a per-thread pool only while bytes are in flight ([`Pipe::take`]),
 //! so an idle connection holds no pipe and no buffer.
 //!
@@ -60,11 +61,42 @@ enum Stop {
     Resource(io::Error),
 }
 
-/// One direction's state: the pipe it holds while bytes are in flight.
+/// Moves one direction may make in one poll before yielding to other tasks.
+const ROUNDS_PER_POLL: usize = 64;
+
+/// Size of the per-thread copy buffer; a read that fills it marks the direction as bulk.
+const COPY_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// One copy buffer per worker thread, lent for one read-then-write inside a poll, never across
+    /// an await: small exchanges cost no per-connection memory.
+    static COPY_BUF: std::cell::RefCell<Box<[u8; COPY_SIZE]>> =
+        std::cell::RefCell::new(Box::new([0; COPY_SIZE]));
+}
+
+/// One direction's state: the pipe (or leftover bytes) it holds only while bytes are in flight.
+///
+/// Small exchanges (requests, responses of a few KiB) are copied through the thread's buffer with one
+/// `recv` and one `send`, fewer system calls than socket → pipe → socket. Once a read fills that
+/// buffer the direction is bulk and switches to splice(2) for good, as HAProxy's `splice-auto` does.
 #[derive(Default)]
 struct Dir {
     pipe: Option<Pipe>,
+    /// Bytes read by copy that the destination did not take yet (it would block). Rare.
+    leftover: Option<Box<[u8]>>,
+    bulk: bool,
     done: bool,
+}
+
+/// What one copy attempt did.
+enum Copied {
+    Eof,
+    /// Nothing to read now.
+    Empty,
+    /// Bytes read and all written.
+    Moved,
+    /// Bytes read, some left over because the destination would block.
+    Stuck,
 }
 
 impl Dir {
@@ -78,7 +110,46 @@ impl Dir {
         read_from_src: &mut bool,
         wrote_to_dst: &mut bool,
     ) -> Stop {
-        loop {
+        // A bounded number of moves per poll, so one busy connection cannot hold its thread.
+        for _ in 0..ROUNDS_PER_POLL {
+            // Leftover copied bytes go out before anything else.
+            if let Some(left) = self.leftover.as_mut() {
+                match dst.try_write(left) {
+                    Ok(n) => {
+                        *bytes += n as u64;
+                        *wrote_to_dst = true;
+                        if n == left.len() {
+                            self.leftover = None;
+                        } else {
+                            *left = left[n..].into();
+                        }
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        match dst.poll_write_ready(cx) {
+                            Poll::Pending => return Stop::Pending,
+                            Poll::Ready(Ok(())) => continue,
+                            Poll::Ready(Err(e)) => return Stop::Write(e),
+                        }
+                    }
+                    Err(e) => return Stop::Write(e),
+                }
+            }
+            if !self.bulk {
+                match self.copy(src, dst, bytes, read_from_src, wrote_to_dst) {
+                    Ok(Copied::Moved | Copied::Stuck) => continue,
+                    Ok(Copied::Eof) => {
+                        let _ = SockRef::from(dst).shutdown(Shutdown::Write);
+                        return Stop::Eof;
+                    }
+                    Ok(Copied::Empty) => match src.poll_read_ready(cx) {
+                        Poll::Pending => return Stop::Pending,
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => return Stop::Read(e),
+                    },
+                    Err(stop) => return stop,
+                }
+            }
             // Drain first: bytes already in the pipe go out before more come in.
             if let Some(pipe) = self.pipe.as_mut().filter(|p| p.len > 0) {
                 match dst.try_io(Interest::WRITABLE, || pipe.drain_to(dst)) {
@@ -125,6 +196,48 @@ impl Dir {
                 Err(e) => return Stop::Read(e),
             }
         }
+        cx.waker().wake_by_ref();
+        Stop::Pending
+    }
+
+    /// One read into the thread's buffer and as much of a write as the destination takes.
+    fn copy(
+        &mut self,
+        src: &TcpStream,
+        dst: &TcpStream,
+        bytes: &mut u64,
+        read_from_src: &mut bool,
+        wrote_to_dst: &mut bool,
+    ) -> Result<Copied, Stop> {
+        COPY_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let n = match src.try_read(&mut buf[..]) {
+                Ok(0) => return Ok(Copied::Eof),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Copied::Empty),
+                Err(e) => return Err(Stop::Read(e)),
+            };
+            *read_from_src = true;
+            if n == COPY_SIZE {
+                self.bulk = true;
+            }
+            let mut off = 0;
+            while off < n {
+                match dst.try_write(&buf[off..n]) {
+                    Ok(w) => {
+                        off += w;
+                        *bytes += w as u64;
+                        *wrote_to_dst = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.leftover = Some(buf[off..n].into());
+                        return Ok(Copied::Stuck);
+                    }
+                    Err(e) => return Err(Stop::Write(e)),
+                }
+            }
+            Ok(Copied::Moved)
+        })
     }
 
     fn release(&mut self) {

@@ -32,29 +32,41 @@ pub struct Bound {
     pub listener: TcpListener,
 }
 
-fn bind_one(b: &Bind) -> io::Result<std::net::TcpListener> {
-    let domain = if b.addr.is_ipv4() {
+fn bind_one(b: &Bind, addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let domain = if addr.is_ipv4() {
         Domain::IPV4
     } else {
         Domain::IPV6
     };
     let s = Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
-    if b.addr.is_ipv6()
-        && let Some(only) = b.v6only
-    {
-        s.set_only_v6(only)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        // Explicit either way, so the socket matches the model (and the plumbing planned from it)
+        // whatever the host's net.ipv6.bindv6only says: [::] is dual-stack unless `v6only`.
+        s.set_only_v6(b.v6only.unwrap_or(false))?;
     }
     if b.transparent {
-        crate::sys::set_transparent(SockRef::from(&s), b.addr.is_ipv6())?;
+        crate::sys::set_transparent(SockRef::from(&s), addr.is_ipv6())?;
     }
-    s.bind(&b.addr.into())?;
+    s.bind(&addr.into())?;
     s.listen(b.backlog.map_or(1024, |n| n as i32))?;
     Ok(s.into())
 }
 
-/// Binds every listener of the config; must run inside the tokio runtime.
-pub fn bind_all(cfg: &Config) -> Result<Vec<Bound>, BindError> {
+/// One bind line's sockets: `copies` of them sharing the address with SO_REUSEPORT, one per worker
+/// thread, so the kernel spreads connections over the threads without any hand-off between them.
+#[derive(Debug)]
+pub struct StdBound {
+    pub frontend: usize,
+    pub addr: ListenAddr,
+    pub sockets: Vec<std::net::TcpListener>,
+}
+
+/// Binds every listener of the config, `copies` sockets each. Needs no runtime.
+pub fn bind_all_std(cfg: &Config, copies: usize) -> Result<Vec<StdBound>, BindError> {
     let mut out = Vec::new();
     for (fi, fe) in cfg.frontends.iter().enumerate() {
         for b in &fe.binds {
@@ -76,38 +88,85 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<Bound>, BindError> {
                     hint,
                 }
             };
-            let std_listener = bind_one(b).map_err(err)?;
-            let listener = TcpListener::from_std(std_listener).map_err(err)?;
-            // The bound address, with the real port when the config said 0.
-            let addr = listener.local_addr().map_err(err)?;
-            out.push(Bound {
+            let reuse = copies > 1;
+            let first = bind_one(b, b.addr, reuse).map_err(err)?;
+            // The bound address, with the real port when the config said 0: the copies join it.
+            let addr = first.local_addr().map_err(err)?;
+            let mut sockets = vec![first];
+            for _ in 1..copies {
+                sockets.push(bind_one(b, addr, reuse).map_err(err)?);
+            }
+            out.push(StdBound {
                 frontend: fi,
                 addr: ListenAddr::new(addr),
-                listener,
+                sockets,
             });
         }
     }
     Ok(out)
 }
 
+/// Binds every listener of the config once; must run inside the tokio runtime (tests use it).
+pub fn bind_all(cfg: &Config) -> Result<Vec<Bound>, BindError> {
+    let mut out = Vec::new();
+    for sb in bind_all_std(cfg, 1)? {
+        for s in sb.sockets {
+            out.push(Bound::from_std(sb.frontend, sb.addr, s)?);
+        }
+    }
+    Ok(out)
+}
+
+impl Bound {
+    /// Registers a bound socket with the current runtime.
+    pub fn from_std(
+        frontend: usize,
+        addr: ListenAddr,
+        s: std::net::TcpListener,
+    ) -> Result<Bound, BindError> {
+        let listener = TcpListener::from_std(s).map_err(|err| BindError {
+            pos: String::from("listener"),
+            addr: addr.get(),
+            err,
+            hint: "",
+        })?;
+        Ok(Bound {
+            frontend,
+            addr,
+            listener,
+        })
+    }
+}
+
 /// Accepts on one listener until the task is aborted.
 pub async fn accept_loop(rt: Arc<Runtime>, bound: Bound) {
     let fe = bound.frontend;
     let port = bound.addr.port();
+    let global = rt.limit.clone();
+    let local = rt.frontends[fe].limit.clone();
     loop {
-        // Limits first: while a limit is reached, connections wait in the kernel's backlog.
-        let Ok(global) = rt.limit.clone().acquire_owned().await else {
-            return;
-        };
-        let Ok(local) = rt.frontends[fe].limit.clone().acquire_owned().await else {
-            return;
-        };
+        // While a limit is reached, stop accepting: connections wait in the kernel's backlog. An idle
+        // listener holds no slot, so several listeners of one frontend share its maxconn.
+        if global.available_permits() == 0 || local.available_permits() == 0 {
+            let (Ok(g), Ok(l)) = (global.acquire().await, local.acquire().await) else {
+                return;
+            };
+            drop((g, l));
+        }
         match bound.listener.accept().await {
             Ok((stream, _)) => {
+                // Normally immediate; another listener may have taken the last slot since the
+                // check, and then this one connection waits for a slot (and this listener with it).
+                let (Ok(g), Ok(l)) = (
+                    global.clone().acquire_owned().await,
+                    local.clone().acquire_owned().await,
+                ) else {
+                    return;
+                };
                 let rt = rt.clone();
                 tokio::spawn(async move {
                     crate::session::run(rt, fe, stream, port).await;
-                    drop((global, local));
+                    drop((g, l));
                 });
             }
             Err(e) => {

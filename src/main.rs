@@ -147,8 +147,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing pidfile {}", p.display()))?;
     }
-    let rt = runtime(cfg.global.nbthread)?;
-    let result = rt.block_on(gatehouse::server::serve(cfg, shutdown_signal()));
+    let threads = cfg.global.nbthread;
+    let result = gatehouse::server::serve(cfg, threads, shutdown_signal());
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }

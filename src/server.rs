@@ -17,6 +17,8 @@ pub enum ServeError {
     Bind(#[from] BindError),
     #[error("installing the plumbing unit: {0}")]
     Plumbing(#[from] PlumbingError),
+    #[error("starting a runtime thread: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// Accepts on `bound` until `shutdown` completes; sessions still open are dropped with the runtime.
@@ -31,24 +33,95 @@ pub async fn run(rt: Arc<Runtime>, bound: Vec<Bound>, shutdown: impl Future<Outp
 
 /// Binds, installs the plumbing unit, runs until `shutdown`, then removes the unit. The unit is
 /// removed on every way out after it was installed.
-pub async fn serve(cfg: Arc<Config>, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    let bound = listener::bind_all(&cfg)?;
+///
+/// One worker thread per core (or `nbthread`), each with its own single-threaded runtime and its own
+/// SO_REUSEPORT copy of every listener: a connection lives on the thread whose socket the kernel gave
+/// it to, with no work stealing or cross-thread wake-ups. `shutdown` runs on a small control runtime
+/// that also installs and removes the plumbing.
+pub fn serve(
+    cfg: Arc<Config>,
+    threads: Option<usize>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let bound = listener::bind_all_std(&cfg, threads)?;
     for b in &bound {
-        tracing::info!(frontend = %cfg.frontends[b.frontend].name, addr = %b.addr, "listening");
+        tracing::info!(frontend = %cfg.frontends[b.frontend].name, addr = %b.addr, threads, "listening");
     }
     let plan = Plan::from_config(&cfg);
-    let installed = plumbing::install(&plan).await?;
+    let installed = control.block_on(plumbing::install(&plan))?;
     if !plan.is_empty() {
         tracing::info!(firewall = ?installed.firewall, families = ?plan.families, diverts = plan.diverts.len(), "plumbing installed");
     }
     let rt = Arc::new(Runtime::new(cfg));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Deal the copies out: worker i takes the i-th socket of every bind line.
+    let mut per_worker: Vec<Vec<(usize, crate::addr::ListenAddr, std::net::TcpListener)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for b in bound {
+        for (i, s) in b.sockets.into_iter().enumerate() {
+            per_worker[i].push((b.frontend, b.addr, s));
+        }
+    }
+    let mut workers = Vec::new();
+    for (i, sockets) in per_worker.into_iter().enumerate() {
+        let rt = rt.clone();
+        let mut stop = stop_rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("gatehouse-{i}"))
+            .spawn(move || -> Result<(), ServeError> {
+                let local = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(ServeError::Runtime)?;
+                local.block_on(async {
+                    let mut bounds = Vec::new();
+                    for (fe, addr, s) in sockets {
+                        bounds.push(Bound::from_std(fe, addr, s)?);
+                    }
+                    run(rt, bounds, async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    })
+                    .await;
+                    Ok::<(), ServeError>(())
+                })?;
+                // Dropping the runtime drops the sessions still open: each logs itself as killed.
+                drop(local);
+                Ok(())
+            });
+        match spawned {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                let _ = control.block_on(installed.remove());
+                return Err(ServeError::Runtime(e));
+            }
+        }
+    }
     // Listeners are bound and the unit is in place: connections are taken from here on.
-    tracing::info!(pid = std::process::id(), "ready");
-    run(rt, bound, shutdown).await;
-    let removed = installed.remove().await;
+    tracing::info!(pid = std::process::id(), threads, "ready");
+    control.block_on(shutdown);
+    let _ = stop_tx.send(true);
+    let mut first_err = None;
+    for w in workers {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => tracing::error!("a worker thread panicked"),
+        }
+    }
+    let removed = control.block_on(installed.remove());
     if !plan.is_empty() {
         tracing::info!("plumbing removed");
     }
     removed?;
-    Ok(())
+    first_err.map_or(Ok(()), Err)
 }

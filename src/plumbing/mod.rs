@@ -338,7 +338,11 @@ pub fn render(plan: &Plan, firewall: Firewall) -> String {
             }
         }
         Firewall::None => {
-            out.push_str("# firewall rules: none ('plumbing none'; install them yourself)\n")
+            out.push_str("# 'plumbing none': gatehouse installs nothing. What it would need, to install yourself:\n");
+            out.push_str(&nft::render(plan));
+            out.push_str("\n# routing\n");
+            out.push_str(&iproute::render(plan));
+            return out;
         }
     }
     out.push_str("\n# routing (applied over rtnetlink)\n");
