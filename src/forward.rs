@@ -74,6 +74,16 @@ thread_local! {
         std::cell::RefCell::new(Box::new([0; COPY_SIZE]));
 }
 
+/// Registers for the destination's writability: `Ok` when it is writable again (try again now), or
+/// the `Stop` to return.
+fn writable(dst: &TcpStream, cx: &mut Context<'_>) -> Result<(), Stop> {
+    match dst.poll_write_ready(cx) {
+        Poll::Pending => Err(Stop::Pending),
+        Poll::Ready(Ok(())) => Ok(()),
+        Poll::Ready(Err(e)) => Err(Stop::Write(e)),
+    }
+}
+
 /// One direction's state: the pipe (or leftover bytes) it holds only while bytes are in flight.
 ///
 /// Small exchanges (requests, responses of a few KiB) are copied through the thread's buffer with one
@@ -126,11 +136,10 @@ impl Dir {
                         continue;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        match dst.poll_write_ready(cx) {
-                            Poll::Pending => return Stop::Pending,
-                            Poll::Ready(Ok(())) => continue,
-                            Poll::Ready(Err(e)) => return Stop::Write(e),
+                        if let Err(stop) = writable(dst, cx) {
+                            return stop;
                         }
+                        continue;
                     }
                     Err(e) => return Stop::Write(e),
                 }
@@ -159,11 +168,10 @@ impl Dir {
                         continue;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        match dst.poll_write_ready(cx) {
-                            Poll::Pending => return Stop::Pending,
-                            Poll::Ready(Ok(())) => continue,
-                            Poll::Ready(Err(e)) => return Stop::Write(e),
+                        if let Err(stop) = writable(dst, cx) {
+                            return stop;
                         }
+                        continue;
                     }
                     Err(e) => return Stop::Write(e),
                 }

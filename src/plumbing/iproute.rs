@@ -83,39 +83,49 @@ pub async fn apply(plan: &Plan) -> Result<(), PlumbingError> {
             .table_id(s.table)
             .priority(s.rule_pref)
             .action(RuleAction::ToTable);
-        let proto = RuleAttribute::Protocol(RouteProtocol::Other(RTPROT_GATEHOUSE));
-        match f {
+        let route = match f {
             Family::V4 => {
-                let mut r = base.v4();
-                r.message_mut().attributes.push(proto);
-                r.execute().await.map_err(nl)?;
-                let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
-                    .output_interface(lo)
-                    .table_id(s.table)
-                    .kind(RouteType::Local)
-                    .scope(RouteScope::Host)
-                    .protocol(RouteProtocol::Other(RTPROT_GATEHOUSE))
-                    .build();
-                h.route().add(route).replace().execute().await.map_err(nl)?;
+                add_rule(base.v4()).await?;
+                local_default(
+                    RouteMessageBuilder::<Ipv4Addr>::new()
+                        .destination_prefix(Ipv4Addr::UNSPECIFIED, 0),
+                    lo,
+                    s.table,
+                )
             }
             Family::V6 => {
-                let mut r = base.v6();
-                r.message_mut().attributes.push(proto);
-                r.execute().await.map_err(nl)?;
-                let route = RouteMessageBuilder::<Ipv6Addr>::new()
-                    .destination_prefix(Ipv6Addr::UNSPECIFIED, 0)
-                    .output_interface(lo)
-                    .table_id(s.table)
-                    .kind(RouteType::Local)
-                    .scope(RouteScope::Host)
-                    .protocol(RouteProtocol::Other(RTPROT_GATEHOUSE))
-                    .build();
-                h.route().add(route).replace().execute().await.map_err(nl)?;
+                add_rule(base.v6()).await?;
+                local_default(
+                    RouteMessageBuilder::<Ipv6Addr>::new()
+                        .destination_prefix(Ipv6Addr::UNSPECIFIED, 0),
+                    lo,
+                    s.table,
+                )
             }
-        }
+        };
+        h.route().add(route).replace().execute().await.map_err(nl)?;
     }
     Ok(())
+}
+
+/// Adds a rule stamped with our protocol number.
+async fn add_rule<T>(mut r: rtnetlink::RuleAddRequest<T>) -> Result<(), PlumbingError> {
+    r.message_mut()
+        .attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::Other(
+            RTPROT_GATEHOUSE,
+        )));
+    r.execute().await.map_err(nl)
+}
+
+/// `local DEFAULT dev lo table TABLE proto 103`, for a builder that already holds the default prefix.
+fn local_default<T>(b: RouteMessageBuilder<T>, lo: u32, table: u32) -> RouteMessage {
+    b.output_interface(lo)
+        .table_id(table)
+        .kind(RouteType::Local)
+        .scope(RouteScope::Host)
+        .protocol(RouteProtocol::Other(RTPROT_GATEHOUSE))
+        .build()
 }
 
 /// Removes our rules and routes in both families, whatever mark or table they use: a leftover may
