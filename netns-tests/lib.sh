@@ -1,4 +1,5 @@
-# Shared helpers for netns tests. Source it, then call gh_init PREFIX.
+# shellcheck shell=bash
+# Shared helpers for netns tests. Source it, then call gh_init NAME NUMBER.
 #
 # The standard topology (gh_topology), addresses from documentation/test ranges that exist only inside
 # the namespaces this test creates:
@@ -16,8 +17,10 @@ set -u
 
 GH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GATEHOUSE=${GATEHOUSE:-$GH_ROOT/target/release/gatehouse}
-GH_PIDS=()
-GH_NS=()
+GH_PIDS=()        # processes gh_cleanup stops
+GH_NS=()          # namespaces gh_cleanup deletes
+declare -A GH_PID # gatehouse pids by instance name (gh_gatehouse NS NAME): "${GH_PID[gw]}"
+GH_ENV=()         # extra VAR=value settings for the next gh_gatehouse (e.g. a PATH without nft)
 
 gh_log() { printf '[%s] %s\n' "$GH_NAME" "$*" >&2; }
 
@@ -44,6 +47,9 @@ gh_dump() {
 
 gh_cleanup() {
     local pid ns
+    # A test's time limit (timeout) may signal us while we clean up, even twice (to us and to our
+    # process group): finish cleaning rather than leave namespaces behind.
+    trap '' INT TERM
     for pid in "${GH_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
     sleep 0.2
     for pid in "${GH_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
@@ -56,7 +62,8 @@ gh_cleanup() {
     [ -n "${GH_KEEP_TMP:-}" ] || rm -rf "$GH_TMP"
 }
 
-# gh_init NAME NUMBER: NAME is the test name (prefix for namespaces), NUMBER (10-250) picks subnets.
+# gh_init NAME NUMBER: NAME is the test name (for logs and the temp dir), NUMBER (10-250) picks the
+# subnets and the namespace prefix gh<NUMBER>, so it must be unique per test.
 gh_init() {
     GH_NAME=$1
     GH_N=$2
@@ -65,13 +72,22 @@ gh_init() {
     chmod 755 "$GH_TMP"
     trap gh_cleanup EXIT
     trap 'exit 130' INT TERM
+    [ "$(id -u)" = 0 ] || gh_fail "needs root (network namespaces, nft, TPROXY)"
     [ -x "$GATEHOUSE" ] || gh_fail "no gatehouse binary at $GATEHOUSE (build it with cargo build --release)"
+    # Namespaces are named after NUMBER: a second run of the same test (another checkout, another CI
+    # job) would delete ours, so it waits for the first. Only this shell holds the lock: gh_x and
+    # gh_gatehouse close its descriptor for what they start, so that even if this shell is killed
+    # outright, the lock goes with it (and the next run clears what was left, see gh_ns).
+    exec {GH_LOCK_FD}>"/run/lock/gatehouse-netns-$GH_N.lock"
+    flock -w 60 "$GH_LOCK_FD" || gh_fail "another run has held the namespaces ${GH_P}* for 60 s"
 }
 
 gh_ns() {
     local ns=$1
+    # Left by a run that was killed before it could clean up (we hold the lock: it is not running).
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns del "$ns" 2>/dev/null
-    ip netns add "$ns"
+    ip netns add "$ns" || gh_fail "cannot create namespace $ns"
     GH_NS+=("$ns")
     mkdir -p "/etc/netns/$ns"
     # DNS inside the namespace goes nowhere but its own loopback unless a test starts a DNS server.
@@ -80,7 +96,8 @@ gh_ns() {
     ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 }
 
-gh_x() { ip netns exec "$@"; }
+# gh_x NS CMD...: runs CMD in namespace NS (without the lock's descriptor, see gh_init).
+gh_x() { ip netns exec "$@" {GH_LOCK_FD}>&-; }
 
 # Builds the standard client/gateway/server topology. Sets C G S (namespace names) and addresses.
 gh_topology() {
@@ -158,8 +175,9 @@ http {
 }
 EOF
     gh_x "$ns" nginx -c "$d/nginx.conf" -e "$GH_TMP/$name-error.log" || gh_fail "nginx did not start"
-    local i
-    for i in $(seq 50); do [ -s "$d/nginx.pid" ] && break; sleep 0.1; done
+    local _
+    for _ in $(seq 50); do [ -s "$d/nginx.pid" ] && break; sleep 0.1; done
+    [ -s "$d/nginx.pid" ] || gh_fail "nginx $name wrote no pidfile"
     GH_PIDS+=("$(cat "$d/nginx.pid")")
 }
 
@@ -168,13 +186,13 @@ EOF
 gh_gatehouse() {
     local ns=$1 name=$2
     shift 2
-    # ip netns exec execs gatehouse in place, so $! is gatehouse itself (signals reach it).
-    ip netns exec "$ns" "$GATEHOUSE" "$@" >"$GH_TMP/$name.log" 2>"$GH_TMP/$name.err" &
+    # ip netns exec and env exec in place, so $! is gatehouse itself (signals reach it).
+    ip netns exec "$ns" env "${GH_ENV[@]}" "$GATEHOUSE" "$@" >"$GH_TMP/$name.log" 2>"$GH_TMP/$name.err" {GH_LOCK_FD}>&- &
     local pid=$!
     GH_PIDS+=("$pid")
-    eval "GH_PID_$name=$pid"
-    local i
-    for i in $(seq 100); do
+    GH_PID[$name]=$pid
+    local _
+    for _ in $(seq 100); do
         grep -q " ready" "$GH_TMP/$name.err" 2>/dev/null && return 0
         kill -0 "$pid" 2>/dev/null || gh_fail "gatehouse $name exited: $(cat "$GH_TMP/$name.err")"
         sleep 0.1
@@ -184,10 +202,38 @@ gh_gatehouse() {
 
 # gh_wait_gone PID: waits up to 5 s for a process to exit.
 gh_wait_gone() {
-    local i
-    for i in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    local _
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
     return 1
 }
+
+# gh_stop NAME [SIGNAL]: signals gatehouse instance NAME (default TERM), waits up to 5 s for it to
+# exit and sets GH_RC to its exit status. Fails the test if it does not exit.
+gh_stop() {
+    local name=$1 sig=${2:-TERM} pid=${GH_PID[$1]}
+    kill "-$sig" "$pid" 2>/dev/null || gh_fail "gatehouse $name is not running"
+    # Braces with 2>/dev/null: also silences bash's own "Killed" notice for the background job.
+    { gh_wait_gone "$pid" && wait "$pid"; } 2>/dev/null
+    # shellcheck disable=SC2034 # read by the caller
+    GH_RC=$?
+    kill -0 "$pid" 2>/dev/null && gh_fail "gatehouse $name did not exit within 5 s of SIG$sig"
+    return 0
+}
+
+# gh_wait_grep PATTERN FILE WHAT: waits up to 5 s for a line matching PATTERN (ERE) in FILE, else fails.
+# gatehouse writes a connection's log line when the connection ends, a moment after the client is done.
+gh_wait_grep() {
+    local pattern=$1 file=$2 what=$3 _
+    for _ in $(seq 50); do
+        grep -qE -- "$pattern" "$file" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    gh_fail "$what: no line matching /$pattern/ in $file"
+}
+
+# gh_settle: gives a connection that should NOT be logged time to show up anyway, before asserting
+# its absence.
+gh_settle() { sleep 0.5; }
 
 gh_assert_grep() {
     local pattern=$1 file=$2 what=$3
@@ -199,5 +245,7 @@ gh_assert_no_grep() {
     ! grep -qE -- "$pattern" "$file" || gh_fail "$what: unexpected line matching /$pattern/ in $file"
 }
 
-# The HAProxy tcplog layout: %ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq
+# The HAProxy tcplog layout, for the tests that source this file:
+#   %ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq
+# shellcheck disable=SC2034
 GH_TCPLOG='^[0-9a-f.:]+:[0-9]+ \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}\] [^ ]+ [^ /]+/[^ ]+ -?[0-9]+/-?[0-9]+/[0-9]+ [0-9]+ [-A-Za-z]{2} [0-9]+/[0-9]+/[0-9]+/[0-9]+/[0-9]+ [0-9]+/[0-9]+$'

@@ -23,6 +23,7 @@ BULK_RUNS=${BENCH_BULK_RUNS:-3}
 IDLE=${IDLE_CONNS:-2000}
 HAPROXY=${HAPROXY:-haproxy}
 set +e
+# shellcheck source=../netns-tests/lib.sh
 . netns-tests/lib.sh
 set +u
 gh_init bench 90
@@ -62,6 +63,7 @@ EOF
 
 plumb() {  # install gatehouse's own unit by hand, for HAProxy (identical rules)
     "$GATEHOUSE" rules | sed -n '/^table/,/^}/p' | gh_x "$G" nft -f - || gh_fail "nft"
+    # shellcheck disable=SC2086 # each line is an ip command, split into its words on purpose
     "$GATEHOUSE" rules | grep '^ip ' | while read -r cmd; do gh_x "$G" $cmd; done
 }
 unplumb() { gh_x "$G" "$GATEHOUSE" rules --remove >/dev/null; }
@@ -71,8 +73,8 @@ wrk_rate() {  # wrk_rate [extra wrk args]
 }
 
 bulk() {
-    local i total=0 speed
-    for i in $(seq "$BULK_RUNS"); do
+    local _ total=0 speed
+    for _ in $(seq "$BULK_RUNS"); do
         speed=$(gh_x "$C" curl -s -o /dev/null -w '%{speed_download}' --max-time 60 "http://$SRV4/big")
         total=$(awk -v a="$total" -v b="$speed" 'BEGIN {print a + b}')
     done
@@ -116,8 +118,8 @@ if [ -n "${BENCH_GATEHOUSE_CFG:-}" ]; then
 else
     gh_gatehouse "$G" gw
 fi
-measure gatehouse "$GH_PID_gw"
-kill -TERM "$GH_PID_gw"; wait "$GH_PID_gw"
+measure gatehouse "${GH_PID[gw]}"
+kill -TERM "${GH_PID[gw]}"; wait "${GH_PID[gw]}"
 
 # 3. HAProxy, same plumbing
 plumb
