@@ -1,41 +1,103 @@
 #!/usr/bin/env bash
 # The benchmark: direct routing, gatehouse and Debian's HAProxy on the same transparent L4 path, in one
-# run, same topology, same origin, same client. Prints a markdown table (see docs/performance.md).
+# run, same topology, same origin, same client. Prints the results as a table and as markdown to paste
+# into docs/performance.md (which explains the columns and records runs).
 #
 #   +-------------+        +--------------------------------+        +------------------+
-#   | ghb90c      |  veth  | ghb90g                         |  veth  | ghb90s           |
+#   | gh90c       |  veth  | gh90g                          |  veth  | gh90s            |
 #   | wrk, curl,  |--------| direct: ip_forward=1, no rules |--------| nginx :80        |
 #   | idle conns  |        | gatehouse | haproxy: TPROXY,   |        | / (small), /big  |
 #   | 10.90.1.2   |        | forwarding off, usesrc client  |        | 10.90.2.2        |
 #   +-------------+        +--------------------------------+        +------------------+
 #
 # Columns: keep-alive req/s (wrk, 64 connections), new-connection req/s (wrk, Connection: close),
-# bulk MB/s (100 MB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB,
-# IDLE_CONNS held open; growth of the proxy's VmRSS divided by the count).
-# Env: BENCH_SECONDS (default 8), BENCH_BULK_RUNS (3), IDLE_CONNS (2000), GATEHOUSE, HAPROXY.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# bulk MiB/s (100 MiB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB:
+# IDLE_CONNS held open, growth of the proxy's VmRSS divided by their count; "-" for direct routing).
+#
+# Env: GATEHOUSE (binary; default target/release/gatehouse, built with cargo first), HAPROXY (haproxy),
+# BENCH_SECONDS (8, per wrk run), BENCH_BULK_RUNS (3), IDLE_CONNS (2000), BENCH_ORDER ("direct gatehouse
+# haproxy"), BENCH_GATEHOUSE_CFG (a config file for gatehouse instead of the embedded default),
+# BENCH_TIME_LIMIT (600: the whole run),
+# GH_KEEP_TMP=1 (keep the temp dir with wrk outputs and logs).
+#
+# Network safety: every packet stays between the three namespaces made here (addresses 10.90.0.0/16
+# exist nowhere else); the only commands run outside them are `gatehouse rules` (prints, touches nothing)
+# and the package check. Everything is bounded in time; the exit trap removes namespaces and processes.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
 [ "$(id -u)" = 0 ] || { echo "the bench makes network namespaces: run it as root" >&2; exit 1; }
-bash scripts/install-deps.sh
-[ -n "${GATEHOUSE:-}" ] || { cargo build --release 2>&1 | tail -n 1; }
+
+# A time limit for the whole run. timeout signals the script and its process group; lib.sh's traps then
+# clean up. Each step below has its own, shorter limit as well.
+if [ -z "${GH_BENCH_LIMITED:-}" ]; then
+    export GH_BENCH_LIMITED=1
+    exec timeout -k 20 "${BENCH_TIME_LIMIT:-600}" bash "$0" "$@"
+fi
+
+HAPROXY=${HAPROXY:-haproxy}
+missing=0
+for t in ip nft wrk nginx curl python3 ss flock "$HAPROXY"; do
+    command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || missing=1
+done
+[ "$missing" = 0 ] || bash scripts/install-deps.sh || true
+if [ -z "${GATEHOUSE:-}" ]; then
+    GATEHOUSE=$PWD/target/release/gatehouse
+    if command -v cargo >/dev/null; then
+        timeout 1800 cargo build --release 2>&1 | tail -n 1
+    fi
+fi
 SECS=${BENCH_SECONDS:-8}
 BULK_RUNS=${BENCH_BULK_RUNS:-3}
 IDLE=${IDLE_CONNS:-2000}
-HAPROXY=${HAPROXY:-haproxy}
-set +e
+ORDER=${BENCH_ORDER:-direct gatehouse haproxy}
+
 # shellcheck source=../netns-tests/lib.sh
 . netns-tests/lib.sh
-set +u
 gh_init bench 90
-gh_topology
+for t in ip nft wrk nginx curl python3 ss "$HAPROXY"; do
+    command -v "$t" >/dev/null 2>&1 || gh_fail "$t is missing (scripts/install-deps.sh installs it)"
+done
+# Run a private copy: a build finishing during the bench must not swap the binary under us.
+cp "$GATEHOUSE" "$GH_TMP/gatehouse" || gh_fail "cannot copy $GATEHOUSE"
+BIN_DESC="$("$GATEHOUSE" --version) ($GATEHOUSE, built $(date -u -r "$GATEHOUSE" '+%Y-%m-%d %H:%M') UTC, sha256 $(sha256sum "$GATEHOUSE" | cut -c1-12))"
+GATEHOUSE=$GH_TMP/gatehouse
+
 mkdir -p "$GH_TMP/www"
 head -c 100M /dev/zero >"$GH_TMP/www/big"
 echo "small object" >"$GH_TMP/www/index.html"
-gh_nginx "$S" web "listen 80 backlog=4096; access_log off;"
 
+# Each setup gets the topology and origin afresh: new namespaces, so that none inherits the previous
+# one's TIME_WAIT sockets (tens of thousands after the Connection: close run, alive for 60 s) or
+# conntrack state. gh_ns kills whatever runs in a namespace it replaces.
+# forget PID: a process that has ended leaves the cleanup list (its number may be reused).
+forget() {
+    local p keep=()
+    for p in "${GH_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    GH_PIDS=("${keep[@]}")
+}
+NGINX_MASTER=
+fresh_topology() {
+    gh_topology
+    if [ -n "$NGINX_MASTER" ]; then
+        gh_wait_gone "$NGINX_MASTER"
+        forget "$NGINX_MASTER"
+    fi
+    rm -f "$GH_TMP/nginx-web/nginx.pid"
+    gh_nginx "$S" web "listen 80 backlog=4096; access_log off;"
+    NGINX_MASTER=${GH_PIDS[-1]}
+    # nginx runs one worker: its CPU use is reported next to the proxy's.
+    NGINX_PID=$(pgrep -P "$NGINX_MASTER" | head -n 1)
+    [ -n "$NGINX_PID" ] || gh_fail "no nginx worker"
+    # Deleting the previous namespaces (and their sockets) is the kernel's asynchronous work.
+    sleep 2
+}
+
+# HAProxy as its documentation describes a transparent proxy to the original destination (configuration
+# manual: "source ... usesrc clientip", "bind ... transparent", "server ... 0.0.0.0"); threads default to
+# one per core. maxconn: this machine's hard open-file limit is 20000 and HAProxy refuses to start when
+# maxconn needs more file descriptors than that; 9000 is far above anything the bench opens.
 cat >"$GH_TMP/haproxy.cfg" <<EOF
 global
-    # This machine's hard open-file limit is 20000; HAProxy refuses to start if maxconn needs more.
     maxconn 9000
 defaults
     mode tcp
@@ -50,94 +112,198 @@ backend original-destination
     server original 0.0.0.0
 EOF
 
-# The client holding idle connections: opens N, waits until killed.
+# The client holding idle connections: opens N to HOST:80, says so, and waits until killed (at most
+# 120 s). Exits 1 if any connection cannot be made.
 cat >"$GH_TMP/idle.py" <<'EOF'
 import socket, sys, time
 conns = []
-for _ in range(int(sys.argv[2])):
-    s = socket.create_connection((sys.argv[1], 80), timeout=5)
-    conns.append(s)
-print("open", flush=True)
-time.sleep(600)
+try:
+    for _ in range(int(sys.argv[2])):
+        conns.append(socket.create_connection((sys.argv[1], 80), timeout=5))
+except OSError as e:
+    print(f"failed after {len(conns)}: {e}", flush=True)
+    sys.exit(1)
+print(f"open {len(conns)}", flush=True)
+time.sleep(120)
 EOF
 
-plumb() {  # install gatehouse's own unit by hand, for HAProxy (identical rules)
-    "$GATEHOUSE" rules | sed -n '/^table/,/^}/p' | gh_x "$G" nft -f - || gh_fail "nft"
-    # shellcheck disable=SC2086 # each line is an ip command, split into its words on purpose
-    "$GATEHOUSE" rules | grep '^ip ' | while read -r cmd; do gh_x "$G" $cmd; done
+# HAProxy gets gatehouse's own plumbing, installed by hand: the nft table and the ip rule/route lines
+# that `gatehouse rules` prints for the embedded default (or BENCH_GATEHOUSE_CFG).
+rules_args=()
+[ -n "${BENCH_GATEHOUSE_CFG:-}" ] && rules_args=(-f "$BENCH_GATEHOUSE_CFG")
+"$GATEHOUSE" rules "${rules_args[@]}" >"$GH_TMP/rules.txt" || gh_fail "gatehouse rules"
+plumb() {
+    sed -n '/^table/,/^}/p' "$GH_TMP/rules.txt" | gh_x "$G" nft -f - || gh_fail "nft"
+    local cmd
+    while read -r cmd; do
+        # shellcheck disable=SC2086 # each line is an ip command, split into its words on purpose
+        gh_x "$G" $cmd || gh_fail "plumbing: $cmd"
+    done < <(grep '^ip ' "$GH_TMP/rules.txt")
 }
-unplumb() { gh_x "$G" "$GATEHOUSE" rules --remove >/dev/null; }
+unplumb() { gh_x "$G" "$GATEHOUSE" rules --remove >/dev/null 2>&1; }
 
-wrk_rate() {  # wrk_rate [extra wrk args]
-    gh_x "$C" wrk -t1 -c64 -d"${SECS}s" "$@" "http://$SRV4/" 2>&1 | awk '/Requests\/sec/ {printf "%.0f", $2}'
+# CPU seconds (user + system) a process has used, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# wrk_run NAME KIND PID [wrk args]: req/s into R[NAME,KIND]; the proxy's CPU use into PCPU[NAME,KIND], nginx's into NCPU.
+wrk_run() {
+    local name=$1 kind=$2 pid=$3 out=$GH_TMP/$1-$2.wrk t0 t1 n0 n1
+    shift 3
+    t0=$(cpu_ticks "$pid") n0=$(cpu_ticks "$NGINX_PID")
+    gh_x "$C" timeout $((SECS + 30)) wrk -t1 -c64 -d"${SECS}s" --timeout 5s "$@" "http://$SRV4/" >"$out" 2>&1
+    t1=$(cpu_ticks "$pid") n1=$(cpu_ticks "$NGINX_PID")
+    R[$name,$kind]=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$out")
+    [ -n "${R[$name,$kind]}" ] || gh_fail "$name $kind: wrk reported no rate: $(cat "$out")"
+    # Errors are reported under the table, not hidden.
+    local errs
+    errs=$(grep -E 'Socket errors|Non-2xx' "$out" | tr -s ' ' | paste -sd';' -)
+    [ -z "$errs" ] || NOTES+=("$name $kind: wrk:$errs")
+    if [ "$pid" != - ]; then
+        PCPU[$name,$kind]=$(awk -v t=$((t1 - t0)) -v s="$SECS" 'BEGIN {printf "%.0f", t / s}')
+    fi
+    NCPU[$name,$kind]=$(awk -v t=$((n1 - n0)) -v s="$SECS" 'BEGIN {printf "%.0f", t / s}')
 }
 
-bulk() {
-    local _ total=0 speed
+bulk() {  # bulk NAME: mean MiB/s of BULK_RUNS downloads of the 100 MiB object
+    local name=$1 _ out code size speed total=0
     for _ in $(seq "$BULK_RUNS"); do
-        speed=$(gh_x "$C" curl -s -o /dev/null -w '%{speed_download}' --max-time 60 "http://$SRV4/big")
+        out=$(gh_x "$C" curl -s -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' \
+            --max-time 60 "http://$SRV4/big")
+        read -r code size speed <<<"$out"
+        if [ "$code" != 200 ] || [ "$size" != 104857600 ]; then gh_fail "$name bulk: got '$out'"; fi
         total=$(awk -v a="$total" -v b="$speed" 'BEGIN {print a + b}')
     done
-    awk -v t="$total" -v n="$BULK_RUNS" 'BEGIN {printf "%.0f", t / n / 1048576}'
+    R[$name,bulk]=$(awk -v t="$total" -v n="$BULK_RUNS" 'BEGIN {printf "%.0f", t / n / 1048576}')
 }
 
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+established() { gh_x "$G" ss -Htn state established | wc -l; }
 
-idle_rss() {  # idle_rss PID: KiB per idle proxied connection
-    local pid=$1 before after holder
+idle_rss() {  # idle_rss NAME PID: KiB per idle proxied connection
+    local name=$1 pid=$2 before after holder _ n
     before=$(rss_kib "$pid")
-    ip netns exec "$C" bash -c "ulimit -n 20000; exec python3 $GH_TMP/idle.py $SRV4 $IDLE" >"$GH_TMP/idle.out" 2>&1 &
+    ip netns exec "$C" bash -c "ulimit -n \$(ulimit -Hn); exec python3 $GH_TMP/idle.py $SRV4 $IDLE" \
+        >"$GH_TMP/idle-$name.out" 2>&1 {GH_LOCK_FD}>&- &
     holder=$!
-    for _ in $(seq 100); do grep -q open "$GH_TMP/idle.out" && break; sleep 0.1; done
+    GH_PIDS+=("$holder")
+    for _ in $(seq 300); do
+        grep -qE '^(open|failed)' "$GH_TMP/idle-$name.out" && break
+        kill -0 "$holder" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q "^open $IDLE" "$GH_TMP/idle-$name.out" ||
+        gh_fail "$name: idle connections: $(cat "$GH_TMP/idle-$name.out")"
+    # Each idle connection is two sockets in the gateway (client side and server side).
+    for _ in $(seq 100); do
+        n=$(established)
+        [ "$n" -ge $((2 * IDLE)) ] && break
+        sleep 0.1
+    done
+    [ "$n" -ge $((2 * IDLE)) ] || gh_fail "$name: only $n established sockets in the gateway for $IDLE idle connections"
     sleep 2
     after=$(rss_kib "$pid")
-    kill "$holder"; wait "$holder" 2>/dev/null
-    sleep 1
-    awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN {printf "%.2f", (a - b) / n}'
+    kill "$holder" 2>/dev/null
+    wait "$holder" 2>/dev/null
+    forget "$holder"
+    R[$name,rss]=$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN {printf "%.2f", (a - b) / n}')
+    NOTES+=("$name idle: VmRSS $before -> $after KiB with $IDLE idle connections ($n sockets in the gateway)")
 }
 
-declare -A R
+declare -A R PCPU NCPU
+NOTES=()
 measure() {  # measure NAME PID|-
     local name=$1 pid=$2
-    echo "-- $name" >&2
-    gh_x "$C" curl -sS --max-time 5 -o /dev/null "http://$SRV4/" || gh_fail "$name: path does not work"
-    R[$name,ka]=$(wrk_rate)
-    R[$name,new]=$(wrk_rate -H "Connection: close")
-    R[$name,bulk]=$(bulk)
-    if [ "$pid" = - ]; then R[$name,rss]="-"; else R[$name,rss]=$(idle_rss "$pid"); fi
+    gh_log "$name"
+    gh_x "$C" curl -sS --max-time 5 -o /dev/null "http://$SRV4/" || gh_fail "$name: the path does not work"
+    wrk_run "$name" ka "$pid"
+    wrk_run "$name" new "$pid" -H "Connection: close"
+    bulk "$name"
+    if [ "$pid" = - ]; then R[$name,rss]="-"; else idle_rss "$name" "$pid"; fi
 }
 
-# 1. direct routing
-gh_forwarding 1
-measure direct -
-gh_forwarding 0
+run_direct() {
+    gh_forwarding 1
+    measure direct -
+    gh_forwarding 0
+}
 
-# 2. gatehouse (embedded default config unless BENCH_GATEHOUSE_CFG names one), logs to a file
-if [ -n "${BENCH_GATEHOUSE_CFG:-}" ]; then
-    gh_gatehouse "$G" gw -f "$BENCH_GATEHOUSE_CFG"
-else
-    gh_gatehouse "$G" gw
-fi
-measure gatehouse "${GH_PID[gw]}"
-kill -TERM "${GH_PID[gw]}"; wait "${GH_PID[gw]}"
+run_gatehouse() {
+    if [ -n "${BENCH_GATEHOUSE_CFG:-}" ]; then
+        gh_gatehouse "$G" gw -f "$BENCH_GATEHOUSE_CFG"
+    else
+        gh_gatehouse "$G" gw
+    fi
+    THREADS[gatehouse]=$(find "/proc/${GH_PID[gw]}/task" -mindepth 1 -maxdepth 1 | wc -l)
+    measure gatehouse "${GH_PID[gw]}"
+    gh_stop gw
+    forget "${GH_PID[gw]}"
+    gh_x "$G" nft list table inet gatehouse >/dev/null 2>&1 && gh_fail "gatehouse left its nft table behind"
+}
 
-# 3. HAProxy, same plumbing
-plumb
-# ip netns exec, not the gh_x function, so that $! is HAProxy itself (its RSS is measured).
-ip netns exec "$G" bash -c "ulimit -n \$(ulimit -Hn); exec $HAPROXY -db -f $GH_TMP/haproxy.cfg" >"$GH_TMP/haproxy.log" 2>&1 &
-hpid=$!
-GH_PIDS+=("$hpid")
-sleep 1
-kill -0 "$hpid" || gh_fail "haproxy did not start: $(cat "$GH_TMP/haproxy.log")"
-measure haproxy "$hpid"
-kill "$hpid"; wait "$hpid" 2>/dev/null
-unplumb
+run_haproxy() {
+    plumb
+    # ip netns exec and exec, so that $! is HAProxy itself (its RSS and CPU are measured); -db: no
+    # daemon, no master process.
+    ip netns exec "$G" bash -c "exec $HAPROXY -db -f $GH_TMP/haproxy.cfg" >"$GH_TMP/haproxy.log" 2>&1 {GH_LOCK_FD}>&- &
+    local hpid=$! _
+    GH_PIDS+=("$hpid")
+    for _ in $(seq 50); do
+        gh_x "$G" ss -Hltn 'sport = :15080' | grep -q . && break
+        kill -0 "$hpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    gh_x "$G" ss -Hltn 'sport = :15080' | grep -q . || gh_fail "haproxy did not start: $(cat "$GH_TMP/haproxy.log")"
+    THREADS[haproxy]=$(find "/proc/$hpid/task" -mindepth 1 -maxdepth 1 | wc -l)
+    measure haproxy "$hpid"
+    kill "$hpid"
+    gh_wait_gone "$hpid" || kill -9 "$hpid"
+    wait "$hpid" 2>/dev/null
+    forget "$hpid"
+    unplumb
+}
 
-echo
-echo "$(date -u +%Y-%m-%d) · $(nproc) cores · kernel $(uname -r) · $("$GATEHOUSE" --version) · $($HAPROXY -v | head -n 1 | cut -d' ' -f1-3) · ${SECS}s per wrk run, $IDLE idle connections"
-echo
-echo "| path | keep-alive req/s (64 conns) | new-connection req/s | bulk MB/s (100 MB) | RSS per idle proxied conn (KiB) |"
-echo "|---|---:|---:|---:|---:|"
+declare -A THREADS
+for setup in $ORDER; do
+    case $setup in direct | gatehouse | haproxy) ;; *) gh_fail "BENCH_ORDER: unknown setup $setup" ;; esac
+done
+for setup in $ORDER; do
+    fresh_topology
+    "run_$setup"
+done
+
+# ---- results
+rows=()
 for n in direct gatehouse haproxy; do
+    case " $ORDER " in *" $n "*) rows+=("$n") ;; esac
+done
+hap=$($HAPROXY -v | head -n 1 | cut -d' ' -f1-3)
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M') UTC · $(nproc) cores · kernel $(uname -r) · $hap · nginx $(nginx -v 2>&1 | cut -d/ -f2) · wrk $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f2)"
+echo "gatehouse: $BIN_DESC${BENCH_GATEHOUSE_CFG:+, config $BENCH_GATEHOUSE_CFG}"
+echo "order: $ORDER · ${SECS} s per wrk run (1 thread, 64 connections) · bulk: mean of $BULK_RUNS · $IDLE idle connections"
+echo "threads: gatehouse ${THREADS[gatehouse]:-?}, haproxy ${THREADS[haproxy]:-?}"
+echo
+{
+    echo "path keep-alive_req/s new-conn_req/s bulk_MiB/s idle_KiB/conn"
+    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,new]} ${R[$n,bulk]} ${R[$n,rss]}"; done
+} | column -t
+if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
+    awk -v a="${R[gatehouse,ka]}" -v b="${R[haproxy,ka]}" -v c="${R[gatehouse,new]}" -v d="${R[haproxy,new]}" \
+        -v e="${R[gatehouse,bulk]}" -v f="${R[haproxy,bulk]}" -v g="${R[gatehouse,rss]}" -v h="${R[haproxy,rss]}" \
+        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, e/f, (h == 0 ? 0 : g/h)}'
+fi
+echo
+echo "CPU during the wrk runs, % of one core (proxy / nginx):"
+for n in "${rows[@]}"; do
+    echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}"
+done
+if [ ${#NOTES[@]} -gt 0 ]; then
+    echo "notes:"
+    printf '  %s\n' "${NOTES[@]}"
+fi
+echo
+echo "| path | keep-alive req/s (64 conns) | new-connection req/s | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
+echo "|---|---:|---:|---:|---:|"
+for n in "${rows[@]}"; do
     echo "| $n | ${R[$n,ka]} | ${R[$n,new]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
 done
