@@ -41,6 +41,39 @@ pub struct BackendState {
     pub servers: Vec<Counters>,
 }
 
+/// Counts of policy decisions across all frontends (logged at shutdown; the stats socket arrives with
+/// issue #5).
+#[derive(Debug, Default)]
+pub struct PolicyCounters {
+    /// `tcp-request … reject`, `unclassified … reject`, `ech reject`.
+    pub rejected: AtomicU64,
+    /// Names or addresses refused by the open-proxy guard.
+    pub guard_refused: AtomicU64,
+    /// Destinations whose name had no address (NXDOMAIN, SERVFAIL, timeout).
+    pub dns_failed: AtomicU64,
+    /// `require-match`: the original destination was not among the name's addresses.
+    pub mismatch: AtomicU64,
+    /// Hellos carrying encrypted_client_hello.
+    pub ech: AtomicU64,
+    /// Connections whose first bytes gave no name (timeout, no SNI/Host, not TLS, malformed).
+    pub unclassified: AtomicU64,
+}
+
+impl PolicyCounters {
+    pub fn summary(&self) -> String {
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        format!(
+            "rejected={} guard_refused={} dns_failed={} mismatch={} ech={} unclassified={}",
+            g(&self.rejected),
+            g(&self.guard_refused),
+            g(&self.dns_failed),
+            g(&self.mismatch),
+            g(&self.ech),
+            g(&self.unclassified)
+        )
+    }
+}
+
 /// All runtime state of one configuration.
 #[derive(Debug)]
 pub struct Runtime {
@@ -52,6 +85,12 @@ pub struct Runtime {
     pub limit: Arc<Semaphore>,
     pub frontends: Vec<FrontendState>,
     pub backends: Vec<BackendState>,
+    pub policy: PolicyCounters,
+    /// The resolvers sections.
+    pub dns: crate::resolve::Dns,
+    /// Addresses fixed at start-up for servers given by name: resolved by the system resolver (no
+    /// `resolvers`), or `init-addr IP` while the name does not resolve. By (backend, server).
+    pub start_addrs: std::collections::HashMap<(usize, usize), Vec<std::net::IpAddr>>,
 }
 
 /// The five connection counts of an HAProxy log line: `%ac/%fc/%bc/%sc/%rc`.
@@ -109,6 +148,9 @@ impl Runtime {
             total: AtomicU64::new(0),
             frontends,
             backends,
+            policy: PolicyCounters::default(),
+            dns: crate::resolve::Dns::default(),
+            start_addrs: std::collections::HashMap::new(),
         }
     }
 

@@ -1,6 +1,7 @@
-//! Connect: the outbound socket. Resolves where a server points (a fixed address or the original
-//! destination), applies `source … usesrc` (binding the client's IP with IP_TRANSPARENT), marks the
-//! socket so the plumbing never diverts its packets, and connects within `timeout connect`.
+//! Connect: the outbound socket. Applies `source … usesrc` (binding the client's IP with
+//! IP_TRANSPARENT), marks the socket so the plumbing never diverts its packets, and connects within
+//! `timeout connect`. With several addresses (a name with A and AAAA records), attempts start
+//! [`HAPPY_EYEBALLS_DELAY`] apart and the first to connect wins (RFC 8305).
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,19 +10,13 @@ use socket2::SockRef;
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::account::Runtime;
-use crate::addr::{ClientAddr, OrigDstAddr, ServerAddr};
-use crate::config::model::{Backend, PortSpec, Server, ServerTarget, Source, UseSrc};
+use crate::addr::{ClientAddr, ServerAddr};
+use crate::config::model::{Backend, Server, Source, UseSrc};
 use crate::config::validate::DEFAULT_TIMEOUT_CONNECT;
 use crate::session::{Cause, Stage, Termination};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("server {server}: port {port} shifted by {offset} is out of range")]
-    BadPort {
-        server: String,
-        port: u16,
-        offset: i32,
-    },
     #[error(
         "server {server}: cannot use source {source_addr} to reach {target}: address families differ"
     )]
@@ -46,36 +41,13 @@ impl ConnectError {
     /// The termination code HAProxy would log for this failure.
     pub fn termination(&self) -> Termination {
         let cause = match self {
-            ConnectError::BadPort { .. } | ConnectError::FamilyMismatch { .. } => Cause::Proxy,
+            ConnectError::FamilyMismatch { .. } => Cause::Proxy,
             ConnectError::Socket { .. } => Cause::Resource,
             ConnectError::Refused { .. } => Cause::ServerAbort,
             ConnectError::Timeout { .. } => Cause::ServerTimeout,
         };
         Termination::new(cause, Stage::Connect)
     }
-}
-
-/// Where a server sends this connection.
-pub fn target(server: &Server, orig_dst: OrigDstAddr) -> Result<ServerAddr, ConnectError> {
-    let addr = match server.target {
-        ServerTarget::Fixed(a) => a,
-        ServerTarget::OrigDst(spec) => {
-            let port = match spec {
-                PortSpec::Same => orig_dst.port(),
-                PortSpec::Fixed(p) => p,
-                PortSpec::Offset(off) => u16::try_from(i32::from(orig_dst.port()) + off)
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| ConnectError::BadPort {
-                        server: server.name.clone(),
-                        port: orig_dst.port(),
-                        offset: off,
-                    })?,
-            };
-            SocketAddr::new(orig_dst.ip(), port)
-        }
-    };
-    Ok(ServerAddr::new(addr))
 }
 
 /// The local address to bind, and whether it is foreign (needs IP_TRANSPARENT).
@@ -145,35 +117,63 @@ pub async fn connect(
     }
 }
 
+/// How long an attempt may go unanswered before the next address is tried alongside it (RFC 8305's
+/// recommended Connection Attempt Delay).
+pub const HAPPY_EYEBALLS_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Connects to the first of `addrs` that answers, starting attempts [`HAPPY_EYEBALLS_DELAY`] apart
+/// (at once after a failure). The error is the last attempt's.
+pub async fn connect_any(
+    rt: &Runtime,
+    backend: &Backend,
+    server: &Server,
+    client: ClientAddr,
+    addrs: &[SocketAddr],
+) -> Result<(TcpStream, ServerAddr), ConnectError> {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+
+    let attempt = |a: SocketAddr| async move {
+        let target = ServerAddr::new(a);
+        connect(rt, backend, server, client, target)
+            .await
+            .map(|s| (s, target))
+    };
+    if let [only] = addrs {
+        return attempt(*only).await;
+    }
+    let mut pending = FuturesUnordered::new();
+    let mut next = addrs.iter().copied();
+    let mut last_err = None;
+    loop {
+        if pending.is_empty() {
+            match next.next() {
+                Some(a) => pending.push(attempt(a)),
+                None => {
+                    return Err(last_err.unwrap_or_else(|| ConnectError::Socket {
+                        server: server.name.clone(),
+                        err: io::Error::other("no address to connect to"),
+                    }));
+                }
+            }
+        }
+        tokio::select! {
+            Some(done) = pending.next() => match done {
+                Ok(ok) => return Ok(ok),
+                Err(e) => last_err = Some(e),
+            },
+            _ = tokio::time::sleep(HAPPY_EYEBALLS_DELAY) => {
+                if let Some(a) = next.next() {
+                    pending.push(attempt(a));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Pos;
-
-    fn server(target: ServerTarget) -> Server {
-        Server {
-            name: "s".into(),
-            pos: Pos {
-                file: "t".into(),
-                line: 1,
-            },
-            target,
-            source: None,
-        }
-    }
-
-    #[test]
-    fn targets_follow_haproxy_port_rules() {
-        let dst = OrigDstAddr::new("192.0.2.9:443".parse().unwrap());
-        let t = |spec| target(&server(ServerTarget::OrigDst(spec)), dst).map(|a| a.to_string());
-        assert_eq!(t(PortSpec::Same).unwrap(), "192.0.2.9:443");
-        assert_eq!(t(PortSpec::Fixed(8443)).unwrap(), "192.0.2.9:8443");
-        assert_eq!(t(PortSpec::Offset(1000)).unwrap(), "192.0.2.9:1443");
-        assert!(t(PortSpec::Offset(-443)).is_err());
-        assert!(t(PortSpec::Offset(70000)).is_err());
-        let fixed = server(ServerTarget::Fixed("10.1.1.1:80".parse().unwrap()));
-        assert_eq!(target(&fixed, dst).unwrap().to_string(), "10.1.1.1:80");
-    }
 
     #[test]
     fn usesrc_binds() {

@@ -6,11 +6,13 @@
 //!
 //! 1. [`listener`] — **accept**: transparent binds, accept loops, `maxconn`.
 //! 2. [`session`] — one connection's life: runs the stages below, ends with a termination code.
-//! 3. classify — reading the TLS SNI or HTTP Host (arrives with issue #3).
-//! 4. [`route`] — **route**: which backend.
-//! 5. resolve — DNS for dynamic upstreams (arrives with issue #3).
-//! 6. [`balance`] — **balance**: which server of the backend.
-//! 7. [`connect`] — **connect**: the outbound socket, `source … usesrc`, SO_MARK, `timeout connect`.
+//! 3. [`classify`] — **classify**: the TLS SNI or HTTP Host, read without answering (peek → replay).
+//! 4. [`route`] — **route**: `tcp-request` rules and `use_backend` over [`rules`] (ACLs, samples, maps).
+//! 5. [`balance`] — **balance**: which server of the backend.
+//! 6. [`target`] — **resolve**: the server's addresses: fixed, original destination, or a name
+//!    through [`resolve`] (DNS with a TTL-honouring cache), checked by the open-proxy [`guard`].
+//! 7. [`connect`] — **connect**: the outbound socket, `source … usesrc`, SO_MARK, `timeout connect`,
+//!    happy eyeballs across addresses.
 //! 8. [`forward`] — **forward**: splice both ways, half-close, idle timeouts.
 //! 9. [`account`] and [`log`] — **account**: counters and the tcplog line.
 //!
@@ -21,13 +23,18 @@
 pub mod account;
 pub mod addr;
 pub mod balance;
+pub mod classify;
 pub mod config;
 pub mod connect;
 pub mod forward;
+pub mod guard;
 pub mod listener;
 pub mod log;
 pub mod plumbing;
+pub mod resolve;
 pub mod route;
+pub mod rules;
 pub mod server;
 pub mod session;
 pub mod sys;
+pub mod target;

@@ -49,6 +49,12 @@ pub fn tcplog(rt: &Runtime, r: &Record, t: &Tally) -> String {
 
 pub fn session(rt: &Runtime, r: &Record, t: &Tally) {
     let mut line = tcplog(rt, r, t);
+    // The name read from the first bytes, in braces as HAProxy shows captures.
+    if let Some(name) = &r.name {
+        line.push_str(" {");
+        line.push_str(name);
+        line.push('}');
+    }
     line.push('\n');
     // One write per line, so lines from different threads never interleave.
     let _ = std::io::stdout().lock().write_all(line.as_bytes());

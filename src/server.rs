@@ -19,6 +19,10 @@ pub enum ServeError {
     Plumbing(#[from] PlumbingError),
     #[error("starting a runtime thread: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Resolvers(#[from] crate::resolve::ResolverSetupError),
+    #[error(transparent)]
+    Names(#[from] crate::target::StartError),
 }
 
 /// Accepts on `bound` until `shutdown` completes; sessions still open are dropped with the runtime.
@@ -50,6 +54,13 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
+    // DNS first: a name that cannot be resolved stops the start before anything is bound.
+    let mut runtime = Runtime::new(cfg.clone());
+    {
+        let _in = control.enter();
+        runtime.dns = crate::resolve::Dns::new(&cfg.resolvers, control.handle().clone())?;
+    }
+    control.block_on(crate::target::resolve_at_start(&mut runtime))?;
     let bound = listener::bind_all_std(&cfg, threads)?;
     for b in &bound {
         tracing::info!(frontend = %cfg.frontends[b.frontend].name, addr = %b.addr, threads, "listening");
@@ -59,7 +70,9 @@ pub fn serve(
     if !plan.is_empty() {
         tracing::info!(firewall = ?installed.firewall, families = ?plan.families, diverts = plan.diverts.len(), "plumbing installed");
     }
-    let rt = Arc::new(Runtime::new(cfg));
+    let rt = Arc::new(runtime);
+    // Re-resolves server names as their TTLs run out, on the control thread.
+    control.spawn(crate::target::watch_names(rt.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Deal the copies out: worker i takes the i-th socket of every bind line.
     let mut per_worker: Vec<Vec<(usize, crate::addr::ListenAddr, std::net::TcpListener)>> =
@@ -118,6 +131,7 @@ pub fn serve(
             Err(_) => tracing::error!("a worker thread panicked"),
         }
     }
+    tracing::info!("counters: {}", rt.policy.summary());
     let removed = control.block_on(installed.remove());
     if !plan.is_empty() {
         tracing::info!("plumbing removed");

@@ -1,19 +1,26 @@
 //! A session is one accepted connection's life: it runs the stages in order and ends with an
 //! HAProxy-style termination code, which goes to the log line and the counters.
 //!
-//! accept (listener.rs) → route → balance → connect → forward → account.
+//! accept (listener.rs) → classify → route → balance → resolve (target.rs) → connect → forward →
+//! account.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::account::{Presence, Runtime};
 use crate::addr::{ClientAddr, OrigDstAddr};
+use crate::classify::{self, Miss, Peeked};
+use crate::config::model::{EchPolicy, Fallback};
 use crate::forward::{Timeouts, Traffic};
-use crate::{balance, connect, forward, log, route};
+use crate::rules::sample::Facts;
+use crate::target::Refusal;
+use crate::{balance, connect, forward, log, route, target};
 
 /// What ended a session: the first character of HAProxy's termination state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +43,10 @@ pub enum Cause {
     ClientTimeout,
     /// `s`: the server-side timeout (connect or idle).
     ServerTimeout,
+    /// `G` (gatehouse): the open-proxy guard refused the name or the address.
+    Guard,
+    /// `N` (gatehouse): the destination's name has no address (NXDOMAIN, SERVFAIL, DNS timeout).
+    Dns,
 }
 
 /// Where the session was when it ended: the second character.
@@ -79,6 +90,8 @@ impl fmt::Display for Termination {
             Cause::Killed => 'K',
             Cause::ClientTimeout => 'c',
             Cause::ServerTimeout => 's',
+            Cause::Guard => 'G',
+            Cause::Dns => 'N',
         };
         let s = match self.stage {
             Stage::Normal => '-',
@@ -104,6 +117,8 @@ pub struct Record {
     pub total_ms: u64,
     pub traffic: Traffic,
     pub termination: Termination,
+    /// The name the client asked for (SNI or Host), when one was read.
+    pub name: Option<Box<str>>,
 }
 
 /// Runs one accepted connection to its end.
@@ -136,6 +151,7 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
             traffic: Traffic::default(),
             // Until a stage says otherwise: what a kill at this point would be logged as.
             termination: Termination::new(Cause::Killed, Stage::Request),
+            name: None,
         },
     };
     let end = stages(&rt, &client, &mut live.rec, listen_port, &mut in_server).await;
@@ -171,8 +187,8 @@ impl Drop for Live<'_> {
     }
 }
 
-/// route → balance → connect → forward; returns how the session ended. Keeps `rec.termination`'s
-/// stage current, for the log line of a session killed midway.
+/// classify → route → balance → resolve → connect → forward; returns how the session ended. Keeps
+/// `rec.termination`'s stage current, for the log line of a session killed midway.
 async fn stages<'rt>(
     rt: &'rt Runtime,
     client: &TcpStream,
@@ -181,7 +197,76 @@ async fn stages<'rt>(
     in_server: &mut Option<Presence<'rt>>,
 ) -> Termination {
     let fe = &rt.cfg.frontends[rec.frontend];
-    let Some(be) = route::select_backend(fe) else {
+    let mut facts = Facts {
+        client: rec.client.get(),
+        dst: rec.orig_dst.get(),
+        hello: None,
+        http: None,
+        peeked: 0,
+    };
+    if route::first_rule(&fe.connection_rules, &fe.acls, &facts) == Some(false) {
+        rt.policy.rejected.fetch_add(1, Relaxed);
+        return Termination::new(Cause::Proxy, Stage::Request);
+    }
+
+    // classify
+    let peeked = if fe.peek {
+        match classify::peek(client, fe.inspect_delay).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(client = %rec.client, "{e}");
+                return Termination::new(Cause::ClientAbort, Stage::Request);
+            }
+        }
+    } else {
+        Peeked::default()
+    };
+    rec.name = peeked.name().map(Box::from);
+    facts.hello = peeked.hello.as_ref();
+    facts.http = peeked.http.as_ref();
+    facts.peeked = peeked.buf.len();
+    let mut forced = None;
+    if let Some(miss) = &peeked.miss {
+        rt.policy.unclassified.fetch_add(1, Relaxed);
+        let u = &fe.unclassified;
+        let fallback = match miss {
+            Miss::Timeout => u.timeout,
+            Miss::NoName => u.no_sni,
+            Miss::NotTls => u.not_tls,
+            Miss::Malformed(_) => u.malformed,
+        };
+        tracing::debug!(client = %rec.client, ?miss, ?fallback, "no name");
+        match fallback {
+            Fallback::Original => {}
+            Fallback::Backend(i) => forced = Some(i),
+            Fallback::Reject => {
+                rt.policy.rejected.fetch_add(1, Relaxed);
+                refuse(client, &peeked, &Refusal::Policy(String::new()));
+                let cause = if *miss == Miss::Timeout {
+                    Cause::ClientTimeout
+                } else {
+                    Cause::Proxy
+                };
+                return Termination::new(cause, Stage::Request);
+            }
+        }
+    }
+    if peeked.hello.as_ref().is_some_and(|h| h.ech) {
+        rt.policy.ech.fetch_add(1, Relaxed);
+        if fe.ech == EchPolicy::Reject {
+            rt.policy.rejected.fetch_add(1, Relaxed);
+            refuse(client, &peeked, &Refusal::Policy("ech".into()));
+            return Termination::new(Cause::Proxy, Stage::Request);
+        }
+    }
+    if forced.is_none() && route::first_rule(&fe.content_rules, &fe.acls, &facts) == Some(false) {
+        rt.policy.rejected.fetch_add(1, Relaxed);
+        refuse(client, &peeked, &Refusal::Policy(String::new()));
+        return Termination::new(Cause::Proxy, Stage::Request);
+    }
+
+    // route, balance
+    let Some(be) = forced.or_else(|| route::select_backend(&rt.cfg, fe, &facts)) else {
         return Termination::new(Cause::Proxy, Stage::Request);
     };
     rec.backend = Some(be);
@@ -192,35 +277,48 @@ async fn stages<'rt>(
     rec.server = Some(srv);
     *in_server = Some(rt.enter_server(be, srv));
     rec.termination.stage = Stage::Connect;
-    let target = match connect::target(&backend.servers[srv], rec.orig_dst) {
-        Ok(t) => t,
-        Err(e) => return e.termination(),
+
+    // resolve
+    let addrs = match target::addresses(rt, fe, (be, srv), &facts).await {
+        Ok(a) => a,
+        Err(r) => {
+            tracing::info!(client = %rec.client, dst = %rec.orig_dst, backend = %backend.name, "refused: {r}");
+            refuse(client, &peeked, &r);
+            return r.termination();
+        }
     };
     // A client that called a listener directly, with a server pointing at the original
     // destination, would have us connect to ourselves, again and again.
-    if target.port() == listen_port && crate::sys::is_local_address(target.ip()) {
-        tracing::debug!(client = %rec.client, %target, "refused: the destination is this listener");
+    let addrs: Vec<_> = addrs
+        .into_iter()
+        .filter(|t| !(t.port() == listen_port && crate::sys::is_local_address(t.ip())))
+        .collect();
+    if addrs.is_empty() {
+        tracing::debug!(client = %rec.client, "refused: the destination is this listener");
         return Termination::new(Cause::Proxy, Stage::Connect);
     }
+
+    // connect
     let t0 = Instant::now();
-    // Boxed: the connect step (with its timer) is short-lived, and inline it would size every
+    // Boxed: the connect step (with its timers) is short-lived, and inline it would size every
     // session's task for its whole life, idle ones included.
-    let connecting = Box::pin(connect::connect(
+    let connecting = Box::pin(connect::connect_any(
         rt,
         backend,
         &backend.servers[srv],
         rec.client,
-        target,
+        &addrs,
     ));
     let server = connecting.await;
     rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
-    let server = match server {
+    let (server, to) = match server {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(client = %rec.client, dst = %rec.orig_dst, "{e}");
             return e.termination();
         }
     };
+    tracing::debug!(client = %rec.client, name = ?rec.name, server = %to, "connected");
     rec.termination.stage = Stage::Data;
     let timeouts = match backend.timeout_tunnel {
         Some(t) => Timeouts::Tunnel(t),
@@ -229,5 +327,59 @@ async fn stages<'rt>(
             server: backend.timeout_server,
         },
     };
+    // replay: the peeked bytes go first, as received.
+    if !peeked.buf.is_empty() {
+        let write = write_all(&server, &peeked.buf);
+        let limit = backend
+            .timeout_server
+            .or(backend.timeout_tunnel)
+            .unwrap_or(std::time::Duration::from_secs(30));
+        match tokio::time::timeout(limit, write).await {
+            Ok(Ok(())) => rec.traffic.bytes_in += peeked.buf.len() as u64,
+            Ok(Err(_)) => return Termination::new(Cause::ServerAbort, Stage::Data),
+            Err(_) => return Termination::new(Cause::ServerTimeout, Stage::Data),
+        }
+    }
+    drop(peeked);
     forward::forward(client, &server, timeouts, &mut rec.traffic).await
+}
+
+/// Tells a refused client why, in its own protocol: a TLS alert after a ClientHello, an HTTP status
+/// after a request; nothing otherwise. Best effort: one non-blocking write.
+fn refuse(client: &TcpStream, peeked: &Peeked, why: &Refusal) {
+    use crate::resolve::DnsError;
+    let msg: Vec<u8> = if peeked.is_tls() {
+        let d = match why {
+            Refusal::GuardName { .. }
+            | Refusal::Dns {
+                err: DnsError::NotFound,
+                ..
+            } => classify::ALERT_UNRECOGNIZED_NAME,
+            Refusal::Dns { .. } => classify::ALERT_INTERNAL_ERROR,
+            _ => classify::ALERT_ACCESS_DENIED,
+        };
+        classify::tls_alert(d).to_vec()
+    } else if peeked.http.is_some() {
+        let status = match why {
+            Refusal::Dns { .. } => "502 Bad Gateway",
+            _ => "403 Forbidden",
+        };
+        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
+    } else {
+        return;
+    };
+    let _ = client.try_write(&msg);
+}
+
+/// Writes all of `buf` to a shared stream.
+async fn write_all(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        s.writable().await?;
+        match s.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

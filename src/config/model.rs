@@ -10,12 +10,18 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::lexer::Pos;
+use crate::guard::NamePolicy;
+use crate::rules::sample::Template;
+use crate::rules::{Acl, Cond};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub global: Global,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
+    pub resolvers: Vec<ResolversSection>,
+    /// Backend indices by name, for `use_backend` names computed per connection.
+    pub backend_names: std::collections::HashMap<String, usize>,
 }
 
 impl Config {
@@ -82,6 +88,116 @@ pub enum Mode {
     Tcp,
 }
 
+/// A `resolvers` section.
+#[derive(Debug, Clone)]
+pub struct ResolversSection {
+    pub name: String,
+    pub pos: Pos,
+    pub nameservers: Vec<SocketAddr>,
+    pub parse_resolv_conf: bool,
+    /// Attempts per query.
+    pub resolve_retries: u32,
+    /// Time to wait for one answer.
+    pub timeout_resolve: Duration,
+    /// How long a failed query is remembered before the name is asked again.
+    pub timeout_retry: Duration,
+    pub hold: Hold,
+    pub accepted_payload_size: u16,
+}
+
+/// `hold STATUS PERIOD`: how answers and failures are kept (see src/resolve.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// Upper bound on a valid answer's life (below it the record TTL rules).
+    pub valid: Duration,
+    /// After NXDOMAIN: the previous answer is still served this long past its expiry; with none,
+    /// the negative answer is remembered this long.
+    pub nx: Duration,
+    pub refused: Duration,
+    pub timeout: Duration,
+    pub other: Duration,
+    /// Accepted for compatibility; gatehouse always uses the newest answer's addresses.
+    pub obsolete: Duration,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        let s30 = Duration::from_secs(30);
+        Hold {
+            valid: Duration::from_secs(10),
+            nx: s30,
+            refused: s30,
+            timeout: s30,
+            other: s30,
+            obsolete: Duration::ZERO,
+        }
+    }
+}
+
+/// What a frontend does with a name it read, for dynamic destinations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dial {
+    /// Connect to the name's address (the sniproxy job).
+    #[default]
+    Resolved,
+    /// Route and log by name, connect to the original destination.
+    Original,
+    /// Connect to the original destination only if it is among the name's addresses.
+    RequireMatch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EchPolicy {
+    #[default]
+    Allow,
+    Reject,
+}
+
+/// What happens to a connection whose first bytes give no name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Go on without a name: rules run, and a dynamic server dials the original destination.
+    #[default]
+    Original,
+    Reject,
+    /// Index into `Config::backends`.
+    Backend(usize),
+}
+
+/// The `unclassified` settings, one per way of not finding a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unclassified {
+    /// `tcp-request inspect-delay` ran out first.
+    pub timeout: Fallback,
+    /// A ClientHello without SNI (SSLv2-style included), or an HTTP request without Host.
+    pub no_sni: Fallback,
+    /// Neither TLS nor HTTP.
+    pub not_tls: Fallback,
+    /// A broken or oversized ClientHello or request head.
+    pub malformed: Fallback,
+}
+
+/// `tcp-request connection|content accept|reject [if|unless COND]`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub accept: bool,
+    pub cond: Option<Cond>,
+}
+
+/// `use_backend NAME|TEMPLATE [if|unless COND]`.
+#[derive(Debug, Clone)]
+pub struct UseBackend {
+    pub target: BackendChoice,
+    pub cond: Option<Cond>,
+}
+
+#[derive(Debug, Clone)]
+pub enum BackendChoice {
+    Static(usize),
+    /// A name computed per connection; one that names no backend falls to `default_backend`.
+    Dynamic(Template),
+}
+
 #[derive(Debug, Clone)]
 pub struct Frontend {
     pub name: String,
@@ -93,6 +209,18 @@ pub struct Frontend {
     pub timeout_client: Option<Duration>,
     /// Index into `Config::backends`.
     pub default_backend: Option<usize>,
+    /// Named and anonymous ACLs; conditions refer to them by index.
+    pub acls: Vec<Acl>,
+    pub connection_rules: Vec<Rule>,
+    pub content_rules: Vec<Rule>,
+    pub use_backends: Vec<UseBackend>,
+    /// Whether connections are peeked at (TLS ClientHello / HTTP head) before routing.
+    pub peek: bool,
+    /// The longest wait for the first bytes (`tcp-request inspect-delay`).
+    pub inspect_delay: Duration,
+    pub dial: Dial,
+    pub ech: EchPolicy,
+    pub unclassified: Unclassified,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +308,18 @@ pub struct Backend {
     pub timeout_server: Option<Duration>,
     /// Once connected, one idle timeout for both sides together, replacing client and server's.
     pub timeout_tunnel: Option<Duration>,
+    /// Open-proxy guard for dynamic servers: the names they may dial.
+    pub allow_names: NamePolicy,
+    /// Private networks dynamic servers may dial.
+    pub allow_nets: Vec<IpNet>,
+}
+
+impl Backend {
+    pub fn has_dynamic_server(&self) -> bool {
+        self.servers
+            .iter()
+            .any(|s| matches!(s.target, ServerTarget::Dynamic { .. }))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -189,14 +329,47 @@ pub struct Server {
     pub target: ServerTarget,
     /// A per-server `source` overrides the backend's.
     pub source: Option<Source>,
+    /// `resolvers NAME`: the section's name and index in `Config::resolvers`.
+    pub resolvers: Option<(String, usize)>,
+    /// `resolve-prefer`: the family tried first (happy eyeballs otherwise starts with IPv6).
+    pub prefer: Option<Family>,
+    /// `init-addr`: what to use while a name server has no address yet.
+    pub init_addr: Vec<InitAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitAddr {
+    /// HAProxy's server-state file; gatehouse has none, so this is skipped.
+    Last,
+    /// The system resolver (getaddrinfo) at start-up.
+    Libc,
+    /// Start without an address.
+    None,
+    Ip(IpAddr),
 }
 
 /// Where a server connects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerTarget {
     Fixed(SocketAddr),
     /// `0.0.0.0`, `*` or `::`: the connection's original destination address.
     OrigDst(PortSpec),
+    /// A host name, resolved at start and again as its TTL runs out.
+    Name {
+        host: String,
+        port: PortSpec,
+    },
+    /// A name computed per connection (`%[req.ssl_sni]`), resolved per connection.
+    Dynamic {
+        name: Template,
+        port: PortSpec,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

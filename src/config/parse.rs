@@ -13,9 +13,13 @@ use ipnet::IpNet;
 use super::Diagnostic;
 use super::lexer::{Line, Pos};
 use super::model::{
-    Bind, Families, FirewallBackend, Mode, PlumbingSettings, PortRange, PortSpec, Selector, Server,
-    ServerTarget, Source, UseSrc,
+    Bind, Dial, EchPolicy, Families, Family, FirewallBackend, Hold, InitAddr, Mode,
+    PlumbingSettings, PortRange, PortSpec, ResolversSection, Rule, Selector, Server, ServerTarget,
+    Source, UseSrc,
 };
+use crate::guard::NamePolicy;
+use crate::rules::sample::Template;
+use crate::rules::{Acl, Cond, MapCache};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectionKind {
@@ -71,6 +75,8 @@ pub struct GlobalDraft {
     pub plumbing: PlumbingSettings,
     /// Where the marks were set, for the check that they differ.
     pub marks_pos: Option<Pos>,
+    /// Map files read so far, shared by every line that names one.
+    pub maps: MapCache,
 }
 
 /// What a defaults/frontend/backend/listen section says. Sections start as a copy of the defaults
@@ -91,6 +97,32 @@ pub struct ProxyDraft {
     pub default_backend: Option<(String, Pos)>,
     pub servers: Vec<Server>,
     pub source: Option<Source>,
+    pub acls: Vec<Acl>,
+    pub connection_rules: Vec<Rule>,
+    pub content_rules: Vec<Rule>,
+    pub use_backends: Vec<UseBackendDraft>,
+    pub inspect_delay: Option<Duration>,
+    pub dial: Option<(Dial, Pos)>,
+    pub ech: Option<EchPolicy>,
+    /// timeout, no-sni, not-tls, malformed.
+    pub unclassified: [Option<(FallbackDraft, Pos)>; 4],
+    pub allow_names: NamePolicy,
+    pub allow_names_pos: Option<Pos>,
+    pub allow_nets: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FallbackDraft {
+    Original,
+    Reject,
+    Backend(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct UseBackendDraft {
+    pub pos: Pos,
+    pub target: Result<Template, String>,
+    pub cond: Option<Cond>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,7 +140,11 @@ pub struct InterceptDraft {
 pub struct Drafts {
     pub global: GlobalDraft,
     pub proxies: Vec<ProxyDraft>,
+    pub resolvers: Vec<ResolversSection>,
 }
+
+mod content;
+mod resolvers;
 
 type Handler = fn(&mut Section<'_>, &[String]) -> Result<(), String>;
 
@@ -136,7 +172,6 @@ const fn kw(name: &'static str, sections: u8, act: Act) -> Kw {
     }
 }
 
-const CLASSIFY: &str = "content inspection and routing rules (issue #3)";
 const BACKENDS: &str = "backend features (issue #4)";
 const HTTP: &str = "http mode (issue #4)";
 const OPS: &str = "logging and the runtime API (issue #5)";
@@ -281,15 +316,21 @@ static KEYWORDS: &[Kw] = &[
     kw("block", F | B | L, Act::Later(HTTP)),
     kw("errorfile", PX, Act::Later(HTTP)),
     kw("capture", F | L, Act::Later(OPS)),
-    kw("acl", F | B | L, Act::Later(CLASSIFY)),
-    kw("use_backend", F | L, Act::Later(CLASSIFY)),
-    kw("tcp-request", PX, Act::Later(CLASSIFY)),
-    kw("tcp-response", BE, Act::Later(CLASSIFY)),
+    kw("acl", F | B | L, Act::Handle(content::h_acl)),
+    kw("use_backend", F | L, Act::Handle(content::h_use_backend)),
+    kw("tcp-request", FE, Act::Handle(content::h_tcp_request)),
+    kw("tcp-response", BE, Act::Later(BACKENDS)),
+    kw("dial-resolved", FE, Act::Handle(content::h_dial_resolved)),
+    kw("dial-original", FE, Act::Handle(content::h_dial_original)),
+    kw("require-match", FE, Act::Handle(content::h_require_match)),
+    kw("ech", FE, Act::Handle(content::h_ech)),
+    kw("unclassified", FE, Act::Handle(content::h_unclassified)),
+    kw("allow-name", BE, Act::Handle(content::h_allow_name)),
+    kw("allow-net", BE, Act::Handle(content::h_allow_net)),
 ];
 
 /// Sections gatehouse recognises but does not parse yet.
 const LATER_SECTIONS: &[(&str, &str)] = &[
-    ("resolvers", "DNS resolution (issue #3)"),
     (
         "peers",
         "stick-table replication, after the backends issue (issue #4)",
@@ -337,6 +378,7 @@ pub fn parse(lines: &[Line], diags: &mut Vec<Diagnostic>) -> Drafts {
         Global,
         Defaults,
         Proxy(usize),
+        Resolvers(usize),
         Skipped,
     }
     let mut cur = Cur::None;
@@ -408,6 +450,39 @@ pub fn parse(lines: &[Line], diags: &mut Vec<Diagnostic>) -> Drafts {
             }
             continue;
         }
+        if head == "resolvers" {
+            match w.get(1) {
+                Some(name) if w.len() == 2 => {
+                    if let Some(prev) = drafts.resolvers.iter().find(|r| &r.name == name) {
+                        err(
+                            diags,
+                            &line.pos,
+                            format!(
+                                "resolvers '{name}' is already defined at {}; rename one of them",
+                                prev.pos
+                            ),
+                        );
+                        cur = Cur::Skipped;
+                    } else {
+                        drafts
+                            .resolvers
+                            .push(resolvers::new_section(name, &line.pos));
+                        cur = Cur::Resolvers(drafts.resolvers.len() - 1);
+                    }
+                }
+                _ => {
+                    err(diags, &line.pos, "write 'resolvers NAME'".into());
+                    cur = Cur::Skipped;
+                }
+            }
+            continue;
+        }
+        if let Cur::Resolvers(i) = cur {
+            if let Err(e) = resolvers::directive(&mut drafts.resolvers[i], w) {
+                err(diags, &line.pos, e);
+            }
+            continue;
+        }
         if let Some((_, what)) = LATER_SECTIONS.iter().find(|(n, _)| *n == head) {
             err(
                 diags,
@@ -428,7 +503,7 @@ pub fn parse(lines: &[Line], diags: &mut Vec<Diagnostic>) -> Drafts {
                 );
                 continue;
             }
-            Cur::Skipped => continue,
+            Cur::Skipped | Cur::Resolvers(_) => continue,
             Cur::Global => (None, SectionKind::Global),
             Cur::Defaults => (defaults.as_mut(), SectionKind::Defaults),
             Cur::Proxy(i) => {
@@ -470,6 +545,10 @@ fn new_proxy(
             binds: Vec::new(),
             intercepts: Vec::new(),
             servers: Vec::new(),
+            acls: Vec::new(),
+            connection_rules: Vec::new(),
+            content_rules: Vec::new(),
+            use_backends: Vec::new(),
             ..t.clone()
         },
         None => ProxyDraft {
@@ -487,6 +566,17 @@ fn new_proxy(
             default_backend: None,
             servers: Vec::new(),
             source: None,
+            acls: Vec::new(),
+            connection_rules: Vec::new(),
+            content_rules: Vec::new(),
+            use_backends: Vec::new(),
+            inspect_delay: None,
+            dial: None,
+            ech: None,
+            unclassified: [None, None, None, None],
+            allow_names: NamePolicy::default(),
+            allow_names_pos: None,
+            allow_nets: Vec::new(),
         },
     }
 }
@@ -650,9 +740,7 @@ fn one<'a>(args: &'a [String], usage: &str) -> Result<&'a str, String> {
 fn parse_host(h: &str) -> Result<IpAddr, String> {
     match h {
         "" | "*" => Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        _ => h.parse().map_err(|_| {
-            format!("'{h}' is not an IP address; names need resolvers, which are not supported yet (issue #3)")
-        }),
+        _ => h.parse().map_err(|_| format!("'{h}' is not an IP address")),
     }
 }
 
@@ -1018,48 +1106,63 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         [n, a, ..] => (n.clone(), a.as_str()),
         _ => return Err("write 'server NAME ADDR[:PORT]'".into()),
     };
-    let (ip, port) = split_addr(addr)?;
-    let target = if ip.is_unspecified() {
-        ServerTarget::OrigDst(match port {
-            None | Some("") | Some("0") => PortSpec::Same,
-            Some(p) if p.starts_with('+') || p.starts_with('-') => PortSpec::Offset(
-                p.parse()
-                    .map_err(|_| format!("'{p}' is not a port offset; write +N or -N"))?,
-            ),
-            Some(p) => PortSpec::Fixed(parse_port(p)?),
-        })
-    } else {
-        let port = match port {
-            None | Some("") => {
-                return Err(format!(
-                    "server '{name}': '{addr}' has no port; a fixed address needs ADDR:PORT (only 0.0.0.0 may omit it)"
-                ));
-            }
-            Some(p) if p.starts_with('+') || p.starts_with('-') => {
-                return Err(format!(
-                    "server '{name}': port offsets ('{p}') need the address 0.0.0.0 (the original destination)"
-                ));
-            }
-            Some(p) => parse_port(p)?,
-        };
-        if port == 0 {
-            return Err(format!("server '{name}': port 0 needs the address 0.0.0.0"));
-        }
-        ServerTarget::Fixed(SocketAddr::new(ip, port))
-    };
+    let target = server_target(&name, addr, &mut sec.global.maps)?;
     let mut source = None;
+    let mut resolvers = None;
+    let mut prefer = None;
+    let mut init_addr = Vec::new();
     let mut rest = &args[2..];
     while let Some(opt) = rest.first() {
+        let value = || {
+            rest.get(1)
+                .cloned()
+                .ok_or_else(|| format!("server option '{opt}' needs a value"))
+        };
         match opt.as_str() {
             "source" => {
                 let end = rest
                     .iter()
                     .skip(1)
-                    .position(|w| SERVER_OPTIONS.contains(&w.as_str()) || w == "source")
+                    .position(|w| {
+                        SERVER_OPTIONS.contains(&w.as_str())
+                            || SERVER_DNS.contains(&w.as_str())
+                            || w == "source"
+                    })
                     .map_or(rest.len(), |p| p + 1);
                 source = Some(source_of(&rest[1..end])?);
                 rest = &rest[end..];
                 continue;
+            }
+            "resolvers" => resolvers = Some((value()?, usize::MAX)),
+            "resolve-prefer" => {
+                prefer = Some(match value()?.as_str() {
+                    "ipv4" => Family::V4,
+                    "ipv6" => Family::V6,
+                    v => {
+                        return Err(format!(
+                            "unknown family '{v}'; write 'resolve-prefer ipv4' or 'resolve-prefer ipv6'"
+                        ));
+                    }
+                })
+            }
+            "init-addr" => {
+                for m in value()?.split(',') {
+                    init_addr.push(match m {
+                        "last" => InitAddr::Last,
+                        "libc" => InitAddr::Libc,
+                        "none" => InitAddr::None,
+                        ip => InitAddr::Ip(ip.parse().map_err(|_| {
+                            format!(
+                                "'{ip}' is not an init-addr method; use last, libc, none or an IP address"
+                            )
+                        })?),
+                    });
+                }
+            }
+            "resolve-net" | "resolve-opts" => {
+                return Err(format!(
+                    "server option '{opt}' is not supported; gatehouse uses every address the name has, tried with happy eyeballs"
+                ));
             }
             o if SERVER_LATER_TLS.contains(&o) => {
                 return Err(format!(
@@ -1071,11 +1174,6 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                     "server option '{o}' is not supported yet; it arrives with the PROXY protocol (issue #6)"
                 ));
             }
-            o if SERVER_LATER_DNS.contains(&o) => {
-                return Err(format!(
-                    "server option '{o}' is not supported yet; it arrives with DNS resolution (issue #3)"
-                ));
-            }
             o if SERVER_OPTIONS.contains(&o) => {
                 return Err(format!(
                     "server option '{o}' is not supported yet; it arrives with backend features (issue #4)"
@@ -1085,7 +1183,7 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                 let best = SERVER_OPTIONS
                     .iter()
                     .chain(SERVER_LATER_TLS)
-                    .chain(SERVER_LATER_DNS)
+                    .chain(SERVER_DNS)
                     .chain(SERVER_LATER_PROXY)
                     .map(|k| (edit_distance(o, k), *k))
                     .min()
@@ -1096,6 +1194,7 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                 });
             }
         }
+        rest = &rest[2.min(rest.len())..];
     }
     let pos = sec.pos.clone();
     sec.px().servers.push(Server {
@@ -1103,8 +1202,89 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         pos,
         target,
         source,
+        resolvers,
+        prefer,
+        init_addr,
     });
     Ok(())
+}
+
+/// A server's address: an IP (`0.0.0.0` meaning the original destination), a host name, or a
+/// `%[…]` expression computed per connection; each with an optional port.
+fn server_target(name: &str, addr: &str, maps: &mut MapCache) -> Result<ServerTarget, String> {
+    let port_spec = |p: Option<&str>| -> Result<PortSpec, String> {
+        Ok(match p {
+            None | Some("") | Some("0") => PortSpec::Same,
+            Some(p) if p.starts_with('+') || p.starts_with('-') => PortSpec::Offset(
+                p.parse()
+                    .map_err(|_| format!("'{p}' is not a port offset; write +N or -N"))?,
+            ),
+            Some(p) => PortSpec::Fixed(parse_port(p)?),
+        })
+    };
+    if addr.starts_with("%[") {
+        let close = addr
+            .rfind(']')
+            .ok_or_else(|| format!("'{addr}': '%[' without ']'"))?;
+        let (expr, tail) = addr.split_at(close + 1);
+        let port = match tail {
+            "" => None,
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or_else(|| format!("'{addr}': expected ':PORT' after the expression"))?,
+            ),
+        };
+        let t = Template::parse(expr, &mut |f: &str, m| maps.load(f, m))
+            .map_err(|e| format!("server '{name}': {e}"))?;
+        if !t.needs_content() {
+            return Err(format!(
+                "server '{name}': '{expr}' does not depend on what the client sent; use an address or a name"
+            ));
+        }
+        return Ok(ServerTarget::Dynamic {
+            name: t,
+            port: port_spec(port)?,
+        });
+    }
+    let (ip, port) = match split_addr(addr) {
+        Ok(x) => x,
+        Err(e) => {
+            // Not an address: a host name, if it looks like one.
+            let (host, port) = match addr.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (addr, None),
+            };
+            let numeric = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            if numeric || crate::guard::bad_name(&host.to_ascii_lowercase()).is_some() {
+                return Err(e);
+            }
+            let port = port_spec(port)?;
+            return Ok(ServerTarget::Name {
+                host: host.trim_end_matches('.').to_ascii_lowercase(),
+                port,
+            });
+        }
+    };
+    if ip.is_unspecified() {
+        return Ok(ServerTarget::OrigDst(port_spec(port)?));
+    }
+    let port = match port {
+        None | Some("") => {
+            return Err(format!(
+                "server '{name}': '{addr}' has no port; a fixed address needs ADDR:PORT (only 0.0.0.0 may omit it)"
+            ));
+        }
+        Some(p) if p.starts_with('+') || p.starts_with('-') => {
+            return Err(format!(
+                "server '{name}': port offsets ('{p}') need the address 0.0.0.0 (the original destination)"
+            ));
+        }
+        Some(p) => parse_port(p)?,
+    };
+    if port == 0 {
+        return Err(format!("server '{name}': port 0 needs the address 0.0.0.0"));
+    }
+    Ok(ServerTarget::Fixed(SocketAddr::new(ip, port)))
 }
 
 /// Server options that arrive with the backends issue; recognised so they get a precise message.
@@ -1151,7 +1331,7 @@ const SERVER_LATER_TLS: &[&str] = &[
     "verifyhost",
 ];
 const SERVER_LATER_PROXY: &[&str] = &["send-proxy", "send-proxy-v2", "proxy-v2-options"];
-const SERVER_LATER_DNS: &[&str] = &[
+const SERVER_DNS: &[&str] = &[
     "resolvers",
     "resolve-prefer",
     "init-addr",
@@ -1290,7 +1470,11 @@ mod tests {
             v4("[2001:db8::1]:8080").unwrap(),
             ("2001:db8::1".into(), Some("8080".into()))
         );
-        assert!(v4("www.example.com:80").unwrap_err().contains("resolvers"));
+        assert!(
+            v4("www.example.com:80")
+                .unwrap_err()
+                .contains("not an IP address")
+        );
         assert!(v4("[::1:80").is_err());
     }
 

@@ -153,7 +153,11 @@ backend b
     server g 10.0.0.1:80 source 10.0.0.2 usesrc client
 ")
     .config;
-    let t: Vec<ServerTarget> = c.backends[0].servers.iter().map(|s| s.target).collect();
+    let t: Vec<ServerTarget> = c.backends[0]
+        .servers
+        .iter()
+        .map(|s| s.target.clone())
+        .collect();
     assert_eq!(t[0], ServerTarget::OrigDst(PortSpec::Same));
     assert_eq!(t[1], ServerTarget::OrigDst(PortSpec::Same));
     assert_eq!(t[2], ServerTarget::OrigDst(PortSpec::Same));
@@ -240,9 +244,95 @@ fn errors_name_file_line_and_fix() {
         ),
         ("backend b\n    server s 10.0.0.1\n", 2, "has no port"),
         (
-            "backend b\n    server s www.example.com:80\n",
+            "backend b\n    server s www.example.com:80 resolvers nope\n",
             2,
-            "resolvers",
+            "names no resolvers section",
+        ),
+        (
+            "backend b\n    server s %[req.ssl_sni]:443\n",
+            2,
+            "needs 'resolvers NAME'",
+        ),
+        (
+            "resolvers dns\n    nameserver a 10.0.0.1:53\nbackend b\n    server s %[req.ssl_sni]:443 resolvers dns\n",
+            3,
+            "add 'allow-name'",
+        ),
+        (
+            "backend b\n    server s %[dst]:443\n",
+            2,
+            "does not depend on what the client sent",
+        ),
+        (
+            "backend b\n    allow-name exa*mple.test\n",
+            2,
+            "not a name pattern",
+        ),
+        (
+            "resolvers dns\n    hold forever 1s\n",
+            2,
+            "unknown hold status",
+        ),
+        ("resolvers dns\n    timeout resolve 0s\n", 2, "more than 0"),
+        (
+            "resolvers dns\n    parse-resolv-conf\n    frobnicate\n",
+            3,
+            "unknown keyword 'frobnicate' in resolvers",
+        ),
+        (
+            "resolvers dns\n    resolve_retries 3\n",
+            1,
+            "has no nameserver",
+        ),
+        (
+            "frontend f\n    bind :80\n    use_backend b if nosuch\n",
+            3,
+            "no ACL named 'nosuch'",
+        ),
+        (
+            "frontend f\n    bind :80\n    use_backend nowhere\n",
+            3,
+            "use_backend 'nowhere' names no backend",
+        ),
+        (
+            "frontend f\n    bind :80\n    acl a req.ssl_sni -m frob x\n",
+            3,
+            "unknown match method",
+        ),
+        (
+            "frontend f\n    bind :80\n    acl a req.ssl_snii x\n",
+            3,
+            "unknown sample fetch",
+        ),
+        (
+            "frontend f\n    bind :80\n    tcp-request connection reject if { req.ssl_sni x }\n",
+            3,
+            "use 'tcp-request content'",
+        ),
+        (
+            "frontend f\n    bind :80\n    tcp-request content do-resolve(txn.dst,dns) req.ssl_sni\n",
+            3,
+            "resolves and dials the name itself",
+        ),
+        (
+            "frontend f\n    bind :80\n    tcp-request content track-sc0 src\n",
+            3,
+            "issue #4",
+        ),
+        (
+            "frontend f\n    bind :80\n    use_backend %[req.ssl_sni,map_dom(/nonexistent.map)]\n",
+            3,
+            "cannot read map file '/nonexistent.map'",
+        ),
+        (
+            "frontend f\n    bind :80\n    unclassified sometimes reject\n",
+            3,
+            "unknown event",
+        ),
+        (
+            "frontend f\n    bind :80\n    ech maybe\n",
+            3,
+            "unknown ECH policy",
         ),
         (
             "backend b\n    server s 10.0.0.1:80 chek\n",
@@ -262,11 +352,6 @@ fn errors_name_file_line_and_fix() {
         ("backend b\n    source 0.0.0.0 usesrc\n", 2, "needs a value"),
         ("backend b\n    mode http\n", 2, "issue #4"),
         ("backend b\n    mode udp\n", 2, "unknown mode"),
-        (
-            "frontend f\n    bind :80\n    acl a src 10.0.0.0/8\n",
-            3,
-            "issue #3",
-        ),
         ("global\n    log 127.0.0.1 local0\n", 2, "issue #5"),
         (
             "global\n    plumbing ebpf\n",
@@ -283,11 +368,6 @@ fn errors_name_file_line_and_fix() {
         ),
         ("    maxconn 10\n", 1, "outside any section"),
         ("frontend\n", 1, "needs a name"),
-        (
-            "resolvers dns\n    nameserver a 10.0.0.1:53\n",
-            1,
-            "not supported yet",
-        ),
         (
             "frontend f\n    bind \"unterminated\n",
             2,

@@ -4,16 +4,41 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::model::{Backend, Bind, Config, Families, Frontend, Global, Intercept, Mode};
-use super::parse::{Drafts, InterceptDraft, ProxyDraft};
+use super::model::{
+    Backend, BackendChoice, Bind, Config, Fallback, Families, Frontend, Global, Intercept, Mode,
+    ServerTarget, Unclassified, UseBackend,
+};
+use super::parse::{Drafts, FallbackDraft, InterceptDraft, ProxyDraft};
 use super::{Diagnostic, lexer::Pos};
 
 /// Process maxconn when the global section does not say.
 pub const DEFAULT_MAXCONN: u32 = 50_000;
 
+/// How long a peeking frontend waits for the first bytes when `tcp-request inspect-delay` is not set.
+pub const DEFAULT_INSPECT_DELAY: Duration = Duration::from_secs(5);
+
 pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
     let errors_before = diags.iter().filter(|d| d.is_error()).count();
+    let mut warnings: Vec<Diagnostic> = Vec::new();
     let mut err = |pos: &Pos, msg: String| diags.push(Diagnostic::error(pos.clone(), msg));
+
+    let resolvers = drafts.resolvers;
+    let res_index: HashMap<&str, usize> = resolvers
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_str(), i))
+        .collect();
+    for r in &resolvers {
+        if r.nameservers.is_empty() && !r.parse_resolv_conf {
+            err(
+                &r.pos,
+                format!(
+                    "resolvers '{}' has no nameserver; add 'nameserver NAME ADDR:53' or 'parse-resolv-conf'",
+                    r.name
+                ),
+            );
+        }
+    }
 
     let g = drafts.global;
     let global = Global {
@@ -52,7 +77,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
                 continue;
             }
             be_index.insert(&p.name, backends.len());
-            backends.push(backend_of(p, &mut err));
+            backends.push(backend_of(p, &res_index, &mut err, &mut warnings));
         }
         if p.kind.is_frontend()
             && let Some(prev) = fe_names.insert(&p.name, &p.pos)
@@ -136,6 +161,99 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
                 Err(e) => err(&d.pos, e),
             }
         }
+        let mut use_backends = Vec::new();
+        // Backends this frontend may reach, for the peek decision; None = any (a computed name).
+        let mut reachable: Option<Vec<usize>> = Some(default_backend.into_iter().collect());
+        for u in &p.use_backends {
+            let target = match &u.target {
+                Ok(t) => {
+                    reachable = None;
+                    for m in t.maps() {
+                        for v in m.values() {
+                            if !be_index.contains_key(v) {
+                                warnings.push(Diagnostic::warning(
+                                    u.pos.clone(),
+                                    format!(
+                                        "map file '{}' names '{v}', which is no backend; those connections go to default_backend",
+                                        m.path
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    BackendChoice::Dynamic(t.clone())
+                }
+                Err(name) => match be_index.get(name.as_str()) {
+                    Some(&i) => {
+                        if let Some(r) = reachable.as_mut() {
+                            r.push(i);
+                        }
+                        if backends[i].mode != mode_of(p) {
+                            err(
+                                &u.pos,
+                                format!(
+                                    "frontend '{}' and backend '{}' have different modes; make them equal",
+                                    p.name, name
+                                ),
+                            );
+                        }
+                        BackendChoice::Static(i)
+                    }
+                    None => {
+                        err(
+                            &u.pos,
+                            format!(
+                                "use_backend '{name}' names no backend or listen section; define it or fix the name"
+                            ),
+                        );
+                        continue;
+                    }
+                },
+            };
+            use_backends.push(UseBackend {
+                target,
+                cond: u.cond.clone(),
+            });
+        }
+        let mut fallbacks = [Fallback::Original; 4];
+        for (slot, d) in fallbacks.iter_mut().zip(&p.unclassified) {
+            let Some((d, pos)) = d else { continue };
+            *slot = match d {
+                FallbackDraft::Original => Fallback::Original,
+                FallbackDraft::Reject => Fallback::Reject,
+                FallbackDraft::Backend(name) => match be_index.get(name.as_str()) {
+                    Some(&i) => {
+                        if let Some(r) = reachable.as_mut() {
+                            r.push(i);
+                        }
+                        Fallback::Backend(i)
+                    }
+                    None => {
+                        err(
+                            pos,
+                            format!("'unclassified ... backend {name}' names no backend"),
+                        );
+                        Fallback::Original
+                    }
+                },
+            };
+        }
+        let rules_need = p
+            .content_rules
+            .iter()
+            .chain(&p.connection_rules)
+            .filter_map(|r| r.cond.as_ref())
+            .chain(p.use_backends.iter().filter_map(|u| u.cond.as_ref()))
+            .any(|c| c.needs_content(&p.acls))
+            || !p.content_rules.is_empty()
+            || p.use_backends
+                .iter()
+                .any(|u| u.target.as_ref().is_ok_and(|t| t.needs_content()));
+        let dynamic = match &reachable {
+            Some(list) => list.iter().any(|&i| backends[i].has_dynamic_server()),
+            None => backends.iter().any(Backend::has_dynamic_server),
+        };
+        let peek = rules_need || dynamic || p.inspect_delay.is_some();
         frontends.push(Frontend {
             name: p.name.clone(),
             pos: p.pos.clone(),
@@ -145,6 +263,20 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             maxconn: p.maxconn.unwrap_or(global.maxconn).min(global.maxconn),
             timeout_client: p.timeout_client,
             default_backend,
+            acls: p.acls.clone(),
+            connection_rules: p.connection_rules.clone(),
+            content_rules: p.content_rules.clone(),
+            use_backends,
+            peek,
+            inspect_delay: p.inspect_delay.unwrap_or(DEFAULT_INSPECT_DELAY),
+            dial: p.dial.as_ref().map(|d| d.0).unwrap_or_default(),
+            ech: p.ech.unwrap_or_default(),
+            unclassified: Unclassified {
+                timeout: fallbacks[0],
+                no_sni: fallbacks[1],
+                not_tls: fallbacks[2],
+                malformed: fallbacks[3],
+            },
         });
     }
     // A dual-stack [::]:P also takes IPv4 port P: any IPv4 bind on P would fail at start-up.
@@ -175,6 +307,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             "no frontend or listen section: gatehouse will accept nothing".into(),
         ));
     }
+    diags.append(&mut warnings);
     if diags.iter().any(|d| d.is_error()) {
         // Warnings about what is missing would only echo lines that failed to parse.
         return None;
@@ -184,7 +317,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         .iter()
         .filter(|p| p.kind == super::parse::SectionKind::Frontend)
     {
-        if p.default_backend.is_none() {
+        if p.default_backend.is_none() && p.use_backends.is_empty() {
             diags.push(Diagnostic::warning(
                 p.pos.clone(),
                 format!(
@@ -212,10 +345,17 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
     if diags.iter().filter(|d| d.is_error()).count() > errors_before {
         return None;
     }
+    let backend_names = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.name.clone(), i))
+        .collect();
     Some(Config {
         global,
         frontends,
         backends,
+        resolvers,
+        backend_names,
     })
 }
 
@@ -240,7 +380,73 @@ fn mode_of(p: &ProxyDraft) -> Mode {
     p.mode.unwrap_or(Mode::Tcp)
 }
 
-fn backend_of(p: &ProxyDraft, err: &mut impl FnMut(&Pos, String)) -> Backend {
+fn backend_of(
+    p: &ProxyDraft,
+    res_index: &HashMap<&str, usize>,
+    err: &mut impl FnMut(&Pos, String),
+    warnings: &mut Vec<Diagnostic>,
+) -> Backend {
+    let mut servers = p.servers.clone();
+    for s in &mut servers {
+        if let Some((name, idx)) = &mut s.resolvers {
+            match res_index.get(name.as_str()) {
+                Some(&i) => *idx = i,
+                None => err(
+                    &s.pos,
+                    format!(
+                        "server '{}': 'resolvers {name}' names no resolvers section; add 'resolvers {name}' with a nameserver",
+                        s.name
+                    ),
+                ),
+            }
+        }
+        match &s.target {
+            ServerTarget::Dynamic { .. } if s.resolvers.is_none() => err(
+                &s.pos,
+                format!(
+                    "server '{}' dials a name computed per connection, so it needs 'resolvers NAME'",
+                    s.name
+                ),
+            ),
+            ServerTarget::Fixed(_) | ServerTarget::OrigDst(_) if s.resolvers.is_some() => warnings
+                .push(Diagnostic::warning(
+                    s.pos.clone(),
+                    format!(
+                        "server '{}' has an address, not a name: 'resolvers' does nothing here",
+                        s.name
+                    ),
+                )),
+            _ => {}
+        }
+    }
+    let dynamic: Vec<&str> = servers
+        .iter()
+        .filter(|s| matches!(s.target, ServerTarget::Dynamic { .. }))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !dynamic.is_empty() && p.allow_names.is_empty() {
+        err(
+            &p.pos,
+            format!(
+                "{} '{}' dials names that clients send (server '{}'): add 'allow-name' with the names it may reach (e.g. 'allow-name .example.com'), or 'allow-name *' to run an open proxy on purpose",
+                kind_name(p),
+                p.name,
+                dynamic[0]
+            ),
+        );
+    }
+    if p.allow_names.any
+        && let Some(pos) = &p.allow_names_pos
+    {
+        warnings.push(Diagnostic::warning(
+            pos.clone(),
+            format!(
+                "{} '{}' may dial any name a client sends ('allow-name *'): addresses are still checked, but this is an open proxy",
+                kind_name(p),
+                p.name
+            ),
+        ));
+    }
     let mut names: HashMap<&str, &Pos> = HashMap::new();
     for s in &p.servers {
         if let Some(prev) = names.insert(&s.name, &s.pos) {
@@ -257,11 +463,13 @@ fn backend_of(p: &ProxyDraft, err: &mut impl FnMut(&Pos, String)) -> Backend {
         name: p.name.clone(),
         pos: p.pos.clone(),
         mode: mode_of(p),
-        servers: p.servers.clone(),
+        servers,
         source: p.source,
         timeout_connect: p.timeout_connect,
         timeout_server: p.timeout_server,
         timeout_tunnel: p.timeout_tunnel,
+        allow_names: p.allow_names.clone(),
+        allow_nets: p.allow_nets.clone(),
     }
 }
 

@@ -1,0 +1,415 @@
+//! Pattern matching for ACLs and maps: HAProxy's match methods (`-m str|beg|end|sub|reg|dom|found|ip|
+//! int|bool`), case folding (`-i`) and pattern/map files.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use super::sample::Value;
+
+/// How values are compared with patterns (`-m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Str,
+    Beg,
+    End,
+    Sub,
+    Reg,
+    /// A dot- or slash-delimited part of the value equals the pattern (`www.example.com` contains
+    /// `example.com` and `www`), as HAProxy defines it.
+    Dom,
+    /// Any value at all.
+    Found,
+    Ip,
+    /// Whole numbers and ranges `N`, `N:M`, `:M`, `N:`; versions as `3.1`.
+    Int,
+    /// The value is non-zero (no patterns).
+    Bool,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Result<Method, String> {
+        Ok(match s {
+            "str" => Method::Str,
+            "beg" => Method::Beg,
+            "end" => Method::End,
+            "sub" => Method::Sub,
+            "reg" => Method::Reg,
+            "dom" => Method::Dom,
+            "found" => Method::Found,
+            "ip" => Method::Ip,
+            "int" => Method::Int,
+            "bool" => Method::Bool,
+            "len" | "dir" | "bin" => {
+                return Err(format!(
+                    "match method '-m {s}' is not supported; use str, beg, end, sub, reg, dom, found, ip, int or bool"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "unknown match method '-m {s}'; use str, beg, end, sub, reg, dom, found, ip, int or bool"
+                ));
+            }
+        })
+    }
+}
+
+/// A compiled pattern list.
+#[derive(Debug, Clone)]
+pub enum Patterns {
+    /// Exact strings, lower-cased when case-insensitive.
+    Str(HashSet<String>),
+    Beg(Vec<String>),
+    End(Vec<String>),
+    Sub(Vec<String>),
+    Dom(Vec<String>),
+    Reg(RegexSet),
+    Found,
+    Ip(Vec<IpNet>),
+    Int(Vec<(i64, i64)>),
+    Bool,
+}
+
+/// Patterns with their case rule.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub patterns: Patterns,
+    pub icase: bool,
+}
+
+impl Matcher {
+    pub fn new(method: Method, icase: bool, pats: &[String]) -> Result<Matcher, String> {
+        let fold = |p: &String| {
+            if icase {
+                p.to_ascii_lowercase()
+            } else {
+                p.clone()
+            }
+        };
+        let patterns = match method {
+            Method::Str => Patterns::Str(pats.iter().map(fold).collect()),
+            Method::Beg => Patterns::Beg(pats.iter().map(fold).collect()),
+            Method::End => Patterns::End(pats.iter().map(fold).collect()),
+            Method::Sub => Patterns::Sub(pats.iter().map(fold).collect()),
+            Method::Dom => Patterns::Dom(pats.iter().map(fold).collect()),
+            Method::Reg => Patterns::Reg(
+                RegexSetBuilder::new(pats)
+                    .case_insensitive(icase)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| format!("bad regular expression: {e}"))?,
+            ),
+            Method::Found | Method::Bool => {
+                if let Some(p) = pats.first() {
+                    return Err(format!(
+                        "'-m {}' takes no patterns, but '{p}' was given",
+                        if method == Method::Found {
+                            "found"
+                        } else {
+                            "bool"
+                        }
+                    ));
+                }
+                if method == Method::Found {
+                    Patterns::Found
+                } else {
+                    Patterns::Bool
+                }
+            }
+            Method::Ip => Patterns::Ip(
+                pats.iter()
+                    .map(|p| parse_net(p))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Method::Int => Patterns::Int(
+                pats.iter()
+                    .map(|p| parse_range(p))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(Matcher { patterns, icase })
+    }
+
+    /// Whether the pattern list could ever match: an empty list matches nothing, like HAProxy's.
+    pub fn matches(&self, v: &Value) -> bool {
+        match (&self.patterns, v) {
+            (Patterns::Found, _) => true,
+            (Patterns::Bool, Value::Int(n)) => *n != 0,
+            (Patterns::Bool, Value::Str(s)) => !s.is_empty(),
+            (Patterns::Bool, Value::Ip(_)) => true,
+            (Patterns::Ip(nets), v) => match v.as_ip() {
+                Some(ip) => nets.iter().any(|n| n.contains(&ip)),
+                None => false,
+            },
+            (Patterns::Int(ranges), v) => match v.as_int() {
+                Some(n) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&n)),
+                None => false,
+            },
+            (p, v) => {
+                let text = v.to_text();
+                let folded;
+                let s: &str = if self.icase {
+                    folded = text.to_ascii_lowercase();
+                    &folded
+                } else {
+                    &text
+                };
+                match p {
+                    Patterns::Str(set) => set.contains(s),
+                    Patterns::Beg(l) => l.iter().any(|p| s.starts_with(p.as_str())),
+                    Patterns::End(l) => l.iter().any(|p| s.ends_with(p.as_str())),
+                    Patterns::Sub(l) => l.iter().any(|p| s.contains(p.as_str())),
+                    Patterns::Dom(l) => l.iter().any(|p| dom_match(s, p)),
+                    Patterns::Reg(set) => set.is_match(&text),
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+/// HAProxy's `dom` match: `pat` occurs in `s` with a delimiter (`.`, `/`, or the ends) on each side.
+pub fn dom_match(s: &str, pat: &str) -> bool {
+    if pat.is_empty() {
+        return false;
+    }
+    let delim = |b: u8| b == b'.' || b == b'/';
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = s[from..].find(pat) {
+        let start = from + i;
+        let end = start + pat.len();
+        let left = start == 0 || delim(bytes[start - 1]);
+        let right = end == bytes.len() || delim(bytes[end]);
+        if left && right {
+            return true;
+        }
+        from = start + 1;
+        if from >= s.len() {
+            break;
+        }
+        while !s.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    false
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("'{s}' is not an address or CIDR (e.g. 10.0.0.0/8)"))
+}
+
+/// `N`, `N:M`, `:M`, `N:`, and versions `3.1` (3 << 16 | 1), as HAProxy's int and version matches.
+fn parse_range(s: &str) -> Result<(i64, i64), String> {
+    let num = |t: &str| -> Result<i64, String> {
+        if let Some((maj, min)) = t.split_once('.') {
+            let (a, b): (i64, i64) = (
+                maj.parse().map_err(|_| format!("'{t}' is not a version"))?,
+                min.parse().map_err(|_| format!("'{t}' is not a version"))?,
+            );
+            return Ok((a << 16) | b);
+        }
+        t.parse()
+            .map_err(|_| format!("'{t}' is not a number; write N, N:M, :M or N:"))
+    };
+    match s.split_once(':') {
+        None => {
+            let n = num(s)?;
+            Ok((n, n))
+        }
+        Some(("", hi)) => Ok((i64::MIN, num(hi)?)),
+        Some((lo, "")) => Ok((num(lo)?, i64::MAX)),
+        Some((lo, hi)) => Ok((num(lo)?, num(hi)?)),
+    }
+}
+
+/// Reads a pattern file (`-f`): one pattern per line, blank lines and `#` comments skipped, spaces
+/// at both ends trimmed. Errors name the file.
+pub fn read_pattern_file(path: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read pattern file '{path}': {e}"))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// The key matching of a map converter (`map`, `map_str`, `map_beg`, `map_end`, `map_sub`, `map_dom`,
+/// `map_reg`).
+#[derive(Debug, Clone)]
+pub struct Map {
+    pub path: String,
+    method: Method,
+    entries: Vec<(String, String)>,
+    exact: std::collections::HashMap<String, usize>,
+    regs: Vec<Regex>,
+}
+
+impl Map {
+    /// Loads `path`: lines `KEY VALUE` (the value is the rest of the line), `#` comments. Exact maps
+    /// look keys up directly; the others take the first line that matches, in file order.
+    pub fn load(path: &str, method: Method) -> Result<Map, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read map file '{path}': {e}"))?;
+        Map::from_text(path, &text, method)
+    }
+
+    pub fn from_text(path: &str, text: &str, method: Method) -> Result<Map, String> {
+        let mut entries = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = match line.split_once(char::is_whitespace) {
+                Some((k, v)) => (k, v.trim()),
+                None => {
+                    return Err(format!(
+                        "{path}:{}: '{line}' has a key but no value; write 'KEY VALUE'",
+                        i + 1
+                    ));
+                }
+            };
+            entries.push((k.to_string(), v.to_string()));
+        }
+        let mut exact = std::collections::HashMap::new();
+        let mut regs = Vec::new();
+        match method {
+            Method::Str => {
+                for (i, (k, _)) in entries.iter().enumerate() {
+                    exact.entry(k.clone()).or_insert(i);
+                }
+            }
+            Method::Reg => {
+                for (k, _) in &entries {
+                    regs.push(
+                        RegexBuilder::new(k)
+                            .size_limit(1 << 20)
+                            .build()
+                            .map_err(|e| format!("{path}: bad regular expression '{k}': {e}"))?,
+                    );
+                }
+            }
+            _ => {}
+        }
+        Ok(Map {
+            path: path.to_string(),
+            method,
+            entries,
+            exact,
+            regs,
+        })
+    }
+
+    pub fn lookup(&self, key: &str) -> Option<&str> {
+        let hit = match self.method {
+            Method::Str => self.exact.get(key).copied(),
+            Method::Beg => self
+                .entries
+                .iter()
+                .position(|(k, _)| key.starts_with(k.as_str())),
+            Method::End => self
+                .entries
+                .iter()
+                .position(|(k, _)| key.ends_with(k.as_str())),
+            Method::Sub => self
+                .entries
+                .iter()
+                .position(|(k, _)| key.contains(k.as_str())),
+            Method::Dom => self.entries.iter().position(|(k, _)| dom_match(key, k)),
+            Method::Reg => self.regs.iter().position(|r| r.is_match(key)),
+            _ => None,
+        };
+        hit.map(|i| self.entries[i].1.as_str())
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(_, v)| v.as_str())
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(method: Method, icase: bool, pats: &[&str]) -> Matcher {
+        let p: Vec<String> = pats.iter().map(|s| s.to_string()).collect();
+        Matcher::new(method, icase, &p).unwrap()
+    }
+    fn s(v: &str) -> Value {
+        Value::Str(v.to_string())
+    }
+
+    #[test]
+    fn string_methods() {
+        assert!(m(Method::Str, false, &["a.test"]).matches(&s("a.test")));
+        assert!(!m(Method::Str, false, &["a.test"]).matches(&s("A.test")));
+        assert!(m(Method::Str, true, &["a.TEST"]).matches(&s("A.test")));
+        assert!(m(Method::Beg, false, &["/api"]).matches(&s("/api/v1")));
+        assert!(m(Method::End, false, &[".test"]).matches(&s("x.test")));
+        assert!(m(Method::Sub, false, &["pi/v"]).matches(&s("/api/v1")));
+        assert!(m(Method::Reg, true, &["^WWW\\."]).matches(&s("www.a.test")));
+        assert!(m(Method::Found, false, &[]).matches(&s("")));
+        assert!(!m(Method::Str, false, &[]).matches(&s("x")));
+    }
+
+    #[test]
+    fn domain_match_is_haproxys() {
+        for (v, p, want) in [
+            ("www.example.com", "example.com", true),
+            ("example.com", "example.com", true),
+            ("example.com.evil.test", "example.com", true),
+            ("notexample.com", "example.com", false),
+            ("www.example.com", "www", true),
+            ("www.example.com", "ww", false),
+            ("/img/x.png", "img", true),
+            ("a.b", "", false),
+        ] {
+            assert_eq!(dom_match(v, p), want, "{v} ~ {p}");
+        }
+    }
+
+    #[test]
+    fn ip_and_int() {
+        let ip = m(Method::Ip, false, &["10.0.0.0/8", "2001:db8::1"]);
+        assert!(ip.matches(&Value::Ip("10.2.3.4".parse().unwrap())));
+        assert!(ip.matches(&Value::Ip("2001:db8::1".parse().unwrap())));
+        assert!(!ip.matches(&Value::Ip("11.0.0.1".parse().unwrap())));
+        assert!(ip.matches(&s("10.9.9.9")));
+        let int = m(Method::Int, false, &["443", "8000:8099", ":10"]);
+        for (n, want) in [(443, true), (8050, true), (5, true), (444, false)] {
+            assert_eq!(int.matches(&Value::Int(n)), want, "{n}");
+        }
+        let ver = m(Method::Int, false, &["3.1:3.3"]);
+        assert!(ver.matches(&Value::Int(0x0003_0003)));
+        assert!(!ver.matches(&Value::Int(0x0003_0000)));
+        assert!(Matcher::new(Method::Int, false, &["x".into()]).is_err());
+        assert!(Matcher::new(Method::Found, false, &["x".into()]).is_err());
+    }
+
+    #[test]
+    fn maps() {
+        let text = "# comment\n.a.test be_a\nb.test   be_b\nexample.test be_ex\n";
+        let dom = Map::from_text("m", text, Method::Dom).unwrap();
+        assert_eq!(dom.lookup("www.example.test"), Some("be_ex"));
+        assert_eq!(dom.lookup("b.test"), Some("be_b"));
+        assert_eq!(dom.lookup("c.test"), None);
+        let exact = Map::from_text("m", text, Method::Str).unwrap();
+        assert_eq!(exact.lookup("b.test"), Some("be_b"));
+        assert_eq!(exact.lookup("x.b.test"), None);
+        let end = Map::from_text("m", text, Method::End).unwrap();
+        assert_eq!(end.lookup("x.a.test"), Some("be_a"));
+        let err = Map::from_text("m", "lonely\n", Method::Str).unwrap_err();
+        assert!(err.contains("m:1"), "{err}");
+    }
+}
