@@ -2,93 +2,17 @@
 //! many lookups, NXDOMAIN remembered per `hold nx`, the previous answer served while the server is
 //! dead, and new names failing fast then. Nothing leaves 127.0.0.1.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
+
+use common::{FakeDns, Mode};
 
 use gatehouse::config::Pos;
 use gatehouse::config::model::{Hold, ResolversSection};
 use gatehouse::resolve::{DnsError, Resolver};
-use hickory_resolver::proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_resolver::proto::rr::{RData, Record, RecordType, rdata::A};
-
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    Answer,
-    Silent,
-}
-
-struct FakeDns {
-    addr: SocketAddr,
-    records: Mutex<HashMap<String, (Ipv4Addr, u32)>>,
-    mode: Mutex<Mode>,
-    /// A queries seen, per name.
-    queries: Mutex<HashMap<String, usize>>,
-    total: AtomicUsize,
-}
-
-impl FakeDns {
-    async fn start() -> Arc<FakeDns> {
-        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let dns = Arc::new(FakeDns {
-            addr: sock.local_addr().unwrap(),
-            records: Mutex::new(HashMap::new()),
-            mode: Mutex::new(Mode::Answer),
-            queries: Mutex::new(HashMap::new()),
-            total: AtomicUsize::new(0),
-        });
-        let me = dns.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                    return;
-                };
-                let Ok(q) = Message::from_vec(&buf[..n]) else {
-                    continue;
-                };
-                me.total.fetch_add(1, Relaxed);
-                if *me.mode.lock().unwrap() == Mode::Silent {
-                    continue;
-                }
-                let Some(query) = q.queries.first().cloned() else {
-                    continue;
-                };
-                let name = query.name().to_ascii().trim_end_matches('.').to_string();
-                let mut r = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
-                r.add_query(query.clone());
-                match me.records.lock().unwrap().get(&name) {
-                    None => r.metadata.response_code = ResponseCode::NXDomain,
-                    Some((ip, ttl)) if query.query_type() == RecordType::A => {
-                        *me.queries.lock().unwrap().entry(name).or_default() += 1;
-                        r.add_answer(Record::from_rdata(
-                            query.name().clone(),
-                            *ttl,
-                            RData::A(A(*ip)),
-                        ));
-                    }
-                    // AAAA: the name exists, with no IPv6 address.
-                    Some(_) => {}
-                }
-                let _ = sock.send_to(&r.to_vec().unwrap(), from).await;
-            }
-        });
-        dns
-    }
-
-    fn set(&self, name: &str, ip: [u8; 4], ttl: u32) {
-        self.records
-            .lock()
-            .unwrap()
-            .insert(name.into(), (Ipv4Addr::from(ip), ttl));
-    }
-
-    fn a_queries(&self, name: &str) -> usize {
-        self.queries.lock().unwrap().get(name).copied().unwrap_or(0)
-    }
-}
 
 fn section(ns: SocketAddr) -> ResolversSection {
     ResolversSection {
