@@ -1,14 +1,32 @@
-//! STUB (placeholder until the real HTTP head parser lands; replace this whole file).
+//! The head of an HTTP/1.x request, for routing: method, target, path, Host and headers, read with
+//! httparse from the bytes a client sent, without answering them.
+//!
+//! The host is taken from an absolute-form target (`GET http://h:8080/p HTTP/1.1`) if there is one,
+//! as RFC 9112 §3.2.2 says, else from the Host header; it is lower-cased and loses its port. Two Host
+//! headers with different values are refused (they are how request smuggling starts). "Not HTTP" is
+//! decided from the first bytes, so binary protocols are not kept waiting for a head that never comes.
+
+/// The largest request head read by default.
 pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
+
+/// Headers a request head may have.
+const MAX_HEADERS: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
+    /// The request target as sent.
     pub target: String,
+    /// The path without the query; from an absolute-form target too; `*` stays `*`.
     pub path: String,
+    /// Lower-case, without port; an IPv6 literal keeps its brackets.
     pub host: Option<String>,
+    /// Names as sent, values trimmed.
     pub headers: Vec<(String, String)>,
+    /// Bytes of the head, the final empty line included.
     pub head_len: usize,
 }
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
     #[error("incomplete")]
@@ -22,14 +40,249 @@ pub enum HttpError {
     #[error("two different Host headers")]
     ConflictingHost,
 }
-pub fn parse(_buf: &[u8], _max_head: usize) -> Result<Request, HttpError> {
-    Err(HttpError::NotHttp)
-}
+
 impl Request {
+    /// The values of header `name` (any case).
     pub fn header<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Whether the first bytes can begin a request line: a method token, then a space, soon.
+fn looks_like_http(buf: &[u8]) -> bool {
+    for (i, &b) in buf.iter().enumerate().take(17) {
+        if b == b' ' {
+            return i > 0;
+        }
+        if !is_tchar(b) {
+            return false;
+        }
+    }
+    buf.len() < 17
+}
+
+/// Reads the request head at the start of `buf`.
+pub fn parse(buf: &[u8], max_head: usize) -> Result<Request, HttpError> {
+    if !looks_like_http(buf) {
+        return Err(HttpError::NotHttp);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return Err(if buf.len() >= max_head {
+                HttpError::TooLarge(max_head)
+            } else {
+                HttpError::Incomplete
+            });
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::Malformed(format!(
+                "more than {MAX_HEADERS} headers"
+            )));
+        }
+        Err(e) => return Err(HttpError::Malformed(e.to_string())),
+    };
+    if head_len > max_head {
+        return Err(HttpError::TooLarge(max_head));
+    }
+    let method = req.method.unwrap_or_default().to_string();
+    let target = req.path.unwrap_or_default().to_string();
+    let mut host_header: Option<&str> = None;
+    let mut list = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value)
+            .map_err(|_| HttpError::Malformed(format!("header {} is not text", h.name)))?
+            .trim();
+        if h.name.eq_ignore_ascii_case("host") {
+            match host_header {
+                Some(prev) if !prev.eq_ignore_ascii_case(value) => {
+                    return Err(HttpError::ConflictingHost);
+                }
+                _ => host_header = Some(value),
+            }
+        }
+        list.push((h.name.to_string(), value.to_string()));
+    }
+    let (authority, path) = split_target(&target);
+    let host = match authority.or(host_header) {
+        Some(a) => Some(host_of(a)?),
+        None => None,
+    }
+    .filter(|h| !h.is_empty());
+    Ok(Request {
+        method,
+        path: path.to_string(),
+        target,
+        host,
+        headers: list,
+        head_len,
+    })
+}
+
+/// An absolute-form target's authority, and the path without the query.
+fn split_target(target: &str) -> (Option<&str>, &str) {
+    let lower = target
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let rest = if lower.starts_with("http://") {
+        Some(&target[7..])
+    } else if lower.starts_with("https://") {
+        Some(&target[8..])
+    } else {
+        None
+    };
+    let (authority, path) = match rest {
+        Some(r) => match r.find(['/', '?']) {
+            Some(i) => (Some(&r[..i]), &r[i..]),
+            None => (Some(r), "/"),
+        },
+        None => (None, target),
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = if path.is_empty() { "/" } else { path };
+    // Userinfo (`user@host`) is no part of the host.
+    let authority = authority.map(|a| a.rsplit_once('@').map_or(a, |(_, h)| h));
+    (authority, path)
+}
+
+/// `Host` (or authority) → lower-case host without port.
+fn host_of(v: &str) -> Result<String, HttpError> {
+    let bad = || HttpError::Malformed(format!("'{v}' is not a host"));
+    let host = if let Some(rest) = v.strip_prefix('[') {
+        let (inner, tail) = rest.split_once(']').ok_or_else(bad)?;
+        if inner.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad());
+        }
+        if !(tail.is_empty()
+            || tail[1..].bytes().all(|b| b.is_ascii_digit()) && tail.starts_with(':'))
+        {
+            return Err(bad());
+        }
+        return Ok(format!("[{}]", inner.to_ascii_lowercase()));
+    } else {
+        match v.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            Some(_) => return Err(bad()),
+            None => v,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    {
+        return Err(bad());
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Request, HttpError> {
+        parse(s.as_bytes(), DEFAULT_MAX_HEAD)
+    }
+
+    #[test]
+    fn host_edge_cases() {
+        for (req, host, path) in [
+            (
+                "GET / HTTP/1.1\r\nHost: Example.TEST\r\n\r\n",
+                Some("example.test"),
+                "/",
+            ),
+            (
+                "GET /a?b=c HTTP/1.1\r\nhost: a.test:8080\r\n\r\n",
+                Some("a.test"),
+                "/a",
+            ),
+            (
+                "GET http://Abs.test:81/p?q HTTP/1.1\r\nHost: other.test\r\n\r\n",
+                Some("abs.test"),
+                "/p",
+            ),
+            (
+                "GET HTTP://u@abs.test HTTP/1.1\r\n\r\n",
+                Some("abs.test"),
+                "/",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: [2001:DB8::1]:443\r\n\r\n",
+                Some("[2001:db8::1]"),
+                "/",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a.test\r\nHOST: A.test\r\n\r\n",
+                Some("a.test"),
+                "/",
+            ),
+            ("GET / HTTP/1.0\r\n\r\n", None, "/"),
+            ("GET / HTTP/1.1\r\nHost:\r\n\r\n", None, "/"),
+            (
+                "OPTIONS * HTTP/1.1\r\nHost: a.test.\r\n\r\n",
+                Some("a.test"),
+                "*",
+            ),
+        ] {
+            let r = p(req).unwrap_or_else(|e| panic!("{req:?}: {e}"));
+            assert_eq!(r.host.as_deref(), host, "{req:?}");
+            assert_eq!(r.path, path, "{req:?}");
+            assert_eq!(r.head_len, req.len());
+        }
+        assert_eq!(
+            p("GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n"),
+            Err(HttpError::ConflictingHost)
+        );
+        for bad in [
+            "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a.test:x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: evil\0.test\r\n\r\n",
+        ] {
+            assert!(matches!(p(bad), Err(HttpError::Malformed(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_prefix_waits_and_the_head_is_bounded() {
+        let req = "POST /upload HTTP/1.1\r\nHost: up.test\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nContent-Length: 3\r\n\r\nabc";
+        let head = req.len() - 3;
+        for i in 0..head {
+            assert_eq!(p(&req[..i]), Err(HttpError::Incomplete), "prefix {i}");
+        }
+        let r = p(req).unwrap();
+        assert_eq!((r.method.as_str(), r.head_len), ("POST", head));
+        assert_eq!(r.header("user-agent").collect::<Vec<_>>(), ["curl/7.88.1"]);
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(200));
+        assert_eq!(parse(long.as_bytes(), 100), Err(HttpError::TooLarge(100)));
+    }
+
+    #[test]
+    fn other_protocols_are_not_http() {
+        for input in [
+            &b"\x16\x03\x01"[..],
+            b"SSH-2.0-OpenSSH_9.2\r\n",
+            b"\x00\x00\x00",
+            b" GET / HTTP/1.1",
+            b"AVERYLONGMETHODNAMEXX / HTTP/1.1",
+        ] {
+            assert_eq!(
+                parse(input, DEFAULT_MAX_HEAD),
+                Err(HttpError::NotHttp),
+                "{input:?}"
+            );
+        }
+        assert_eq!(p("GET"), Err(HttpError::Incomplete));
     }
 }
