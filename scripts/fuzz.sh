@@ -17,9 +17,11 @@ cd fuzz
 for target in $(cargo +nightly fuzz list); do
     # Seed corpus: the real configs we ship and test with.
     mkdir -p "corpus/$target"
-    if [ "$target" = config ]; then
-        cp ../config/*.cfg ../tests/examples/*.cfg ../src/plumbing/golden/*.cfg "corpus/$target/"
-    fi
+    case $target in
+        config) cp ../config/*.cfg ../tests/examples/*.cfg ../src/plumbing/golden/*.cfg "corpus/$target/" ;;
+        client_hello) cp ../tests/captures/curl.bin ../tests/captures/openssl.bin ../tests/captures/python.bin "corpus/$target/" ;;
+        http_request) cp ../tests/captures/*-http.bin "corpus/$target/" ;;
+    esac
     echo "fuzz: $target for ${seconds}s"
     cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" 2>&1 | tail -n 3
 done

@@ -20,6 +20,9 @@ cargo clippy --all-targets -- -D warnings
 section "cargo test"
 cargo test
 
+section "fuzz targets compile (cargo check --manifest-path fuzz/Cargo.toml)"
+cargo check --manifest-path fuzz/Cargo.toml
+
 section "cargo build --release"
 cargo build --release
 

@@ -269,6 +269,33 @@ mod tests {
     }
 
     #[test]
+    fn real_captures() {
+        for (wire, host, path) in [
+            (
+                &include_bytes!("../../tests/captures/curl-http.bin")[..],
+                "web.example.test",
+                "/path/x",
+            ),
+            (
+                &include_bytes!("../../tests/captures/python-http.bin")[..],
+                "py.example.test",
+                "/p",
+            ),
+        ] {
+            for i in 0..wire.len() {
+                assert_eq!(
+                    parse(&wire[..i], DEFAULT_MAX_HEAD),
+                    Err(HttpError::Incomplete),
+                    "prefix {i}"
+                );
+            }
+            let r = parse(wire, DEFAULT_MAX_HEAD).unwrap();
+            assert_eq!((r.host.as_deref(), r.path.as_str()), (Some(host), path));
+            assert_eq!(r.head_len, wire.len());
+        }
+    }
+
+    #[test]
     fn other_protocols_are_not_http() {
         for input in [
             &b"\x16\x03\x01"[..],

@@ -377,6 +377,90 @@ mod tests {
         }
     }
 
+    /// Real hellos captured on loopback (tests/captures/README.md): file, SNI, ALPN.
+    const CAPTURES: &[(&[u8], &str, &[&str])] = &[
+        (
+            include_bytes!("../../tests/captures/curl.bin"),
+            "a.example.test",
+            &["h2", "http/1.1"],
+        ),
+        (
+            include_bytes!("../../tests/captures/openssl.bin"),
+            "b.example.test",
+            &["h2", "http/1.1"],
+        ),
+        (
+            include_bytes!("../../tests/captures/python.bin"),
+            "c.example.test",
+            &[],
+        ),
+    ];
+
+    /// The handshake message inside a one-record capture.
+    fn message_of(wire: &[u8]) -> Vec<u8> {
+        let n = usize::from(u16::from_be_bytes([wire[3], wire[4]]));
+        wire[5..5 + n].to_vec()
+    }
+
+    /// The message with a padding extension of `n` bytes put first, lengths fixed.
+    fn padded(msg: &[u8], n: usize) -> Vec<u8> {
+        let mut at = 4 + 2 + 32;
+        at += 1 + usize::from(msg[at]);
+        at += 2 + usize::from(u16::from_be_bytes([msg[at], msg[at + 1]]));
+        at += 1 + usize::from(msg[at]);
+        let ext_len = usize::from(u16::from_be_bytes([msg[at], msg[at + 1]]));
+        let mut out = msg[..at].to_vec();
+        out.extend(((ext_len + 4 + n) as u16).to_be_bytes());
+        out.extend(21u16.to_be_bytes());
+        out.extend((n as u16).to_be_bytes());
+        out.extend(std::iter::repeat_n(0u8, n));
+        out.extend(&msg[at + 2..]);
+        let body = out.len() - 4;
+        out[1..4].copy_from_slice(&(body as u32).to_be_bytes()[1..]);
+        out
+    }
+
+    #[test]
+    fn real_captures_every_prefix_and_every_split() {
+        for &(wire, sni, alpn) in CAPTURES {
+            every_prefix_incomplete(wire);
+            let h = parse(wire).unwrap();
+            assert_eq!(h.sni.as_deref(), Some(sni));
+            assert_eq!(h.alpn, alpn, "{sni}");
+            assert_eq!(h.len, wire.len());
+            assert!(
+                h.supported_versions.contains(&0x0304),
+                "{sni}: TLS 1.3 offered"
+            );
+            let msg = message_of(wire);
+            // One record per byte; the SNI in the second and in the third record.
+            let h1 = parse(&records(&msg, 1)).unwrap();
+            assert_eq!(h1.sni, h.sni);
+            let third = msg.len() / 3 + 1;
+            for size in [msg.len() - 10, third] {
+                let w = records(&msg, size);
+                every_prefix_incomplete(&w);
+                assert_eq!(parse(&w).unwrap().sni, h.sni, "{sni} in records of {size}");
+            }
+            // Post-quantum-sized: over 16 KiB, so over one record.
+            let big = padded(&msg, 20_000);
+            let w = records(&big, 16384);
+            assert!(w.len() > 20_000);
+            let hb = parse(&w).unwrap();
+            assert_eq!((hb.sni.as_deref(), hb.len), (Some(sni), w.len()));
+            every_prefix_incomplete(&w[..w.len() - 1]);
+            // Largest allowed, and one byte more.
+            let max = padded(&msg, MAX_HELLO - msg.len());
+            assert_eq!(max.len(), MAX_HELLO + 4);
+            assert_eq!(
+                parse(&records(&max, 16384)).unwrap().sni.as_deref(),
+                Some(sni)
+            );
+            let over = padded(&msg, MAX_HELLO - msg.len() + 1);
+            assert_eq!(parse(&records(&over, 16384)), Err(TlsError::TooLarge));
+        }
+    }
+
     #[test]
     fn a_hello_in_one_record() {
         let msg = hello_msg(&[
