@@ -234,6 +234,7 @@ async fn stages<'rt>(
             Miss::NoName => u.no_sni,
             Miss::NotTls => u.not_tls,
             Miss::Malformed(_) => u.malformed,
+            Miss::Ambiguous => Fallback::Reject,
         };
         tracing::debug!(client = %rec.client, ?miss, ?fallback, "no name");
         match fallback {
@@ -359,9 +360,10 @@ fn refuse(client: &TcpStream, peeked: &Peeked, why: &Refusal) {
             _ => classify::ALERT_ACCESS_DENIED,
         };
         classify::tls_alert(d).to_vec()
-    } else if peeked.http.is_some() {
+    } else if peeked.http.is_some() || peeked.miss == Some(Miss::Ambiguous) {
         let status = match why {
             Refusal::Dns { .. } => "502 Bad Gateway",
+            _ if peeked.miss == Some(Miss::Ambiguous) => "400 Bad Request",
             _ => "403 Forbidden",
         };
         format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()

@@ -129,6 +129,14 @@ async fn host_routing_through_a_map_file() {
     assert_eq!(exchange(gw, req, req.len()).await, reply("B", req));
     let req = b"GET /x HTTP/1.1\r\nHost: c.test\r\n\r\n";
     assert_eq!(exchange(gw, req, req.len()).await, reply("A", req));
+    // Two different Hosts: refused, whatever the map says, and never forwarded.
+    let req = b"GET /x HTTP/1.1\r\nHost: b.test\r\nHost: c.test\r\n\r\n";
+    let back = exchange(gw, req, req.len()).await;
+    assert!(
+        back.starts_with(b"HTTP/1.1 400 "),
+        "{}",
+        String::from_utf8_lossy(&back)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

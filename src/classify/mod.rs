@@ -29,6 +29,9 @@ pub enum Miss {
     NotTls,
     /// A broken or oversized hello or request head.
     Malformed(String),
+    /// An HTTP request with two different Host headers: always refused, whatever `unclassified`
+    /// says, since the two ends could disagree on where it goes (request smuggling).
+    Ambiguous,
 }
 
 /// What the first bytes said.
@@ -95,6 +98,7 @@ fn judge(p: &mut Peeked, max_head: usize) -> Judgement {
         }
         Err(http::HttpError::Incomplete) => return Judgement::More,
         Err(http::HttpError::NotHttp) => p.miss = Some(Miss::NotTls),
+        Err(http::HttpError::ConflictingHost) => p.miss = Some(Miss::Ambiguous),
         Err(e) => p.miss = Some(Miss::Malformed(e.to_string())),
     }
     Judgement::Done
