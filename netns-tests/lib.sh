@@ -158,7 +158,7 @@ pid $d/nginx.pid;
 error_log $GH_TMP/$name-error.log;
 events { worker_connections 4096; }
 http {
-    log_format peer '\$remote_addr \$server_port "\$request" \$status \$body_bytes_sent';
+    log_format peer '\$remote_addr \$server_port "\$request" \$status \$body_bytes_sent \$server_addr';
     access_log $GH_TMP/$name-access.log peer;
     client_body_temp_path $d/body;
     proxy_temp_path $d/proxy;
@@ -179,6 +179,67 @@ EOF
     for _ in $(seq 50); do [ -s "$d/nginx.pid" ] && break; sleep 0.1; done
     [ -s "$d/nginx.pid" ] || gh_fail "nginx $name wrote no pidfile"
     GH_PIDS+=("$(cat "$d/nginx.pid")")
+}
+
+# gh_dns_topology: adds a DNS namespace ${P}d to the standard topology, joined to the gateway and to
+# the client by their own links (forwarding stays off, so each side reaches only its own DNS address):
+#
+#   ${P}c 10.N.5.1 ---- 10.N.5.2 ${P}d 10.N.4.2 ---- 10.N.4.1 ${P}g
+#
+# Sets D, DNSG4 (the address the gateway uses) and DNSC4 (the address the client uses), and points
+# the gateway's and the client's resolv.conf at them.
+gh_dns_topology() {
+    D=${GH_P}d DNSG4=10.$GH_N.4.2 DNSC4=10.$GH_N.5.2
+    gh_ns "$D"
+    ip link add "${GH_P}g2" netns "$G" type veth peer name "${GH_P}d0" netns "$D"
+    ip link add "${GH_P}c1" netns "$C" type veth peer name "${GH_P}d1" netns "$D"
+    ip -n "$G" link set "${GH_P}g2" up
+    ip -n "$C" link set "${GH_P}c1" up
+    ip -n "$D" link set "${GH_P}d0" up
+    ip -n "$D" link set "${GH_P}d1" up
+    ip -n "$G" addr add "10.$GH_N.4.1/24" dev "${GH_P}g2"
+    ip -n "$D" addr add "$DNSG4/24" dev "${GH_P}d0"
+    ip -n "$C" addr add "10.$GH_N.5.1/24" dev "${GH_P}c1"
+    ip -n "$D" addr add "$DNSC4/24" dev "${GH_P}d1"
+    echo "nameserver $DNSG4" >"/etc/netns/$G/resolv.conf"
+    echo "nameserver $DNSC4" >"/etc/netns/$C/resolv.conf"
+}
+
+# gh_dnsmasq NAME ADDR [DNSMASQ_ARGS...]: dnsmasq in $D answering on ADDR:53 from the hosts file
+# $GH_TMP/NAME.hosts (created if missing; edit it and call gh_dnsmasq_reload NAME), with TTL 2 s for
+# those records unless the args say otherwise. It is authoritative for .test (other .test names get
+# NXDOMAIN) and never asks anyone else. Queries are logged to $GH_TMP/NAME-dns.log.
+declare -A GH_DNS_PID
+gh_dnsmasq() {
+    local name=$1 addr=$2
+    shift 2
+    touch "$GH_TMP/$name.hosts"
+    gh_x "$D" dnsmasq --no-resolv --no-hosts --no-poll --bind-interfaces --listen-address="$addr" \
+        --port=53 --local=/test/ --local-ttl=2 --addn-hosts="$GH_TMP/$name.hosts" \
+        --pid-file="$GH_TMP/$name-dns.pid" --log-queries --log-facility="$GH_TMP/$name-dns.log" "$@" ||
+        gh_fail "dnsmasq $name did not start"
+    local _
+    for _ in $(seq 50); do
+        [ -s "$GH_TMP/$name-dns.pid" ] && gh_x "$D" ss -Hlun "src $addr:53" | grep -q . && break
+        sleep 0.1
+    done
+    [ -s "$GH_TMP/$name-dns.pid" ] || gh_fail "dnsmasq $name wrote no pidfile"
+    GH_DNS_PID[$name]=$(cat "$GH_TMP/$name-dns.pid")
+    GH_PIDS+=("${GH_DNS_PID[$name]}")
+}
+
+# gh_dnsmasq_reload NAME: makes dnsmasq NAME re-read its hosts file (and forget its cache).
+gh_dnsmasq_reload() { kill -HUP "${GH_DNS_PID[$1]}"; }
+
+# gh_two_servers: the server namespace gets a second address, SRV4B (10.N.2.3), and nginx answers
+# HTTP on 80 and HTTPS on 443 on both, with a certificate for *.example.test and example.test signed
+# by the test CA ($GH_TMP/pki/ca.crt). Its access log ends with the address that took the request.
+gh_two_servers() {
+    SRV4B=10.$GH_N.2.3
+    ip -n "$S" addr add "$SRV4B/24" dev "${GH_P}s0"
+    gh_pki "DNS:*.example.test,DNS:*.b.example.test,DNS:example.test,DNS:localhost"
+    gh_nginx "$S" web "listen 80; listen 443 ssl;
+        ssl_certificate $GH_TMP/pki/server.crt; ssl_certificate_key $GH_TMP/pki/server.key;"
 }
 
 # gh_gatehouse NS NAME [ARGS...]: starts gatehouse in NS; stdout (connection log) in NAME.log,

@@ -72,7 +72,9 @@ pub async fn addresses(
     let server = &backend.servers[srv];
     let orig = OrigDstAddr::new(facts.dst);
     let (ips, port, dynamic): (Vec<IpAddr>, u16, bool) = match &server.target {
-        ServerTarget::Fixed(a) => return Ok(vec![*a]),
+        ServerTarget::Fixed(ip, spec) => {
+            return Ok(vec![SocketAddr::new(*ip, port_of(*spec, orig, server)?)]);
+        }
         ServerTarget::OrigDst(spec) => {
             return Ok(vec![SocketAddr::new(
                 orig.ip(),

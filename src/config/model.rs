@@ -357,7 +357,8 @@ pub enum InitAddr {
 /// Where a server connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerTarget {
-    Fixed(SocketAddr),
+    /// An address; without a port (or with `+N`/`-N`) the port follows the client's, as in HAProxy.
+    Fixed(IpAddr, PortSpec),
     /// `0.0.0.0`, `*` or `::`: the connection's original destination address.
     OrigDst(PortSpec),
     /// A host name, resolved at start and again as its TTL runs out.

@@ -1268,23 +1268,7 @@ fn server_target(name: &str, addr: &str, maps: &mut MapCache) -> Result<ServerTa
     if ip.is_unspecified() {
         return Ok(ServerTarget::OrigDst(port_spec(port)?));
     }
-    let port = match port {
-        None | Some("") => {
-            return Err(format!(
-                "server '{name}': '{addr}' has no port; a fixed address needs ADDR:PORT (only 0.0.0.0 may omit it)"
-            ));
-        }
-        Some(p) if p.starts_with('+') || p.starts_with('-') => {
-            return Err(format!(
-                "server '{name}': port offsets ('{p}') need the address 0.0.0.0 (the original destination)"
-            ));
-        }
-        Some(p) => parse_port(p)?,
-    };
-    if port == 0 {
-        return Err(format!("server '{name}': port 0 needs the address 0.0.0.0"));
-    }
-    Ok(ServerTarget::Fixed(SocketAddr::new(ip, port)))
+    Ok(ServerTarget::Fixed(ip, port_spec(port)?))
 }
 
 /// Server options that arrive with the backends issue; recognised so they get a precise message.

@@ -165,7 +165,7 @@ backend b
     assert_eq!(t[4], ServerTarget::OrigDst(PortSpec::Offset(1000)));
     assert_eq!(
         t[5],
-        ServerTarget::Fixed("[2001:db8::1]:443".parse().unwrap())
+        ServerTarget::Fixed("2001:db8::1".parse().unwrap(), PortSpec::Fixed(443))
     );
     let src = c.backends[0].servers[6].source.unwrap();
     assert_eq!(src.usesrc, Some(UseSrc::Client));
@@ -242,7 +242,6 @@ fn errors_name_file_line_and_fix() {
             3,
             "names no bind",
         ),
-        ("backend b\n    server s 10.0.0.1\n", 2, "has no port"),
         (
             "backend b\n    server s www.example.com:80 resolvers nope\n",
             2,

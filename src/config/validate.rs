@@ -408,7 +408,7 @@ fn backend_of(
                     s.name
                 ),
             ),
-            ServerTarget::Fixed(_) | ServerTarget::OrigDst(_) if s.resolvers.is_some() => warnings
+            ServerTarget::Fixed(..) | ServerTarget::OrigDst(_) if s.resolvers.is_some() => warnings
                 .push(Diagnostic::warning(
                     s.pos.clone(),
                     format!(
