@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Sends a real ClientHello in awkward shapes and reports whether a TLS server answered it.
 
-    tls_hello.py HOST PORT --sni NAME [--split whole|bytes|record-2|record-3|big] [--pause SECONDS]
+    tls_hello.py HOST PORT --sni NAME [--split whole|bytes|record-2|record-3|big] [--pause SECONDS] [--ech]
 
 The hello is openssl's, captured in tests/captures/openssl.bin, with its server name replaced by NAME.
 --split: whole (one record, one send), bytes (one record per byte, each byte its own TCP send with
 --pause between), record-2 / record-3 (split into records so that the server_name extension begins in
 the second / third record), big (padded with a padding extension to about 20 KiB, so it spans two
-16 KiB records). Exit 0 when the server's first reply byte is 0x16 (a handshake record: the server
+16 KiB records). --ech adds an encrypted_client_hello extension (a dummy payload: enough for a
+proxy to see that ECH is offered; a server that does not do ECH ignores it). Exit 0 when the server's first reply byte is 0x16 (a handshake record: the server
 parsed the hello it got), 1 otherwise, 2 on a usage error. Talks only to HOST:PORT."""
 import argparse
 import os
@@ -65,11 +66,15 @@ def main():
     p.add_argument("--sni", required=True)
     p.add_argument("--split", default="whole", choices=["whole", "bytes", "record-2", "record-3", "big"])
     p.add_argument("--pause", type=float, default=0.0)
+    p.add_argument("--ech", action="store_true")
     a = p.parse_args()
 
     head, exts = hello_message(a.sni)
     if a.split == "big":
         exts.insert(0, [21, bytes(20000)])
+    if a.ech:
+        # outer ClientHello ECH: type 0, cipher suite, config id, enc, payload (all dummy).
+        exts.append([0xFE0D, b"\x00\x00\x01\x00\x01\x07\x00\x20" + bytes(32) + b"\x00\x40" + bytes(64)])
     msg, sni_at = assemble(head, exts)
     if a.split in ("whole", "big"):
         sends = [b"".join(records([msg[i : i + 16384] for i in range(0, len(msg), 16384)]))]
