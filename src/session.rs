@@ -196,6 +196,25 @@ async fn stages<'rt>(
     listen_port: u16,
     in_server: &mut Option<Presence<'rt>>,
 ) -> Termination {
+    // Boxed: everything before forwarding (the peek buffer, rules, DNS, connect timers) lives only
+    // until the connection is set up; inline it would size every session's task for its whole life,
+    // idle ones included.
+    let setup = Box::pin(setup(rt, client, rec, listen_port, in_server));
+    let (server, timeouts) = match setup.await {
+        Ok(s) => s,
+        Err(end) => return end,
+    };
+    forward::forward(client, &server, timeouts, &mut rec.traffic).await
+}
+
+/// Everything up to a connected server with the peeked bytes replayed to it.
+async fn setup<'rt>(
+    rt: &'rt Runtime,
+    client: &TcpStream,
+    rec: &mut Record,
+    listen_port: u16,
+    in_server: &mut Option<Presence<'rt>>,
+) -> Result<(TcpStream, Timeouts), Termination> {
     let fe = &rt.cfg.frontends[rec.frontend];
     let mut facts = Facts {
         client: rec.client.get(),
@@ -206,7 +225,7 @@ async fn stages<'rt>(
     };
     if route::first_rule(&fe.connection_rules, &fe.acls, &facts) == Some(false) {
         rt.policy.rejected.fetch_add(1, Relaxed);
-        return Termination::new(Cause::Proxy, Stage::Request);
+        return Err(Termination::new(Cause::Proxy, Stage::Request));
     }
 
     // classify
@@ -215,7 +234,7 @@ async fn stages<'rt>(
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(client = %rec.client, "{e}");
-                return Termination::new(Cause::ClientAbort, Stage::Request);
+                return Err(Termination::new(Cause::ClientAbort, Stage::Request));
             }
         }
     } else {
@@ -248,7 +267,7 @@ async fn stages<'rt>(
                 } else {
                     Cause::Proxy
                 };
-                return Termination::new(cause, Stage::Request);
+                return Err(Termination::new(cause, Stage::Request));
             }
         }
     }
@@ -257,23 +276,23 @@ async fn stages<'rt>(
         if fe.ech == EchPolicy::Reject {
             rt.policy.rejected.fetch_add(1, Relaxed);
             refuse(client, &peeked, &Refusal::Policy("ech".into()));
-            return Termination::new(Cause::Proxy, Stage::Request);
+            return Err(Termination::new(Cause::Proxy, Stage::Request));
         }
     }
     if forced.is_none() && route::first_rule(&fe.content_rules, &fe.acls, &facts) == Some(false) {
         rt.policy.rejected.fetch_add(1, Relaxed);
         refuse(client, &peeked, &Refusal::Policy(String::new()));
-        return Termination::new(Cause::Proxy, Stage::Request);
+        return Err(Termination::new(Cause::Proxy, Stage::Request));
     }
 
     // route, balance
     let Some(be) = forced.or_else(|| route::select_backend(&rt.cfg, fe, &facts)) else {
-        return Termination::new(Cause::Proxy, Stage::Request);
+        return Err(Termination::new(Cause::Proxy, Stage::Request));
     };
     rec.backend = Some(be);
     let backend = &rt.cfg.backends[be];
     let Some(srv) = balance::pick(&rt.backends[be], backend) else {
-        return Termination::new(Cause::Proxy, Stage::Connect);
+        return Err(Termination::new(Cause::Proxy, Stage::Connect));
     };
     rec.server = Some(srv);
     *in_server = Some(rt.enter_server(be, srv));
@@ -285,7 +304,7 @@ async fn stages<'rt>(
         Err(r) => {
             tracing::info!(client = %rec.client, dst = %rec.orig_dst, backend = %backend.name, "refused: {r}");
             refuse(client, &peeked, &r);
-            return r.termination();
+            return Err(r.termination());
         }
     };
     // A client that called a listener directly, with a server pointing at the original
@@ -296,27 +315,18 @@ async fn stages<'rt>(
         .collect();
     if addrs.is_empty() {
         tracing::debug!(client = %rec.client, "refused: the destination is this listener");
-        return Termination::new(Cause::Proxy, Stage::Connect);
+        return Err(Termination::new(Cause::Proxy, Stage::Connect));
     }
 
     // connect
     let t0 = Instant::now();
-    // Boxed: the connect step (with its timers) is short-lived, and inline it would size every
-    // session's task for its whole life, idle ones included.
-    let connecting = Box::pin(connect::connect_any(
-        rt,
-        backend,
-        &backend.servers[srv],
-        rec.client,
-        &addrs,
-    ));
-    let server = connecting.await;
+    let server = connect::connect_any(rt, backend, &backend.servers[srv], rec.client, &addrs).await;
     rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
     let (server, to) = match server {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(client = %rec.client, dst = %rec.orig_dst, "{e}");
-            return e.termination();
+            return Err(e.termination());
         }
     };
     tracing::debug!(client = %rec.client, name = ?rec.name, server = %to, "connected");
@@ -337,12 +347,11 @@ async fn stages<'rt>(
             .unwrap_or(std::time::Duration::from_secs(30));
         match tokio::time::timeout(limit, write).await {
             Ok(Ok(())) => rec.traffic.bytes_in += peeked.buf.len() as u64,
-            Ok(Err(_)) => return Termination::new(Cause::ServerAbort, Stage::Data),
-            Err(_) => return Termination::new(Cause::ServerTimeout, Stage::Data),
+            Ok(Err(_)) => return Err(Termination::new(Cause::ServerAbort, Stage::Data)),
+            Err(_) => return Err(Termination::new(Cause::ServerTimeout, Stage::Data)),
         }
     }
-    drop(peeked);
-    forward::forward(client, &server, timeouts, &mut rec.traffic).await
+    Ok((server, timeouts))
 }
 
 /// Tells a refused client why, in its own protocol: a TLS alert after a ClientHello, an HTTP status

@@ -260,3 +260,15 @@ fn killed_sessions_are_accounted_with_their_bytes() {
     );
     assert_eq!(fe.bytes_out.load(Relaxed), 5, "its bytes were accounted");
 }
+
+/// An idle session's task is one future held for the connection's whole life: what is only needed
+/// before forwarding (peek buffer, rules, DNS, connect) must not be part of it. Not a speed target
+/// (those are benchmarked); a guard against a change that quietly doubles idle memory.
+#[tokio::test]
+async fn the_session_future_stays_small() {
+    let (gw, rt, _stop) = gateway("", "    server s 0.0.0.0\n").await;
+    let c = TcpStream::connect(gw).await.unwrap();
+    let f = gatehouse::session::run(rt, 0, c, 1);
+    let size = std::mem::size_of_val(&f);
+    assert!(size <= 1024, "the session future is {size} bytes");
+}

@@ -362,15 +362,9 @@ pub enum ServerTarget {
     /// `0.0.0.0`, `*` or `::`: the connection's original destination address.
     OrigDst(PortSpec),
     /// A host name, resolved at start and again as its TTL runs out.
-    Name {
-        host: String,
-        port: PortSpec,
-    },
+    Name { host: String, port: PortSpec },
     /// A name computed per connection (`%[req.ssl_sni]`), resolved per connection.
-    Dynamic {
-        name: Template,
-        port: PortSpec,
-    },
+    Dynamic { name: Template, port: PortSpec },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
