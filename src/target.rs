@@ -22,8 +22,12 @@ use crate::session::{Cause, Stage, Termination};
 /// Why a session gets no address, with what to tell the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// A rule or policy said no (`PR`).
     #[error("{0}")]
     Policy(String),
+    /// The server gives no usable address for this connection (`PC`).
+    #[error("{0}")]
+    Target(String),
     #[error("open-proxy guard: name '{name}': {why}")]
     GuardName { name: String, why: &'static str },
     #[error("open-proxy guard: {addr}: {why}")]
@@ -36,6 +40,7 @@ impl Refusal {
     pub fn termination(&self) -> Termination {
         match self {
             Refusal::Policy(_) => Termination::new(Cause::Proxy, Stage::Request),
+            Refusal::Target(_) => Termination::new(Cause::Proxy, Stage::Connect),
             Refusal::GuardName { .. } => Termination::new(Cause::Guard, Stage::Request),
             Refusal::GuardAddr { .. } => Termination::new(Cause::Guard, Stage::Connect),
             Refusal::Dns { .. } => Termination::new(Cause::Dns, Stage::Connect),
@@ -52,7 +57,7 @@ fn port_of(spec: PortSpec, orig: OrigDstAddr, server: &Server) -> Result<u16, Re
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| {
-                Refusal::Policy(format!(
+                Refusal::Target(format!(
                     "server {}: port {} shifted by {off} is out of range",
                     server.name,
                     orig.port()
@@ -140,7 +145,7 @@ pub async fn addresses(
             rt.policy.guard_refused.fetch_add(1, Relaxed);
             Err(r)
         }
-        (true, None) => Err(Refusal::Policy(format!(
+        (true, None) => Err(Refusal::Target(format!(
             "server {}: no address of the client's family ({}) to connect from it",
             server.name,
             if facts.client.is_ipv4() {
@@ -177,7 +182,7 @@ async fn dynamic_ips(
         .resolvers
         .as_ref()
         .and_then(|(_, i)| rt.dns.sections.get(*i))
-        .ok_or_else(|| Refusal::Policy(format!("server {}: no resolvers", server.name)))?;
+        .ok_or_else(|| Refusal::Target(format!("server {}: no resolvers", server.name)))?;
     let answer = match resolver.lookup(&name).await {
         Ok(a) => a,
         Err(err) => {
