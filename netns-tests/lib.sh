@@ -206,8 +206,8 @@ gh_dns_topology() {
 }
 
 # gh_dnsmasq NAME ADDR [DNSMASQ_ARGS...]: dnsmasq in $D answering on ADDR:53 from the hosts file
-# $GH_TMP/NAME.hosts (created if missing; edit it and call gh_dnsmasq_reload NAME), with TTL 2 s for
-# those records unless the args say otherwise. It is authoritative for .test (other .test names get
+# $GH_TMP/NAME.hosts (created if missing; edit it and call gh_dnsmasq_reload NAME), with TTL
+# GH_DNS_TTL (default 2 s) for those records. It is authoritative for .test (other .test names get
 # NXDOMAIN) and never asks anyone else. Queries are logged to $GH_TMP/NAME-dns.log.
 declare -A GH_DNS_PID
 gh_dnsmasq() {
@@ -215,7 +215,7 @@ gh_dnsmasq() {
     shift 2
     touch "$GH_TMP/$name.hosts"
     gh_x "$D" dnsmasq --no-resolv --no-hosts --no-poll --bind-interfaces --listen-address="$addr" \
-        --port=53 --local=/test/ --local-ttl=2 --addn-hosts="$GH_TMP/$name.hosts" \
+        --port=53 --local=/test/ --local-ttl="${GH_DNS_TTL:-2}" --addn-hosts="$GH_TMP/$name.hosts" \
         --pid-file="$GH_TMP/$name-dns.pid" --log-queries --log-facility="$GH_TMP/$name-dns.log" "$@" ||
         gh_fail "dnsmasq $name did not start"
     local _

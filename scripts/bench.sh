@@ -5,18 +5,27 @@
 #
 #   +-------------+        +--------------------------------+        +------------------+
 #   | gh90c       |  veth  | gh90g                          |  veth  | gh90s            |
-#   | wrk, curl,  |--------| direct: ip_forward=1, no rules |--------| nginx :80        |
+#   | wrk, curl,  |--------| direct: ip_forward=1, no rules |--------| nginx :80, :443  |
 #   | idle conns  |        | gatehouse | haproxy: TPROXY,   |        | / (small), /big  |
 #   | 10.90.1.2   |        | forwarding off, usesrc client  |        | 10.90.2.2        |
 #   +-------------+        +--------------------------------+        +------------------+
+#     | 10.90.5.1                 | 10.90.4.1
+#   +------------------------------------------------------------------------------------+
+#   | gh90d  dnsmasq: 10.90.5.2 for the client: bench.example.test -> 10.90.9.9 (intercepted)
+#   |                 10.90.4.2 for the proxies: bench.example.test -> 10.90.2.2 (the server)
+#   +------------------------------------------------------------------------------------+
 #
 # Columns: keep-alive req/s (wrk, 64 connections), new-connection req/s (wrk, Connection: close),
+# TLS req/s (wrk over HTTPS with Connection: close, so a full handshake per request, to a name the proxy
+# routes by its SNI and resolves through DNS: gatehouse's `server %[req.ssl_sni]:443 resolvers dns`
+# against HAProxy's do-resolve + set-dst; direct routing dials the server's address, without SNI),
 # bulk MiB/s (100 MiB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB:
 # IDLE_CONNS held open, growth of the proxy's VmRSS divided by their count; "-" for direct routing).
 #
 # Env: GATEHOUSE (binary; default target/release/gatehouse, built with cargo first), HAPROXY (haproxy),
 # BENCH_SECONDS (8, per wrk run), BENCH_BULK_RUNS (3), IDLE_CONNS (2000), BENCH_ORDER ("direct gatehouse
-# haproxy"), BENCH_GATEHOUSE_CFG (a config file for gatehouse instead of the embedded default),
+# haproxy"), BENCH_GATEHOUSE_CFG (a config file for gatehouse instead of the bench's own, which is the
+# embedded default plus the SNI frontend on port 443; keep ports 80 and 443 intercepted),
 # BENCH_TIME_LIMIT (600: the whole run),
 # GH_KEEP_TMP=1 (keep the temp dir with wrk outputs and logs).
 #
@@ -65,6 +74,9 @@ GATEHOUSE=$GH_TMP/gatehouse
 mkdir -p "$GH_TMP/www"
 head -c 100M /dev/zero >"$GH_TMP/www/big"
 echo "small object" >"$GH_TMP/www/index.html"
+gh_pki "DNS:bench.example.test,IP:10.90.2.2"
+NAME=bench.example.test
+FAKE=10.90.9.9 # what the client's DNS says NAME is: routed to the gateway, intercepted there
 
 # Each setup gets the topology and origin afresh: new namespaces, so that none inherits the previous
 # one's TIME_WAIT sockets (tens of thousands after the Connection: close run, alive for 60 s) or
@@ -78,12 +90,21 @@ forget() {
 NGINX_MASTER=
 fresh_topology() {
     gh_topology
+    gh_dns_topology
+    printf '%s %s\n' "$SRV4" "$NAME" >"$GH_TMP/honest.hosts"
+    printf '%s %s\n' "$FAKE" "$NAME" >"$GH_TMP/steer.hosts"
+    # Long TTLs: both proxies answer from their caches during the runs (HAProxy per 'hold valid').
+    GH_DNS_TTL=300 gh_dnsmasq honest "$DNSG4"
+    GH_DNS_TTL=300 gh_dnsmasq steer "$DNSC4"
     if [ -n "$NGINX_MASTER" ]; then
         gh_wait_gone "$NGINX_MASTER"
         forget "$NGINX_MASTER"
     fi
     rm -f "$GH_TMP/nginx-web/nginx.pid"
-    gh_nginx "$S" web "listen 80 backlog=4096; access_log off;"
+    # TLS without session resumption: every connection is a full handshake.
+    gh_nginx "$S" web "listen 80 backlog=4096; listen 443 ssl backlog=4096; access_log off;
+        ssl_certificate $GH_TMP/pki/server.crt; ssl_certificate_key $GH_TMP/pki/server.key;
+        ssl_session_cache off; ssl_session_tickets off;"
     NGINX_MASTER=${GH_PIDS[-1]}
     # nginx runs one worker: its CPU use is reported next to the proxy's.
     NGINX_PID=$(pgrep -P "$NGINX_MASTER" | head -n 1)
@@ -104,13 +125,59 @@ defaults
     timeout connect 5s
     timeout client 1h
     timeout server 1h
+resolvers dns
+    nameserver honest 10.90.4.2:53
+    hold valid 300s
 frontend gateway
     bind :::15080 v4v6 transparent
     default_backend original-destination
 backend original-destination
     source 0.0.0.0 usesrc clientip
     server original 0.0.0.0
+# Routing by SNI through DNS, HAProxy's way (configuration manual: do-resolve, set-dst): resolve the
+# name into a variable, make it the destination, and let a 0.0.0.0 server dial it.
+# IPv4 only: on a dual-stack socket the client's address is IPv4-mapped IPv6, which HAProxy cannot
+# use as the source towards the IPv4 address do-resolve found ("Cannot bind to tproxy source address").
+frontend tls
+    bind 0.0.0.0:15443 transparent
+    tcp-request inspect-delay 5s
+    tcp-request content do-resolve(txn.dstip,dns,ipv4) req.ssl_sni,lower
+    tcp-request content set-dst var(txn.dstip)
+    tcp-request content accept if { req.ssl_hello_type 1 }
+    default_backend by-name
+backend by-name
+    source 0.0.0.0 usesrc clientip
+    server by-name 0.0.0.0:443
 EOF
+
+# gatehouse: the embedded default (port 80 to the original destination) plus the same SNI job on 443.
+cat >"$GH_TMP/gatehouse.cfg" <<EOF
+resolvers dns
+    nameserver honest 10.90.4.2:53
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend gateway
+    bind [::]:15080 transparent v4v6
+    intercept tcp dport 80 iif !lo
+    default_backend original-destination
+frontend tls
+    bind [::]:15443 transparent v4v6
+    intercept tcp dport 443 iif !lo
+    tcp-request inspect-delay 5s
+    default_backend by-name
+backend original-destination
+    source 0.0.0.0 usesrc clientip
+    server original 0.0.0.0
+backend by-name
+    source 0.0.0.0 usesrc clientip
+    server sni %[req.ssl_sni]:443 resolvers dns
+    allow-name .example.test
+    allow-net 10.90.0.0/16
+EOF
+GATEHOUSE_CFG=${BENCH_GATEHOUSE_CFG:-$GH_TMP/gatehouse.cfg}
 
 # The client holding idle connections: opens N to HOST:80, says so, and waits until killed (at most
 # 120 s). Exits 1 if any connection cannot be made.
@@ -128,10 +195,8 @@ time.sleep(120)
 EOF
 
 # HAProxy gets gatehouse's own plumbing, installed by hand: the nft table and the ip rule/route lines
-# that `gatehouse rules` prints for the embedded default (or BENCH_GATEHOUSE_CFG).
-rules_args=()
-[ -n "${BENCH_GATEHOUSE_CFG:-}" ] && rules_args=(-f "$BENCH_GATEHOUSE_CFG")
-"$GATEHOUSE" rules "${rules_args[@]}" >"$GH_TMP/rules.txt" || gh_fail "gatehouse rules"
+# that `gatehouse rules` prints for gatehouse's config.
+"$GATEHOUSE" rules -f "$GATEHOUSE_CFG" >"$GH_TMP/rules.txt" || gh_fail "gatehouse rules"
 plumb() {
     sed -n '/^table/,/^}/p' "$GH_TMP/rules.txt" | gh_x "$G" nft -f - || gh_fail "nft"
     local cmd
@@ -147,11 +212,12 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # wrk_run NAME KIND PID [wrk args]: req/s into R[NAME,KIND]; the proxy's CPU use into PCPU[NAME,KIND], nginx's into NCPU.
+# URL (default http://SRV4/) is the target.
 wrk_run() {
     local name=$1 kind=$2 pid=$3 out=$GH_TMP/$1-$2.wrk t0 t1 n0 n1
     shift 3
     t0=$(cpu_ticks "$pid") n0=$(cpu_ticks "$NGINX_PID")
-    gh_x "$C" timeout $((SECS + 30)) wrk -t1 -c64 -d"${SECS}s" --timeout 5s "$@" "http://$SRV4/" >"$out" 2>&1
+    gh_x "$C" timeout $((SECS + 30)) wrk -t1 -c64 -d"${SECS}s" --timeout 5s "$@" "${URL:-http://$SRV4/}" >"$out" 2>&1
     t1=$(cpu_ticks "$pid") n1=$(cpu_ticks "$NGINX_PID")
     R[$name,$kind]=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$out")
     [ -n "${R[$name,$kind]}" ] || gh_fail "$name $kind: wrk reported no rate: $(cat "$out")"
@@ -217,6 +283,13 @@ measure() {  # measure NAME PID|-
     gh_x "$C" curl -sS --max-time 5 -o /dev/null "http://$SRV4/" || gh_fail "$name: the path does not work"
     wrk_run "$name" ka "$pid"
     wrk_run "$name" new "$pid" -H "Connection: close"
+    # TLS: a full handshake per request. Through a proxy, to the name (which the client's DNS points
+    # at an intercepted address); directly, to the server's address.
+    local url=https://$NAME/
+    [ "$pid" = - ] && url=https://$SRV4/
+    gh_x "$C" curl -sS --max-time 5 --cacert "$GH_TMP/pki/ca.crt" -o /dev/null "$url" ||
+        gh_fail "$name: the TLS path does not work ($url)"
+    URL=$url wrk_run "$name" tls "$pid" -H "Connection: close"
     bulk "$name"
     if [ "$pid" = - ]; then R[$name,rss]="-"; else idle_rss "$name" "$pid"; fi
 }
@@ -228,11 +301,7 @@ run_direct() {
 }
 
 run_gatehouse() {
-    if [ -n "${BENCH_GATEHOUSE_CFG:-}" ]; then
-        gh_gatehouse "$G" gw -f "$BENCH_GATEHOUSE_CFG"
-    else
-        gh_gatehouse "$G" gw
-    fi
+    gh_gatehouse "$G" gw -f "$GATEHOUSE_CFG"
     THREADS[gatehouse]=$(find "/proc/${GH_PID[gw]}/task" -mindepth 1 -maxdepth 1 | wc -l)
     measure gatehouse "${GH_PID[gw]}"
     gh_stop gw
@@ -284,26 +353,27 @@ echo "order: $ORDER · ${SECS} s per wrk run (1 thread, 64 connections) · bulk:
 echo "threads: gatehouse ${THREADS[gatehouse]:-?}, haproxy ${THREADS[haproxy]:-?}"
 echo
 {
-    echo "path keep-alive_req/s new-conn_req/s bulk_MiB/s idle_KiB/conn"
-    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,new]} ${R[$n,bulk]} ${R[$n,rss]}"; done
+    echo "path keep-alive_req/s new-conn_req/s tls-sni_req/s bulk_MiB/s idle_KiB/conn"
+    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,new]} ${R[$n,tls]} ${R[$n,bulk]} ${R[$n,rss]}"; done
 } | column -t
 if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
     awk -v a="${R[gatehouse,ka]}" -v b="${R[haproxy,ka]}" -v c="${R[gatehouse,new]}" -v d="${R[haproxy,new]}" \
         -v e="${R[gatehouse,bulk]}" -v f="${R[haproxy,bulk]}" -v g="${R[gatehouse,rss]}" -v h="${R[haproxy,rss]}" \
-        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, e/f, (h == 0 ? 0 : g/h)}'
+        -v i="${R[gatehouse,tls]}" -v j="${R[haproxy,tls]}" \
+        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, e/f, (h == 0 ? 0 : g/h)}'
 fi
 echo
 echo "CPU during the wrk runs, % of one core (proxy / nginx):"
 for n in "${rows[@]}"; do
-    echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}"
+    echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}, TLS ${PCPU[$n,tls]:--} / ${NCPU[$n,tls]}"
 done
 if [ ${#NOTES[@]} -gt 0 ]; then
     echo "notes:"
     printf '  %s\n' "${NOTES[@]}"
 fi
 echo
-echo "| path | keep-alive req/s (64 conns) | new-connection req/s | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
-echo "|---|---:|---:|---:|---:|"
+echo "| path | keep-alive req/s (64 conns) | new-connection req/s | TLS by SNI req/s (full handshake) | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
+echo "|---|---:|---:|---:|---:|---:|"
 for n in "${rows[@]}"; do
-    echo "| $n | ${R[$n,ka]} | ${R[$n,new]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
+    echo "| $n | ${R[$n,ka]} | ${R[$n,new]} | ${R[$n,tls]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
 done
