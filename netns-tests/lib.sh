@@ -238,7 +238,7 @@ gh_two_servers() {
     SRV4B=10.$GH_N.2.3
     ip -n "$S" addr add "$SRV4B/24" dev "${GH_P}s0"
     gh_pki "DNS:*.example.test,DNS:*.b.example.test,DNS:example.test,DNS:localhost"
-    gh_nginx "$S" web "listen 80; listen 443 ssl;
+    gh_nginx "$S" web "listen 80; listen [::]:80; listen 443 ssl; listen [::]:443 ssl;
         ssl_certificate $GH_TMP/pki/server.crt; ssl_certificate_key $GH_TMP/pki/server.key;"
 }
 

@@ -6,7 +6,7 @@
 #
 #   +--------------+        +-------------------------------+        +-----------------------+
 #   | gh40c        |  veth  | gh40g   ip_forward=0          |  veth  | gh40s                 |
-#   | curl,        |--------| gatehouse: intercept 443,     |--------| nginx :443 ssl        |
+#   | curl, openssl|--------| gatehouse: intercept 443,     |--------| nginx :443 ssl        |
 #   | tls_hello.py |        | server %[req.ssl_sni]:443     |        | 10.40.2.2 a.example.. |
 #   | 10.40.1.2    |        | 10.40.1.1 | 10.40.2.1         |        | 10.40.2.3 b.example.. |
 #   +--------------+        +-------------------------------+        +-----------------------+
@@ -51,6 +51,11 @@ gh_wait_grep "^$CLI4 443 \"GET / HTTP/1.1\" 200 [0-9]+ $SRV4\$" "$GH_TMP/web-acc
 gh_wait_grep "^$CLI4 443 \"GET / HTTP/1.1\" 200 [0-9]+ $SRV4B\$" "$GH_TMP/web-access.log" "b.example.test on $SRV4B"
 gh_wait_grep "^$CLI4:[0-9]+ .* sni by-name/sni [0-9]+/[0-9]+/[0-9]+ [0-9]{3,} -- .* \{a\.example\.test\}\$" "$GH_TMP/gw.log" "log line with the name"
 gh_wait_grep "\{b\.example\.test\}\$" "$GH_TMP/gw.log" "log line with the second name"
+# openssl s_client too: the certificate chain verifies against the test CA for the name it sent.
+echo | gh_x "$C" timeout 10 openssl s_client -connect "$FAKE:443" -servername b.example.test \
+    -CAfile "$GH_TMP/pki/ca.crt" -verify_hostname b.example.test -verify_return_error >"$GH_TMP/s_client.out" 2>&1 ||
+    gh_fail "openssl s_client: $(tail -n 5 "$GH_TMP/s_client.out")"
+grep -q "Verify return code: 0 (ok)" "$GH_TMP/s_client.out" || gh_fail "s_client did not verify: $(grep -i verify "$GH_TMP/s_client.out")"
 
 # Awkward hellos: each must reach nginx, which answers with a handshake record.
 for split in record-2 record-3 big; do
@@ -61,5 +66,5 @@ grep -q "20337-byte hello" "$GH_TMP/hello-big.out" || gh_fail "the big hello was
 # One byte per TCP segment, 5 ms apart: about 2 s of dribble, well inside inspect-delay.
 gh_x "$C" timeout 20 python3 "$GH_ROOT/netns-tests/tls_hello.py" "$FAKE" 443 --sni a.example.test --split bytes --pause 0.005 \
     >"$GH_TMP/hello-bytes.out" 2>&1 || gh_fail "hello in 1-byte segments: $(cat "$GH_TMP/hello-bytes.out")"
-[ "$(grep -c '{b.example.test}$' "$GH_TMP/gw.log")" -ge 4 ] || gh_fail "split hellos were not all routed by name: $(cat "$GH_TMP/gw.log")"
+[ "$(grep -c '{b.example.test}$' "$GH_TMP/gw.log")" -ge 5 ] || gh_fail "split hellos were not all routed by name: $(cat "$GH_TMP/gw.log")"
 gh_pass

@@ -95,6 +95,7 @@ pub async fn addresses(
                         Err(err) => match rt.start_addrs.get(&(be, srv)) {
                             Some(ips) => ips.clone(),
                             None => {
+                                rt.policy.dns_failed.fetch_add(1, Relaxed);
                                 return Err(Refusal::Dns {
                                     name: host.clone(),
                                     err,
