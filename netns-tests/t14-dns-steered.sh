@@ -27,8 +27,9 @@ gh_dnsmasq honest "$DNSG4"
 gh_dnsmasq steering "$DNSC4" --address=/example.test/"$GWC4"
 
 cat >"$GH_TMP/gw.cfg" <<CFG
+# The gateway's resolv.conf names the honest server (gh_dns_topology): take it from there.
 resolvers dns
-    nameserver honest $DNSG4:53
+    parse-resolv-conf
 frontend https
     bind $GWC4:443
     default_backend tls-by-name
