@@ -99,26 +99,33 @@ gh_ns() {
 # gh_x NS CMD...: runs CMD in namespace NS (without the lock's descriptor, see gh_init).
 gh_x() { ip netns exec "$@" {GH_LOCK_FD}>&-; }
 
+# gh_link NS_A IF_A ADDRS_A NS_B IF_B ADDRS_B: a veth pair between two namespaces, both ends up, each
+# with its addresses (space-separated CIDRs; IPv6 ones without duplicate address detection).
+gh_link() {
+    local a
+    ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
+    ip -n "$1" link set "$2" up
+    ip -n "$4" link set "$5" up
+    for a in $3; do gh_addr "$1" "$2" "$a"; done
+    for a in $6; do gh_addr "$4" "$5" "$a"; done
+}
+
+# gh_addr NS IF CIDR: adds an address (IPv6 without duplicate address detection, so it works at once).
+gh_addr() {
+    case $3 in
+    *:*) ip -n "$1" -6 addr add "$3" dev "$2" nodad ;;
+    *) ip -n "$1" addr add "$3" dev "$2" ;;
+    esac
+}
+
 # Builds the standard client/gateway/server topology. Sets C G S (namespace names) and addresses.
 gh_topology() {
     C=${GH_P}c G=${GH_P}g S=${GH_P}s
     CLI4=10.$GH_N.1.2 GWC4=10.$GH_N.1.1 GWS4=10.$GH_N.2.1 SRV4=10.$GH_N.2.2
     CLI6=fd00:$GH_N:1::2 GWC6=fd00:$GH_N:1::1 GWS6=fd00:$GH_N:2::1 SRV6=fd00:$GH_N:2::2
     gh_ns "$C"; gh_ns "$G"; gh_ns "$S"
-    ip link add "${GH_P}c0" netns "$C" type veth peer name "${GH_P}g0" netns "$G"
-    ip link add "${GH_P}g1" netns "$G" type veth peer name "${GH_P}s0" netns "$S"
-    ip -n "$C" link set "${GH_P}c0" up
-    ip -n "$G" link set "${GH_P}g0" up
-    ip -n "$G" link set "${GH_P}g1" up
-    ip -n "$S" link set "${GH_P}s0" up
-    ip -n "$C" addr add "$CLI4/24" dev "${GH_P}c0"
-    ip -n "$G" addr add "$GWC4/24" dev "${GH_P}g0"
-    ip -n "$G" addr add "$GWS4/24" dev "${GH_P}g1"
-    ip -n "$S" addr add "$SRV4/24" dev "${GH_P}s0"
-    ip -n "$C" -6 addr add "$CLI6/64" dev "${GH_P}c0" nodad
-    ip -n "$G" -6 addr add "$GWC6/64" dev "${GH_P}g0" nodad
-    ip -n "$G" -6 addr add "$GWS6/64" dev "${GH_P}g1" nodad
-    ip -n "$S" -6 addr add "$SRV6/64" dev "${GH_P}s0" nodad
+    gh_link "$C" "${GH_P}c0" "$CLI4/24 $CLI6/64" "$G" "${GH_P}g0" "$GWC4/24 $GWC6/64"
+    gh_link "$G" "${GH_P}g1" "$GWS4/24 $GWS6/64" "$S" "${GH_P}s0" "$SRV4/24 $SRV6/64"
     ip -n "$C" route add default via "$GWC4"
     ip -n "$S" route add default via "$GWS4"
     ip -n "$C" -6 route add default via "$GWC6"
@@ -191,16 +198,8 @@ EOF
 gh_dns_topology() {
     D=${GH_P}d DNSG4=10.$GH_N.4.2 DNSC4=10.$GH_N.5.2
     gh_ns "$D"
-    ip link add "${GH_P}g2" netns "$G" type veth peer name "${GH_P}d0" netns "$D"
-    ip link add "${GH_P}c1" netns "$C" type veth peer name "${GH_P}d1" netns "$D"
-    ip -n "$G" link set "${GH_P}g2" up
-    ip -n "$C" link set "${GH_P}c1" up
-    ip -n "$D" link set "${GH_P}d0" up
-    ip -n "$D" link set "${GH_P}d1" up
-    ip -n "$G" addr add "10.$GH_N.4.1/24" dev "${GH_P}g2"
-    ip -n "$D" addr add "$DNSG4/24" dev "${GH_P}d0"
-    ip -n "$C" addr add "10.$GH_N.5.1/24" dev "${GH_P}c1"
-    ip -n "$D" addr add "$DNSC4/24" dev "${GH_P}d1"
+    gh_link "$G" "${GH_P}g2" "10.$GH_N.4.1/24" "$D" "${GH_P}d0" "$DNSG4/24"
+    gh_link "$C" "${GH_P}c1" "10.$GH_N.5.1/24" "$D" "${GH_P}d1" "$DNSC4/24"
     echo "nameserver $DNSG4" >"/etc/netns/$G/resolv.conf"
     echo "nameserver $DNSC4" >"/etc/netns/$C/resolv.conf"
 }
