@@ -160,7 +160,13 @@ pub async fn connect_any(
         tokio::select! {
             Some(done) = pending.next() => match done {
                 Ok(ok) => return Ok(ok),
-                Err(e) => last_err = Some(e),
+                Err(e) => {
+                    last_err = Some(e);
+                    // A failed attempt hands over at once (RFC 8305 §5), not after the delay.
+                    if let Some(a) = next.next() {
+                        pending.push(attempt(a));
+                    }
+                }
             },
             _ = tokio::time::sleep(HAPPY_EYEBALLS_DELAY) => {
                 if let Some(a) = next.next() {

@@ -95,10 +95,7 @@ pub fn bad_address(
     allow: &[IpNet],
     is_own: impl Fn(IpAddr) -> bool,
 ) -> Option<&'static str> {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = embedded_v4(ip);
     let always = match ip {
         IpAddr::V4(a) => v4_always(a),
         IpAddr::V6(a) => v6_always(a),
@@ -117,6 +114,35 @@ pub fn bad_address(
         return Some("a private address (allow it with 'allow-net')");
     }
     None
+}
+
+/// The IPv4 address an IPv6 address stands for, if it is one of the forms that reach IPv4 hosts:
+/// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) and 6to4
+/// (`2002:aabb:ccdd::`); otherwise the address itself.
+fn embedded_v4(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip else {
+        return ip;
+    };
+    let s = v6.segments();
+    let low = |a: u16, b: u16| {
+        IpAddr::V4(Ipv4Addr::new(
+            (a >> 8) as u8,
+            a as u8,
+            (b >> 8) as u8,
+            b as u8,
+        ))
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        IpAddr::V4(v4)
+    } else if (s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified())
+        || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+    {
+        low(s[6], s[7])
+    } else if s[0] == 0x2002 {
+        low(s[1], s[2])
+    } else {
+        ip
+    }
 }
 
 fn cgnat() -> ipnet::Ipv4Net {
@@ -202,6 +228,10 @@ mod tests {
             "127.9.9.9",
             "::1",
             "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::10.20.1.1",
+            "2002:7f00:1::",
             "169.254.169.254",
             "fe80::1",
             "fd00:ec2::254",

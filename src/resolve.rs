@@ -139,7 +139,8 @@ impl Resolver {
         let mut b = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
         let o = b.options_mut();
         o.timeout = s.timeout_resolve;
-        o.attempts = s.resolve_retries.max(1) as usize;
+        // hickory's `attempts` counts the queries after the first; HAProxy's resolve_retries counts them all.
+        o.attempts = s.resolve_retries.saturating_sub(1) as usize;
         o.ip_strategy = LookupIpStrategy::Ipv6AndIpv4;
         // Our cache decides lifetimes; hickory's would hide TTLs from it.
         o.cache_size = 0;

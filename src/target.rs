@@ -108,6 +108,7 @@ pub async fn addresses(
                 None => rt.start_addrs.get(&(be, srv)).cloned().unwrap_or_default(),
             };
             if ips.is_empty() {
+                rt.policy.dns_failed.fetch_add(1, Relaxed);
                 return Err(Refusal::Dns {
                     name: host.clone(),
                     err: DnsError::NotFound,
@@ -349,9 +350,13 @@ pub async fn watch_names(rt: std::sync::Arc<Runtime>) {
             let (backend, server, host) = (b.name.clone(), s.name.clone(), host.clone());
             tasks.spawn(async move {
                 let mut last: Option<Vec<IpAddr>> = None;
+                let mut failing = false;
                 loop {
                     let wait = match r.lookup(&host).await {
                         Ok(a) => {
+                            if std::mem::take(&mut failing) {
+                                tracing::info!(backend, server, host, "resolves again");
+                            }
                             if last.as_ref() != Some(&a.addrs) {
                                 if let Some(prev) = &last {
                                     tracing::info!(backend, server, host, was = ?prev, now = ?a.addrs, "server address changed");
@@ -361,7 +366,10 @@ pub async fn watch_names(rt: std::sync::Arc<Runtime>) {
                             a.fresh_until.saturating_duration_since(std::time::Instant::now())
                         }
                         Err(e) => {
-                            tracing::warn!(backend, server, host, error = %e, "cannot resolve");
+                            // Once per failing streak, not every second.
+                            if !std::mem::replace(&mut failing, true) {
+                                tracing::warn!(backend, server, host, error = %e, "cannot resolve");
+                            }
                             std::time::Duration::ZERO
                         }
                     };

@@ -478,8 +478,10 @@ pub fn parse(lines: &[Line], diags: &mut Vec<Diagnostic>) -> Drafts {
             continue;
         }
         if let Cur::Resolvers(i) = cur {
-            if let Err(e) = resolvers::directive(&mut drafts.resolvers[i], w) {
-                err(diags, &line.pos, e);
+            match resolvers::directive(&mut drafts.resolvers[i], w) {
+                Ok(None) => {}
+                Ok(Some(warning)) => diags.push(Diagnostic::warning(line.pos.clone(), warning)),
+                Err(e) => err(diags, &line.pos, e),
             }
             continue;
         }
@@ -954,7 +956,7 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             "process" | "thread" => {
                 value("SET")?;
                 sec.warnings.push(format!(
-                    "bind option '{opt}' is ignored: tokio spreads connections over threads"
+                    "bind option '{opt}' is ignored: every bind gets one socket per worker thread (SO_REUSEPORT)"
                 ));
             }
             "accept-proxy" => {
@@ -1254,8 +1256,13 @@ fn server_target(name: &str, addr: &str, maps: &mut MapCache) -> Result<ServerTa
                 Some((h, p)) => (h, Some(p)),
                 None => (addr, None),
             };
+            // An operator's name (localhost included), unlike a client's: it only has to be a name.
             let numeric = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-            if numeric || crate::guard::bad_name(&host.to_ascii_lowercase()).is_some() {
+            let name_chars = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            if numeric || !name_chars {
                 return Err(e);
             }
             let port = port_spec(port)?;

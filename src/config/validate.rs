@@ -408,6 +408,15 @@ fn backend_of(
                     s.name
                 ),
             ),
+            ServerTarget::Dynamic { .. } if !s.init_addr.is_empty() => {
+                warnings.push(Diagnostic::warning(
+                    s.pos.clone(),
+                    format!(
+                        "server '{}' is resolved per connection: 'init-addr' does nothing here",
+                        s.name
+                    ),
+                ))
+            }
             ServerTarget::Fixed(..) | ServerTarget::OrigDst(_) if s.resolvers.is_some() => warnings
                 .push(Diagnostic::warning(
                     s.pos.clone(),

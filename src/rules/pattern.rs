@@ -132,7 +132,21 @@ impl Matcher {
         Ok(Matcher { patterns, icase })
     }
 
-    /// Whether the pattern list could ever match: an empty list matches nothing, like HAProxy's.
+    /// A string, integer or address list with no pattern: it never matches (HAProxy warns too).
+    pub fn is_empty(&self) -> bool {
+        match &self.patterns {
+            Patterns::Str(s) => s.is_empty(),
+            Patterns::Beg(l) | Patterns::End(l) | Patterns::Sub(l) | Patterns::Dom(l) => {
+                l.is_empty()
+            }
+            Patterns::Reg(r) => r.is_empty(),
+            Patterns::Ip(l) => l.is_empty(),
+            Patterns::Int(l) => l.is_empty(),
+            Patterns::Found | Patterns::Bool => false,
+        }
+    }
+
+    /// Whether `v` matches one of the patterns; an empty list matches nothing, like HAProxy's.
     pub fn matches(&self, v: &Value) -> bool {
         match (&self.patterns, v) {
             (Patterns::Found, _) => true,
@@ -170,12 +184,15 @@ impl Matcher {
     }
 }
 
-/// HAProxy's `dom` match: `pat` occurs in `s` with a delimiter (`.`, `/`, or the ends) on each side.
+/// HAProxy's `dom` match: `pat`, without delimiters at its ends, occurs in `s` with a delimiter (`.`,
+/// `/`, `?`, `:`, or the ends of `s`) on each side. So `example.com` and `.example.com` both match
+/// `www.example.com` and `example.com:8080`.
 pub fn dom_match(s: &str, pat: &str) -> bool {
+    let delim = |b: u8| matches!(b, b'.' | b'/' | b'?' | b':');
+    let pat = pat.trim_matches(|c: char| c.is_ascii() && delim(c as u8));
     if pat.is_empty() {
         return false;
     }
-    let delim = |b: u8| b == b'.' || b == b'/';
     let bytes = s.as_bytes();
     let mut from = 0;
     while let Some(i) = s[from..].find(pat) {
@@ -374,6 +391,10 @@ mod tests {
             ("www.example.com", "ww", false),
             ("/img/x.png", "img", true),
             ("a.b", "", false),
+            ("www.example.com", ".example.com", true),
+            ("example.com:8080", "example.com", true),
+            ("www.example.com", "example.com.", true),
+            ("a.b", ".", false),
         ] {
             assert_eq!(dom_match(v, p), want, "{v} ~ {p}");
         }
@@ -404,6 +425,11 @@ mod tests {
         assert_eq!(dom.lookup("www.example.test"), Some("be_ex"));
         assert_eq!(dom.lookup("b.test"), Some("be_b"));
         assert_eq!(dom.lookup("c.test"), None);
+        assert_eq!(
+            dom.lookup("x.a.test"),
+            Some("be_a"),
+            "a leading dot in a key is ignored"
+        );
         let exact = Map::from_text("m", text, Method::Str).unwrap();
         assert_eq!(exact.lookup("b.test"), Some("be_b"));
         assert_eq!(exact.lookup("x.b.test"), None);

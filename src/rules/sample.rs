@@ -153,6 +153,9 @@ impl Fetch {
             "req.ssl_ver" | "req_ssl_ver" => no_arg(Fetch::SslVer),
             "req.ssl_ech" => no_arg(Fetch::SslEch),
             "req.hdr" | "hdr" => match arg {
+                Some(a) if a.contains(',') => Err(format!(
+                    "'{name}({a})': header occurrences are not supported; write {name}(NAME) (every occurrence is tried)"
+                )),
                 Some(a) if !a.is_empty() => Ok(Fetch::Hdr(a.to_ascii_lowercase())),
                 _ => Err(format!("'{name}' needs a header name; write {name}(host)")),
             },

@@ -8,7 +8,6 @@
 pub mod pipe;
 
 use std::io;
-use std::net::SocketAddr;
 
 use socket2::SockRef;
 
@@ -32,15 +31,57 @@ pub fn set_bind_address_no_port(sock: &impl std::os::fd::AsFd) -> io::Result<()>
         .map_err(io::Error::from)
 }
 
-/// Whether `ip` is one of this host's addresses: binding to it without IP_TRANSPARENT only works then.
+/// Whether `ip` is one of this host's addresses (or loopback): the interface addresses, read with
+/// getifaddrs and kept for a second. (Asking whether `bind()` works would answer yes for every address
+/// on hosts with `net.ipv4.ip_nonlocal_bind=1`, common with keepalived.)
 pub fn is_local_address(ip: std::net::IpAddr) -> bool {
-    let domain = if ip.is_ipv4() {
-        socket2::Domain::IPV4
-    } else {
-        socket2::Domain::IPV6
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    type Cache = Option<(Instant, Arc<Vec<std::net::IpAddr>>)>;
+    static CACHE: Mutex<Cache> = Mutex::new(None);
+    if ip.is_loopback() {
+        return true;
+    }
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
     };
-    let Ok(s) = socket2::Socket::new(domain, socket2::Type::STREAM, None) else {
-        return false;
+    let addrs = {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cache {
+            Some((at, list)) if at.elapsed() < Duration::from_secs(1) => list.clone(),
+            _ => {
+                let list = Arc::new(interface_addresses());
+                *cache = Some((Instant::now(), list.clone()));
+                list
+            }
+        }
     };
-    s.bind(&SocketAddr::new(ip, 0).into()).is_ok()
+    addrs.contains(&ip)
+}
+
+fn interface_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(ifs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    ifs.filter_map(|i| i.address)
+        .filter_map(|a| {
+            if let Some(v4) = a.as_sockaddr_in() {
+                Some(std::net::IpAddr::V4(v4.ip()))
+            } else {
+                a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_addresses() {
+        assert!(super::is_local_address("127.0.0.1".parse().unwrap()));
+        assert!(super::is_local_address("127.3.2.1".parse().unwrap()));
+        assert!(super::is_local_address("::1".parse().unwrap()));
+        assert!(!super::is_local_address("192.0.2.77".parse().unwrap()));
+    }
 }

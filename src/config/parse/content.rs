@@ -49,6 +49,11 @@ pub(super) fn h_acl(sec: &mut Section<'_>, args: &[String]) -> Result<(), String
     }
     let test =
         rules::parse_test(&args[1..], &mut read_file).map_err(|e| format!("acl '{name}': {e}"))?;
+    if test.matcher.is_empty() {
+        sec.warnings.push(format!(
+            "acl '{name}' has no pattern, so it never matches; add patterns, or '-m found' to test that a value is there"
+        ));
+    }
     rules::define(&mut sec.px().acls, name, test);
     Ok(())
 }

@@ -21,7 +21,8 @@ pub(super) fn new_section(name: &str, pos: &Pos) -> ResolversSection {
 
 const KEYWORDS: &str = "nameserver, parse-resolv-conf, resolve_retries, timeout resolve|retry, hold STATUS, accepted_payload_size";
 
-pub(super) fn directive(r: &mut ResolversSection, w: &[String]) -> Result<(), String> {
+/// Runs one line of a resolvers section; `Ok(Some(w))` is a warning.
+pub(super) fn directive(r: &mut ResolversSection, w: &[String]) -> Result<Option<String>, String> {
     let args = &w[1..];
     match w[0].as_str() {
         "nameserver" => {
@@ -29,10 +30,12 @@ pub(super) fn directive(r: &mut ResolversSection, w: &[String]) -> Result<(), St
                 [_, a] => a,
                 _ => return Err("write 'nameserver NAME ADDR[:PORT]'".into()),
             };
-            let a = addr
-                .strip_prefix("udp@")
-                .or_else(|| addr.strip_prefix("tcp@"))
-                .unwrap_or(addr);
+            if addr.starts_with("tcp@") {
+                return Err(format!(
+                    "'{addr}': TCP-only nameservers are not supported; write the address alone (gatehouse asks over UDP and retries over TCP when an answer is truncated)"
+                ));
+            }
+            let a = addr.strip_prefix("udp@").unwrap_or(addr);
             let (ip, port) = split_addr(a)?;
             if ip.is_unspecified() {
                 return Err(format!("'{addr}' is not a nameserver address"));
@@ -93,14 +96,18 @@ pub(super) fn directive(r: &mut ResolversSection, w: &[String]) -> Result<(), St
                 .ok_or("accepted_payload_size takes a number of bytes from 512 to 65535")?;
             r.accepted_payload_size = n;
         }
-        "resolution_pool_size" => {}
+        "resolution_pool_size" => {
+            return Ok(Some(
+                "'resolution_pool_size' is ignored: gatehouse sizes its resolver itself (HAProxy ignores it too since 1.8)".into(),
+            ));
+        }
         other => {
             return Err(format!(
                 "unknown keyword '{other}' in resolvers section; it takes {KEYWORDS}"
             ));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn nonzero(d: Duration) -> Result<Duration, String> {
