@@ -36,9 +36,42 @@ pub struct FrontendState {
 #[derive(Debug, Default)]
 pub struct BackendState {
     pub counters: Counters,
-    /// Round-robin position.
+    /// Round-robin position (static-rr, and tie-breaking in the others).
     pub rr: AtomicUsize,
+    /// Smooth weighted round robin: each server's current weight.
+    pub swrr: std::sync::Mutex<Vec<i64>>,
+    /// The consistent-hash ring of the servers up now (`hash-type consistent`).
+    pub ring: std::sync::Mutex<Option<std::sync::Arc<crate::balance::Ring>>>,
     pub servers: Vec<Counters>,
+    /// Health and weight of each server.
+    pub health: Vec<ServerHealth>,
+    /// Sessions waiting for a free server slot (`maxconn`), and the signal that one freed.
+    pub queued: AtomicU64,
+    pub slot_freed: tokio::sync::Notify,
+}
+
+/// What the balancer knows of a server besides its config: checks and the administrator change it.
+#[derive(Debug)]
+pub struct ServerHealth {
+    /// Up as far as its health checks say (servers without checks are always up).
+    pub up: std::sync::atomic::AtomicBool,
+    /// In maintenance (`disabled`): takes no new sessions.
+    pub maint: std::sync::atomic::AtomicBool,
+    /// The weight in use (the configured one unless changed at run time).
+    pub weight: std::sync::atomic::AtomicU32,
+    /// When it last came up, in milliseconds since the runtime started (for `slowstart`); 0: at start.
+    pub up_since_ms: AtomicU64,
+}
+
+impl ServerHealth {
+    pub fn new(weight: u32, disabled: bool) -> ServerHealth {
+        ServerHealth {
+            up: std::sync::atomic::AtomicBool::new(true),
+            maint: std::sync::atomic::AtomicBool::new(disabled),
+            weight: std::sync::atomic::AtomicU32::new(weight),
+            up_since_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Counts of policy decisions across all frontends (logged at shutdown; the stats socket arrives with
@@ -91,6 +124,8 @@ pub struct Runtime {
     /// Addresses fixed at start-up for servers given by name: resolved by the system resolver (no
     /// `resolvers`), or `init-addr IP` while the name does not resolve. By (backend, server).
     pub start_addrs: std::collections::HashMap<(usize, usize), Vec<std::net::IpAddr>>,
+    /// When this runtime started (slowstart and check timings count from it).
+    pub started: std::time::Instant,
 }
 
 /// The five connection counts of an HAProxy log line: `%ac/%fc/%bc/%sc/%rc`.
@@ -104,22 +139,33 @@ pub struct Tally {
 }
 
 /// Holds two `cur` counters up while a session is in a frontend (process + frontend) or on a server
-/// (backend + server), and lets them down when dropped.
-pub struct Presence<'a>([&'a AtomicU64; 2]);
+/// (backend + server), and lets them down when dropped; leaving a server also wakes one session
+/// waiting in the backend's queue for a free slot.
+pub struct Presence<'a> {
+    counters: [&'a AtomicU64; 2],
+    freed: Option<&'a tokio::sync::Notify>,
+}
 
 impl Drop for Presence<'_> {
     fn drop(&mut self) {
-        for c in self.0 {
+        for c in self.counters {
             c.fetch_sub(1, Relaxed);
+        }
+        if let Some(n) = self.freed {
+            n.notify_one();
         }
     }
 }
 
-fn enter<'a>(counters: [&'a AtomicU64; 2], totals: [&AtomicU64; 2]) -> Presence<'a> {
+fn enter<'a>(
+    counters: [&'a AtomicU64; 2],
+    totals: [&AtomicU64; 2],
+    freed: Option<&'a tokio::sync::Notify>,
+) -> Presence<'a> {
     for c in counters.iter().chain(totals.iter()) {
         c.fetch_add(1, Relaxed);
     }
-    Presence(counters)
+    Presence { counters, freed }
 }
 
 impl Runtime {
@@ -138,7 +184,16 @@ impl Runtime {
             .map(|b| BackendState {
                 counters: Counters::default(),
                 rr: AtomicUsize::new(0),
+                swrr: std::sync::Mutex::new(vec![0; b.servers.len()]),
+                ring: std::sync::Mutex::new(None),
                 servers: b.servers.iter().map(|_| Counters::default()).collect(),
+                health: b
+                    .servers
+                    .iter()
+                    .map(|s| ServerHealth::new(s.weight, s.disabled))
+                    .collect(),
+                queued: AtomicU64::new(0),
+                slot_freed: tokio::sync::Notify::new(),
             })
             .collect();
         Runtime {
@@ -151,18 +206,23 @@ impl Runtime {
             policy: PolicyCounters::default(),
             dns: crate::resolve::Dns::default(),
             start_addrs: std::collections::HashMap::new(),
+            started: std::time::Instant::now(),
         }
     }
 
     pub fn enter_frontend(&self, fe: usize) -> Presence<'_> {
         let c = &self.frontends[fe].counters;
-        enter([&self.active, &c.cur], [&self.total, &c.total])
+        enter([&self.active, &c.cur], [&self.total, &c.total], None)
     }
 
     pub fn enter_server(&self, be: usize, srv: usize) -> Presence<'_> {
         let b = &self.backends[be];
         let s = &b.servers[srv];
-        enter([&b.counters.cur, &s.cur], [&b.counters.total, &s.total])
+        enter(
+            [&b.counters.cur, &s.cur],
+            [&b.counters.total, &s.total],
+            Some(&b.slot_freed),
+        )
     }
 
     /// The counts for a session's log line, taken when it is logged (as HAProxy does), while the
@@ -181,7 +241,7 @@ impl Runtime {
             frontend: self.frontends[r.frontend].counters.cur.load(Relaxed),
             backend,
             server,
-            retries: 0,
+            retries: u64::from(r.retries),
         }
     }
 

@@ -38,6 +38,15 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
+    /// Whether another attempt could go differently (the server refused or did not answer), as
+    /// opposed to a local problem.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::Refused { .. } | ConnectError::Timeout { .. }
+        )
+    }
+
     /// The termination code HAProxy would log for this failure.
     pub fn termination(&self) -> Termination {
         let cause = match self {

@@ -16,13 +16,14 @@
 //! 8. [`forward`] — **forward**: splice both ways, half-close, idle timeouts.
 //! 9. [`account`] and [`log`] — **account**: counters and the tcplog line.
 //!
-//! Around them: [`config`] (lexer → parse → validate → model), [`plumbing`] (the nft/iptables rules and
+//! Around them: [`checks`] (health checks, on the control thread), [`config`] (lexer → parse → validate → model), [`plumbing`] (the nft/iptables rules and
 //! policy routing installed as one unit), [`server`] (start, run, stop), [`addr`] (the four address
 //! types) and [`sys`] (the one module that may hold `unsafe`).
 
 pub mod account;
 pub mod addr;
 pub mod balance;
+pub mod checks;
 pub mod classify;
 pub mod config;
 pub mod connect;

@@ -59,3 +59,11 @@ pub fn session(rt: &Runtime, r: &Record, t: &Tally) {
     // One write per line, so lines from different threads never interleave.
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
+
+/// Any other line for the log stream (server state changes), one write per line.
+pub fn line(msg: &str) {
+    let mut l = String::with_capacity(msg.len() + 1);
+    l.push_str(msg);
+    l.push('\n');
+    let _ = std::io::stdout().lock().write_all(l.as_bytes());
+}

@@ -71,8 +71,10 @@ pub fn serve(
         tracing::info!(firewall = ?installed.firewall, families = ?plan.families, diverts = plan.diverts.len(), "plumbing installed");
     }
     let rt = Arc::new(runtime);
-    // Re-resolves server names as their TTLs run out, on the control thread.
+    // Re-resolves server names as their TTLs run out, and checks servers' health, on the control
+    // thread.
     control.spawn(crate::target::watch_names(rt.clone()));
+    control.spawn(crate::checks::run(rt.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Deal the copies out: worker i takes the i-th socket of every bind line.
     let mut per_worker: Vec<Vec<(usize, crate::addr::ListenAddr, std::net::TcpListener)>> =

@@ -56,6 +56,8 @@ pub enum Stage {
     Normal,
     /// `R`: waiting for or reading the request (in tcp mode: before a server was chosen).
     Request,
+    /// `Q`: waiting in the backend's queue for a free server slot.
+    Queue,
     /// `C`: connecting to the server.
     Connect,
     /// `D`: forwarding data.
@@ -96,6 +98,7 @@ impl fmt::Display for Termination {
         let s = match self.stage {
             Stage::Normal => '-',
             Stage::Request => 'R',
+            Stage::Queue => 'Q',
             Stage::Connect => 'C',
             Stage::Data => 'D',
         };
@@ -119,6 +122,8 @@ pub struct Record {
     pub termination: Termination,
     /// The name the client asked for (SNI or Host), when one was read.
     pub name: Option<Box<str>>,
+    /// Connect attempts after the first (HAProxy's `%rc`).
+    pub retries: u32,
 }
 
 /// Runs one accepted connection to its end.
@@ -152,6 +157,7 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
             // Until a stage says otherwise: what a kill at this point would be logged as.
             termination: Termination::new(Cause::Killed, Stage::Request),
             name: None,
+            retries: 0,
         },
     };
     let end = stages(&rt, &client, &mut live.rec, listen_port, &mut in_server).await;
@@ -291,44 +297,61 @@ async fn setup<'rt>(
     };
     rec.backend = Some(be);
     let backend = &rt.cfg.backends[be];
-    let Some(srv) = balance::pick(&rt.backends[be], backend) else {
-        return Err(Termination::new(Cause::Proxy, Stage::Connect));
-    };
-    rec.server = Some(srv);
-    *in_server = Some(rt.enter_server(be, srv));
     rec.termination.stage = Stage::Connect;
-
-    // resolve
-    let addrs = match target::addresses(rt, fe, (be, srv), &facts).await {
-        Ok(a) => a,
-        Err(r) => {
-            tracing::info!(client = %rec.client, dst = %rec.orig_dst, backend = %backend.name, "refused: {r}");
-            refuse(client, &peeked, &r);
-            return Err(r.termination());
-        }
-    };
-    // A client that called a listener directly, with a server pointing at the original
-    // destination, would have us connect to ourselves, again and again.
-    let addrs: Vec<_> = addrs
-        .into_iter()
-        .filter(|t| !(t.port() == listen_port && crate::sys::is_local_address(t.ip())))
-        .collect();
-    if addrs.is_empty() {
-        tracing::debug!(client = %rec.client, "refused: the destination is this listener");
-        return Err(Termination::new(Cause::Proxy, Stage::Connect));
-    }
-
-    // connect
+    let mut srv = queue_for_server(rt, be, &facts, rec).await?;
+    let mut tried: Vec<usize> = Vec::new();
+    let mut retries_left = backend.retries;
     let t0 = Instant::now();
-    let server = connect::connect_any(rt, backend, &backend.servers[srv], rec.client, &addrs).await;
-    rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
-    let (server, to) = match server {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::debug!(client = %rec.client, dst = %rec.orig_dst, "{e}");
-            return Err(e.termination());
+    let (server, to) = loop {
+        rec.server = Some(srv);
+        // Re-assigning drops the previous server's presence (and frees its slot).
+        *in_server = Some(rt.enter_server(be, srv));
+
+        // resolve
+        let addrs = match target::addresses(rt, fe, (be, srv), &facts).await {
+            Ok(a) => a,
+            Err(r) => {
+                tracing::info!(client = %rec.client, dst = %rec.orig_dst, backend = %backend.name, "refused: {r}");
+                refuse(client, &peeked, &r);
+                return Err(r.termination());
+            }
+        };
+        // A client that called a listener directly, with a server pointing at the original
+        // destination, would have us connect to ourselves, again and again.
+        let addrs: Vec<_> = addrs
+            .into_iter()
+            .filter(|t| !(t.port() == listen_port && crate::sys::is_local_address(t.ip())))
+            .collect();
+        if addrs.is_empty() {
+            tracing::debug!(client = %rec.client, "refused: the destination is this listener");
+            return Err(Termination::new(Cause::Proxy, Stage::Connect));
+        }
+
+        // connect, retried `retries` times; with `option redispatch` the last retry goes to
+        // another server (the next in the algorithm's order).
+        let attempt =
+            connect::connect_any(rt, backend, &backend.servers[srv], rec.client, &addrs).await;
+        match attempt {
+            Ok(ok) => break ok,
+            Err(e) => {
+                tracing::debug!(client = %rec.client, dst = %rec.orig_dst, retries_left, "{e}");
+                if retries_left == 0 || !e.retryable() {
+                    rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
+                    return Err(e.termination());
+                }
+                retries_left -= 1;
+                rec.retries += 1;
+                if backend.redispatch && retries_left == 0 {
+                    tried.push(srv);
+                    if let Ok(other) = balance::pick(rt, be, &facts, &tried) {
+                        srv = other;
+                    }
+                }
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
         }
     };
+    rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
     tracing::debug!(client = %rec.client, name = ?rec.name, server = %to, "connected");
     rec.termination.stage = Stage::Data;
     let timeouts = match backend.timeout_tunnel {
@@ -352,6 +375,58 @@ async fn setup<'rt>(
         }
     }
     Ok((server, timeouts))
+}
+
+/// The pause before retrying a failed connect.
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A server for this session: at once if one has a free slot, else after waiting in the backend's
+/// queue (`maxconn`, `maxqueue`, `timeout queue`).
+async fn queue_for_server(
+    rt: &Runtime,
+    be: usize,
+    facts: &Facts<'_>,
+    rec: &mut Record,
+) -> Result<usize, Termination> {
+    let backend = &rt.cfg.backends[be];
+    let state = &rt.backends[be];
+    match balance::pick(rt, be, facts, &[]) {
+        Ok(s) => return Ok(s),
+        Err(balance::NoServer::Down) => return Err(Termination::new(Cause::Proxy, Stage::Connect)),
+        Err(balance::NoServer::Full) => {}
+    }
+    // The queue's room: the servers' maxqueue added up, unlimited if any server has none.
+    let room = backend
+        .servers
+        .iter()
+        .filter(|s| s.maxconn.is_some())
+        .try_fold(0u64, |sum, s| s.maxqueue.map(|q| sum + u64::from(q)));
+    if room.is_some_and(|r| state.queued.load(Relaxed) >= r) {
+        return Err(Termination::new(Cause::ServerTimeout, Stage::Queue));
+    }
+    rec.termination.stage = Stage::Queue;
+    state.queued.fetch_add(1, Relaxed);
+    let wait = backend
+        .timeout_queue
+        .or(backend.timeout_connect)
+        .unwrap_or(crate::config::validate::DEFAULT_TIMEOUT_CONNECT);
+    let deadline = Instant::now() + wait;
+    let got = loop {
+        let freed = state.slot_freed.notified();
+        match balance::pick(rt, be, facts, &[]) {
+            Ok(s) => break Ok(s),
+            Err(balance::NoServer::Down) => {
+                break Err(Termination::new(Cause::Proxy, Stage::Connect));
+            }
+            Err(balance::NoServer::Full) => {}
+        }
+        if tokio::time::timeout_at(deadline, freed).await.is_err() {
+            break Err(Termination::new(Cause::ServerTimeout, Stage::Queue));
+        }
+    };
+    state.queued.fetch_sub(1, Relaxed);
+    rec.termination.stage = Stage::Connect;
+    got
 }
 
 /// Tells a refused client why, in its own protocol: a TLS alert after a ClientHello, an HTTP status

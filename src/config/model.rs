@@ -308,6 +308,18 @@ pub struct Backend {
     pub timeout_server: Option<Duration>,
     /// Once connected, one idle timeout for both sides together, replacing client and server's.
     pub timeout_tunnel: Option<Duration>,
+    pub balance: Balance,
+    pub hash_type: HashType,
+    /// `retries`: further connect attempts after the first fails (HAProxy's default: 3).
+    pub retries: u32,
+    /// `option redispatch`: the last retry goes to another server.
+    pub redispatch: bool,
+    /// `option allbackups`: use every backup server at once, not only the first.
+    pub allbackups: bool,
+    /// `timeout check`: how long a health check may take (default: `inter`).
+    pub timeout_check: Option<Duration>,
+    /// `timeout queue`: how long a session may wait for a server slot (default: `timeout connect`).
+    pub timeout_queue: Option<Duration>,
     /// Open-proxy guard for dynamic servers: the names they may dial.
     pub allow_names: NamePolicy,
     /// Private networks dynamic servers may dial.
@@ -315,6 +327,15 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// Whether the balance algorithm needs the client's first bytes (a request or a hello).
+    pub fn balance_reads_content(&self) -> bool {
+        match &self.balance {
+            Balance::Hash(t) => t.needs_content(),
+            Balance::Uri { .. } | Balance::UrlParam(_) | Balance::Hdr { .. } => true,
+            _ => false,
+        }
+    }
+
     pub fn has_dynamic_server(&self) -> bool {
         self.servers
             .iter()
@@ -335,6 +356,80 @@ pub struct Server {
     pub prefer: Option<Family>,
     /// `init-addr`: what to use while a name server has no address yet.
     pub init_addr: Vec<InitAddr>,
+    /// Share of the traffic relative to the backend's other servers (0 to 256; 0 = none unless alone).
+    pub weight: u32,
+    /// Sessions at once on this server; more wait in the backend's queue. `None`: no limit.
+    pub maxconn: Option<u32>,
+    /// How many sessions may wait for this server. `None`: no limit.
+    pub maxqueue: Option<u32>,
+    /// Used only when no active server is up.
+    pub backup: bool,
+    /// Administratively down (maintenance) from the start.
+    pub disabled: bool,
+    pub check: Option<Check>,
+    /// After coming up, the weight grows from nothing to full over this long.
+    pub slowstart: Option<Duration>,
+    /// `on-marked-down shutdown-sessions`: close its sessions when a check marks it down.
+    pub shutdown_on_down: bool,
+}
+
+/// Health checking of one server (`check` and its settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Check {
+    /// Where to check, if not the server's own address and port.
+    pub addr: Option<IpAddr>,
+    pub port: Option<u16>,
+    /// Interval between checks while the state is stable.
+    pub inter: Duration,
+    /// Interval while the state is changing (after a failure on an up server, or a success on a
+    /// down one).
+    pub fastinter: Duration,
+    /// Interval while down.
+    pub downinter: Duration,
+    /// Consecutive successes to be marked up.
+    pub rise: u32,
+    /// Consecutive failures to be marked down.
+    pub fall: u32,
+}
+
+/// `balance`: how a backend picks a server. See docs/balancing.md.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// Smooth weighted round robin; weights can change at run time.
+    #[default]
+    RoundRobin,
+    /// Weighted round robin from a fixed sequence.
+    StaticRr,
+    /// The server with the fewest sessions for its weight.
+    LeastConn,
+    /// The first server (in order) with a free slot.
+    First,
+    /// A hash of the client's address.
+    Source,
+    /// Random, or the least loaded of N random draws (`random(N)`).
+    Random(u32),
+    /// A hash of a sample (`hash req.ssl_sni`).
+    Hash(crate::rules::sample::Template),
+    /// A hash of the request URI (`whole`: with the query; `len`, `depth`: only part of the path).
+    Uri {
+        whole: bool,
+        len: usize,
+        depth: usize,
+    },
+    /// A hash of a query-string parameter.
+    UrlParam(String),
+    /// A hash of a request header (`use_domain_only`: the registered domain part of a Host).
+    Hdr { name: String, domain_only: bool },
+}
+
+/// `hash-type`: how hash-based algorithms map keys to servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashType {
+    /// Modulo the total weight: even, but most keys move when a server comes or goes.
+    #[default]
+    MapBased,
+    /// A hash ring: when a server leaves, only its keys move.
+    Consistent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use ipnet::IpNet;
 use super::Diagnostic;
 use super::lexer::{Line, Pos};
 use super::model::{
-    Bind, Dial, EchPolicy, Families, Family, FirewallBackend, Hold, InitAddr, Mode,
-    PlumbingSettings, PortRange, PortSpec, ResolversSection, Rule, Selector, Server, ServerTarget,
-    Source, UseSrc,
+    Balance, Bind, Check, Dial, EchPolicy, Families, Family, FirewallBackend, HashType, Hold,
+    InitAddr, Mode, PlumbingSettings, PortRange, PortSpec, ResolversSection, Rule, Selector,
+    Server, ServerTarget, Source, UseSrc,
 };
 use crate::guard::NamePolicy;
 use crate::rules::sample::Template;
@@ -109,6 +109,15 @@ pub struct ProxyDraft {
     pub allow_names: NamePolicy,
     pub allow_names_pos: Option<Pos>,
     pub allow_nets: Vec<IpNet>,
+    /// `default-server` options, for the servers that follow.
+    pub default_server: servers::ServerOpts,
+    pub balance: Option<Balance>,
+    pub hash_type: Option<HashType>,
+    pub retries: Option<u32>,
+    pub redispatch: Option<bool>,
+    pub allbackups: Option<bool>,
+    pub timeout_check: Option<Duration>,
+    pub timeout_queue: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,11 +154,14 @@ pub struct Drafts {
 
 mod content;
 mod resolvers;
+mod servers;
 
 type Handler = fn(&mut Section<'_>, &[String]) -> Result<(), String>;
 
 enum Act {
     Handle(Handler),
+    /// An option that `no` can turn off (`option redispatch` / `no option redispatch`).
+    Flag(fn(&mut ProxyDraft, bool)),
     /// Accepted and ignored, with a warning saying why.
     Ignore(&'static str),
     /// Recognised; arrives with a later issue.
@@ -254,8 +266,8 @@ static KEYWORDS: &[Kw] = &[
     kw("timeout connect", BE, Act::Handle(h_timeout_connect)),
     kw("timeout client", FE, Act::Handle(h_timeout_client)),
     kw("timeout server", BE, Act::Handle(h_timeout_server)),
-    kw("timeout queue", BE, Act::Later(BACKENDS)),
-    kw("timeout check", BE, Act::Later(BACKENDS)),
+    kw("timeout queue", BE, Act::Handle(h_timeout_queue)),
+    kw("timeout check", BE, Act::Handle(h_timeout_check)),
     kw("timeout tunnel", BE, Act::Handle(h_timeout_tunnel)),
     kw("timeout http-request", FE, Act::Later(HTTP)),
     kw("timeout http-keep-alive", PX, Act::Later(HTTP)),
@@ -292,8 +304,16 @@ static KEYWORDS: &[Kw] = &[
     kw("option httpclose", PX, Act::Later(HTTP)),
     kw("option http-keep-alive", PX, Act::Later(HTTP)),
     kw("option forwardfor", PX, Act::Later(HTTP)),
-    kw("option redispatch", BE, Act::Later(BACKENDS)),
-    kw("option allbackups", BE, Act::Later(BACKENDS)),
+    kw(
+        "option redispatch",
+        BE,
+        Act::Flag(|p, on| p.redispatch = Some(on)),
+    ),
+    kw(
+        "option allbackups",
+        BE,
+        Act::Flag(|p, on| p.allbackups = Some(on)),
+    ),
     kw("option httpchk", BE, Act::Later(BACKENDS)),
     kw("option ssl-hello-chk", BE, Act::Later(BACKENDS)),
     kw("option tcp-check", BE, Act::Later(BACKENDS)),
@@ -301,9 +321,9 @@ static KEYWORDS: &[Kw] = &[
     kw("option clitcpka", FE, Act::Later(BACKENDS)),
     kw("option srvtcpka", BE, Act::Later(BACKENDS)),
     kw("option abortonclose", BE, Act::Later(BACKENDS)),
-    kw("retries", BE, Act::Later(BACKENDS)),
-    kw("default-server", BE, Act::Later(BACKENDS)),
-    kw("hash-type", BE, Act::Later(BACKENDS)),
+    kw("retries", BE, Act::Handle(h_retries)),
+    kw("default-server", BE, Act::Handle(h_default_server)),
+    kw("hash-type", BE, Act::Handle(h_hash_type)),
     kw("cookie", BE, Act::Later(BACKENDS)),
     kw("stick-table", F | B | L, Act::Later(BACKENDS)),
     kw("stick", B | L, Act::Later(BACKENDS)),
@@ -579,6 +599,14 @@ fn new_proxy(
             allow_names: NamePolicy::default(),
             allow_names_pos: None,
             allow_nets: Vec::new(),
+            default_server: servers::ServerOpts::default(),
+            balance: None,
+            hash_type: None,
+            retries: None,
+            redispatch: None,
+            allbackups: None,
+            timeout_check: None,
+            timeout_queue: None,
         },
     }
 }
@@ -644,6 +672,15 @@ fn directive(
             Err(format!("'no {spelled}' is not supported; remove the line"))
         }
         Act::Handle(h) => h(sec, args).map(|()| None),
+        Act::Flag(set) => match args.first() {
+            Some(extra) => Err(format!(
+                "'{said}' takes no argument, but '{extra}' was given"
+            )),
+            None => {
+                set(sec.px(), !negated);
+                Ok(None)
+            }
+        },
         Act::Ignore(why) => Ok(Some(format!("'{said}' is ignored: {why}"))),
         Act::Refuse(msg) => Err((*msg).to_string()),
         Act::Later(what) => Err(format!(
@@ -1106,108 +1143,94 @@ fn h_default_backend(sec: &mut Section<'_>, args: &[String]) -> Result<(), Strin
 fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     let (name, addr) = match args {
         [n, a, ..] => (n.clone(), a.as_str()),
-        _ => return Err("write 'server NAME ADDR[:PORT]'".into()),
+        _ => return Err("write 'server NAME ADDR[:PORT] [options]'".into()),
     };
     let target = server_target(&name, addr, &mut sec.global.maps)?;
-    let mut source = None;
-    let mut resolvers = None;
-    let mut prefer = None;
-    let mut init_addr = Vec::new();
-    let mut rest = &args[2..];
-    while let Some(opt) = rest.first() {
-        let value = || {
-            rest.get(1)
-                .cloned()
-                .ok_or_else(|| format!("server option '{opt}' needs a value"))
-        };
-        match opt.as_str() {
-            "source" => {
-                let end = rest
-                    .iter()
-                    .skip(1)
-                    .position(|w| {
-                        SERVER_OPTIONS.contains(&w.as_str())
-                            || SERVER_DNS.contains(&w.as_str())
-                            || w == "source"
-                    })
-                    .map_or(rest.len(), |p| p + 1);
-                source = Some(source_of(&rest[1..end])?);
-                rest = &rest[end..];
-                continue;
-            }
-            "resolvers" => resolvers = Some((value()?, usize::MAX)),
-            "resolve-prefer" => {
-                prefer = Some(match value()?.as_str() {
-                    "ipv4" => Family::V4,
-                    "ipv6" => Family::V6,
-                    v => {
-                        return Err(format!(
-                            "unknown family '{v}'; write 'resolve-prefer ipv4' or 'resolve-prefer ipv6'"
-                        ));
-                    }
-                })
-            }
-            "init-addr" => {
-                for m in value()?.split(',') {
-                    init_addr.push(match m {
-                        "last" => InitAddr::Last,
-                        "libc" => InitAddr::Libc,
-                        "none" => InitAddr::None,
-                        ip => InitAddr::Ip(ip.parse().map_err(|_| {
-                            format!(
-                                "'{ip}' is not an init-addr method; use last, libc, none or an IP address"
-                            )
-                        })?),
-                    });
-                }
-            }
-            "resolve-net" | "resolve-opts" => {
-                return Err(format!(
-                    "server option '{opt}' is not supported; gatehouse uses every address the name has, tried with happy eyeballs"
-                ));
-            }
-            o if SERVER_LATER_TLS.contains(&o) => {
-                return Err(format!(
-                    "server option '{o}' is not supported yet; it arrives with TLS (issue #6)"
-                ));
-            }
-            o if SERVER_LATER_PROXY.contains(&o) => {
-                return Err(format!(
-                    "server option '{o}' is not supported yet; it arrives with the PROXY protocol (issue #6)"
-                ));
-            }
-            o if SERVER_OPTIONS.contains(&o) => {
-                return Err(format!(
-                    "server option '{o}' is not supported yet; it arrives with backend features (issue #4)"
-                ));
-            }
-            o => {
-                let best = SERVER_OPTIONS
-                    .iter()
-                    .chain(SERVER_LATER_TLS)
-                    .chain(SERVER_DNS)
-                    .chain(SERVER_LATER_PROXY)
-                    .map(|k| (edit_distance(o, k), *k))
-                    .min()
-                    .filter(|(d, _)| *d <= 2);
-                return Err(match best {
-                    Some((_, k)) => format!("unknown server option '{o}'; did you mean '{k}'?"),
-                    None => format!("unknown server option '{o}'"),
-                });
-            }
+    // default-server first, then the server's own options over it.
+    let mut o = sec.px().default_server.clone();
+    servers::parse(&args[2..], &mut o)?;
+    let check = o.check.unwrap_or(false).then(|| {
+        let inter = o.inter.unwrap_or(DEFAULT_INTER);
+        Check {
+            addr: o.check_addr,
+            port: o.check_port,
+            inter,
+            fastinter: o.fastinter.unwrap_or(inter),
+            downinter: o.downinter.unwrap_or(inter),
+            rise: o.rise.unwrap_or(2),
+            fall: o.fall.unwrap_or(3),
         }
-        rest = &rest[2.min(rest.len())..];
-    }
+    });
     let pos = sec.pos.clone();
     sec.px().servers.push(Server {
         name,
         pos,
         target,
-        source,
-        resolvers,
-        prefer,
-        init_addr,
+        source: o.source,
+        resolvers: o.resolvers.map(|r| (r, usize::MAX)),
+        prefer: o.prefer,
+        init_addr: o.init_addr.unwrap_or_default(),
+        weight: o.weight.unwrap_or(1),
+        maxconn: o.maxconn.filter(|n| *n > 0),
+        maxqueue: o.maxqueue.filter(|n| *n > 0),
+        backup: o.backup.unwrap_or(false),
+        disabled: o.disabled.unwrap_or(false),
+        check,
+        slowstart: o.slowstart.filter(|d| !d.is_zero()),
+        shutdown_on_down: o.shutdown_on_down.unwrap_or(false),
     });
+    Ok(())
+}
+
+/// HAProxy's default interval between health checks.
+const DEFAULT_INTER: Duration = Duration::from_secs(2);
+
+fn h_default_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let mut o = sec.px().default_server.clone();
+    servers::parse(args, &mut o)?;
+    sec.px().default_server = o;
+    Ok(())
+}
+
+fn h_retries(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let v = one(args, "retries NUMBER")?;
+    let n: u32 = v
+        .parse()
+        .ok()
+        .filter(|n| *n <= 100)
+        .ok_or_else(|| format!("'retries {v}': write a whole number from 0 to 100"))?;
+    sec.px().retries = Some(n);
+    Ok(())
+}
+
+fn h_hash_type(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    const USAGE: &str = "hash-type map-based|consistent [sdbm|djb2|wt6|crc32|none] [avalanche]";
+    let kind = match args.first().map(String::as_str) {
+        Some("map-based") => HashType::MapBased,
+        Some("consistent") => HashType::Consistent,
+        Some(other) => return Err(format!("unknown hash type '{other}'; write '{USAGE}'")),
+        None => return Err(format!("missing hash type; write '{USAGE}'")),
+    };
+    // The hash function is gatehouse's own (well mixed); HAProxy's names are accepted.
+    for w in &args[1..] {
+        if !matches!(
+            w.as_str(),
+            "sdbm" | "djb2" | "wt6" | "crc32" | "none" | "avalanche"
+        ) {
+            return Err(format!("unexpected '{w}'; write '{USAGE}'"));
+        }
+    }
+    sec.px().hash_type = Some(kind);
+    Ok(())
+}
+
+fn h_timeout_check(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.px().timeout_check = Some(timeout(args, "check")?);
+    Ok(())
+}
+
+fn h_timeout_queue(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.px().timeout_queue = Some(timeout(args, "queue")?);
     Ok(())
 }
 
@@ -1278,38 +1301,6 @@ fn server_target(name: &str, addr: &str, maps: &mut MapCache) -> Result<ServerTa
     Ok(ServerTarget::Fixed(ip, port_spec(port)?))
 }
 
-/// Server options that arrive with the backends issue; recognised so they get a precise message.
-const SERVER_OPTIONS: &[&str] = &[
-    "check",
-    "port",
-    "addr",
-    "inter",
-    "fastinter",
-    "downinter",
-    "rise",
-    "fall",
-    "weight",
-    "maxconn",
-    "maxqueue",
-    "minconn",
-    "backup",
-    "disabled",
-    "enabled",
-    "slowstart",
-    "on-marked-down",
-    "on-marked-up",
-    "cookie",
-    "track",
-    "observe",
-    "error-limit",
-    "on-error",
-    "agent-check",
-    "agent-port",
-    "agent-inter",
-    "id",
-    "redir",
-    "non-stick",
-];
 const SERVER_LATER_TLS: &[&str] = &[
     "ssl",
     "verify",
@@ -1411,13 +1402,112 @@ fn h_timeout_tunnel(sec: &mut Section<'_>, args: &[String]) -> Result<(), String
     Ok(())
 }
 
-fn h_balance(_: &mut Section<'_>, args: &[String]) -> Result<(), String> {
-    match one(args, "balance roundrobin")? {
-        "roundrobin" => Ok(()),
-        other => Err(format!(
-            "'balance {other}' is not supported yet; it arrives with backend features (issue #4); roundrobin works now"
-        )),
-    }
+fn h_balance(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    const KNOWN: &str = "roundrobin, static-rr, leastconn, first, source, random[(N)], hash EXPR, uri, url_param NAME, hdr(NAME)";
+    let Some(algo) = args.first() else {
+        return Err(format!("missing algorithm; gatehouse knows {KNOWN}"));
+    };
+    let rest = &args[1..];
+    let none = |b: Balance| -> Result<Balance, String> {
+        match rest.first() {
+            Some(w) => Err(format!("unexpected '{w}' after 'balance {algo}'")),
+            None => Ok(b),
+        }
+    };
+    let b = match algo.as_str() {
+        "roundrobin" => none(Balance::RoundRobin)?,
+        "static-rr" => none(Balance::StaticRr)?,
+        "leastconn" => none(Balance::LeastConn)?,
+        "first" => none(Balance::First)?,
+        "source" => none(Balance::Source)?,
+        "random" => none(Balance::Random(2))?,
+        a if a.starts_with("random(") => {
+            let n = a
+                .strip_prefix("random(")
+                .and_then(|x| x.strip_suffix(')'))
+                .and_then(|x| x.parse::<u32>().ok())
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| format!("'{a}': write random or random(N) with N from 1 to 100"))?;
+            none(Balance::Random(n))?
+        }
+        "hash" => {
+            let expr = match rest {
+                [e] => e,
+                [] => {
+                    return Err(
+                        "'balance hash' needs an expression; write e.g. 'balance hash req.ssl_sni'"
+                            .into(),
+                    );
+                }
+                [_, w, ..] => return Err(format!("unexpected '{w}' after the hash expression")),
+            };
+            let maps = &mut sec.global.maps;
+            Balance::Hash(Template::parse(
+                &format!("%[{expr}]"),
+                &mut |f: &str, m| maps.load(f, m),
+            )?)
+        }
+        "uri" => {
+            let (mut whole, mut len, mut depth) = (false, 0, 0);
+            let mut it = rest.iter();
+            while let Some(w) = it.next() {
+                let mut num = |what: &str| -> Result<usize, String> {
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| format!("'balance uri {what}' needs a number"))
+                };
+                match w.as_str() {
+                    "whole" => whole = true,
+                    "len" => len = num("len")?,
+                    "depth" => depth = num("depth")?,
+                    other => {
+                        return Err(format!(
+                            "unknown 'balance uri' option '{other}'; use whole, len N, depth N"
+                        ));
+                    }
+                }
+            }
+            Balance::Uri { whole, len, depth }
+        }
+        "url_param" => match rest {
+            [p] => Balance::UrlParam(p.clone()),
+            [p, w, ..] if w == "check_post" => {
+                return Err(format!(
+                    "'balance url_param {p} check_post' is not supported; remove check_post"
+                ));
+            }
+            _ => return Err("write 'balance url_param NAME'".into()),
+        },
+        a if a.starts_with("hdr(") && a.ends_with(')') => {
+            let name = a[4..a.len() - 1].to_ascii_lowercase();
+            if name.is_empty() {
+                return Err("'balance hdr()' needs a header name: hdr(host)".into());
+            }
+            let domain_only = match rest {
+                [] => false,
+                [w] if w == "use_domain_only" => true,
+                [w, ..] => {
+                    return Err(format!(
+                        "unexpected '{w}'; write 'balance hdr(NAME) [use_domain_only]'"
+                    ));
+                }
+            };
+            Balance::Hdr { name, domain_only }
+        }
+        "rdp-cookie" => {
+            return Err(
+                "'balance rdp-cookie' is not supported yet; use 'balance source' for RDP meanwhile"
+                    .into(),
+            );
+        }
+        other => {
+            return Err(format!(
+                "unknown balance algorithm '{other}'; gatehouse knows {KNOWN}"
+            ));
+        }
+    };
+    sec.px().balance = Some(b);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -339,9 +339,58 @@ fn errors_name_file_line_and_fix() {
             "did you mean 'check'",
         ),
         (
-            "backend b\n    server s 10.0.0.1:80 check\n",
+            "backend b\n    server s 10.0.0.1:80 cookie s1\n",
             2,
             "not supported yet",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 weight 300\n",
+            2,
+            "from 0 to 256",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 rise 0\n",
+            2,
+            "from 1 to 1000",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 inter\n",
+            2,
+            "needs a value",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 on-marked-down shutdown-sessions\n",
+            2,
+            "issue #4",
+        ),
+        (
+            "backend b\n    server s 0.0.0.0 check\n",
+            2,
+            "needs an address to check",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1 check\n",
+            2,
+            "needs a port",
+        ),
+        (
+            "backend b\n    balance roundrobinn\n",
+            2,
+            "unknown balance algorithm",
+        ),
+        ("backend b\n    balance random(0)\n", 2, "random(N)"),
+        ("backend b\n    balance hash\n", 2, "needs an expression"),
+        (
+            "backend b\n    balance uri deep 2\n",
+            2,
+            "unknown 'balance uri' option",
+        ),
+        ("backend b\n    hash-type ring\n", 2, "unknown hash type"),
+        ("backend b\n    retries many\n", 2, "from 0 to 100"),
+        (
+            "backend b\n    option redispatch now\n",
+            2,
+            "takes no argument",
         ),
         (
             "backend b\n    server s 10.0.0.1:80\n    server s 10.0.0.2:80\n",
@@ -486,4 +535,52 @@ fn several_files_read_in_order() {
     ])
     .unwrap_err();
     assert!(e.to_string().starts_with("b.cfg:1: error:"), "{e}");
+}
+
+#[test]
+fn server_options_and_default_server() {
+    use crate::config::model::{Balance, HashType};
+    let l = ok("\
+defaults
+    retries 5
+    option redispatch
+    default-server inter 3s fall 2 weight 10
+backend b
+    balance leastconn
+    hash-type consistent
+    no option redispatch
+    option allbackups
+    timeout check 1s
+    timeout queue 2s
+    default-server maxconn 50 check
+    server a 10.0.0.1:80
+    server b 10.0.0.2:80 weight 20 backup rise 5 inter 1s fastinter 500ms slowstart 10s
+    server c 10.0.0.3:80 no-check disabled maxqueue 7 port 8080 addr 10.0.0.33
+backend h
+    balance hash req.ssl_sni
+");
+    let b = &l.config.backends[0];
+    assert_eq!(b.balance, Balance::LeastConn);
+    assert_eq!(b.hash_type, HashType::Consistent);
+    assert_eq!((b.retries, b.redispatch, b.allbackups), (5, false, true));
+    assert_eq!(b.timeout_check, Some(Duration::from_secs(1)));
+    let [a, bk, c] = &b.servers[..] else { panic!() };
+    assert_eq!((a.weight, a.maxconn, a.backup), (10, Some(50), false));
+    let ca = a.check.unwrap();
+    assert_eq!(
+        (ca.inter, ca.fastinter, ca.rise, ca.fall),
+        (Duration::from_secs(3), Duration::from_secs(3), 2, 2)
+    );
+    assert_eq!((bk.weight, bk.backup), (20, true));
+    let cb = bk.check.unwrap();
+    assert_eq!(
+        (cb.inter, cb.fastinter, cb.rise),
+        (Duration::from_secs(1), Duration::from_millis(500), 5)
+    );
+    assert_eq!(bk.slowstart, Some(Duration::from_secs(10)));
+    assert!(c.check.is_none() && c.disabled);
+    assert_eq!(c.maxqueue, Some(7));
+    assert!(matches!(l.config.backends[1].balance, Balance::Hash(_)));
+    // The defaults' redispatch reached the second backend.
+    assert!(l.config.backends[1].redispatch);
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::model::{
     Backend, BackendChoice, Bind, Config, Fallback, Families, Frontend, Global, Intercept, Mode,
-    ServerTarget, Unclassified, UseBackend,
+    PortSpec, ServerTarget, Unclassified, UseBackend,
 };
 use super::parse::{Drafts, FallbackDraft, InterceptDraft, ProxyDraft};
 use super::{Diagnostic, lexer::Pos};
@@ -249,9 +249,10 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             || p.use_backends
                 .iter()
                 .any(|u| u.target.as_ref().is_ok_and(|t| t.needs_content()));
+        let reads = |b: &Backend| b.has_dynamic_server() || b.balance_reads_content();
         let dynamic = match &reachable {
-            Some(list) => list.iter().any(|&i| backends[i].has_dynamic_server()),
-            None => backends.iter().any(Backend::has_dynamic_server),
+            Some(list) => list.iter().any(|&i| reads(&backends[i])),
+            None => backends.iter().any(reads),
         };
         let peek = rules_need || dynamic || p.inspect_delay.is_some();
         frontends.push(Frontend {
@@ -400,6 +401,34 @@ fn backend_of(
                 ),
             }
         }
+        if let Some(c) = &s.check {
+            let has_port = c.port.is_some()
+                || matches!(
+                    s.target,
+                    ServerTarget::Fixed(_, PortSpec::Fixed(_))
+                        | ServerTarget::Name {
+                            port: PortSpec::Fixed(_),
+                            ..
+                        }
+                );
+            match &s.target {
+                ServerTarget::OrigDst(_) | ServerTarget::Dynamic { .. } if c.addr.is_none() => err(
+                    &s.pos,
+                    format!(
+                        "server '{}': 'check' needs an address to check, and this server's changes per connection; add 'addr ADDR port PORT' or remove 'check'",
+                        s.name
+                    ),
+                ),
+                _ if !has_port => err(
+                    &s.pos,
+                    format!(
+                        "server '{}': 'check' needs a port; give the server one or add 'port PORT'",
+                        s.name
+                    ),
+                ),
+                _ => {}
+            }
+        }
         match &s.target {
             ServerTarget::Dynamic { .. } if s.resolvers.is_none() => err(
                 &s.pos,
@@ -477,6 +506,13 @@ fn backend_of(
         timeout_connect: p.timeout_connect,
         timeout_server: p.timeout_server,
         timeout_tunnel: p.timeout_tunnel,
+        balance: p.balance.clone().unwrap_or_default(),
+        hash_type: p.hash_type.unwrap_or_default(),
+        retries: p.retries.unwrap_or(DEFAULT_RETRIES),
+        redispatch: p.redispatch.unwrap_or(false),
+        allbackups: p.allbackups.unwrap_or(false),
+        timeout_check: p.timeout_check,
+        timeout_queue: p.timeout_queue,
         allow_names: p.allow_names.clone(),
         allow_nets: p.allow_nets.clone(),
     }
@@ -536,6 +572,9 @@ fn intercept_of(d: &InterceptDraft, binds: &[Bind]) -> Result<Intercept, String>
         dst: d.dst.clone(),
     })
 }
+
+/// Connect retries when `retries` is not set (HAProxy's default).
+pub const DEFAULT_RETRIES: u32 = 3;
 
 /// The connect timeout when none is configured. HAProxy warns and waits forever; we pick a bound.
 pub const DEFAULT_TIMEOUT_CONNECT: Duration = Duration::from_secs(5);

@@ -1,5 +1,5 @@
-//! A small DNS server of our own on 127.0.0.1 for tests: A records with chosen TTLs, NXDOMAIN for
-//! other names, and a silent mode that plays a dead server.
+//! Shared by the loopback tests: a small DNS server of our own on 127.0.0.1 (A records with chosen
+//! TTLs, NXDOMAIN otherwise, a silent mode that plays a dead server), a gateway builder and mock servers.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -84,4 +84,77 @@ impl FakeDns {
     pub fn a_queries(&self, name: &str) -> usize {
         self.queries.lock().unwrap().get(name).copied().unwrap_or(0)
     }
+}
+
+/// A gateway running `text` (its first frontend binding 127.0.0.1:0), with health checks and its
+/// resolvers on the test's runtime; returns its address, the runtime and the shutdown trigger.
+pub async fn gateway(
+    text: &str,
+) -> (
+    std::net::SocketAddr,
+    Arc<gatehouse::account::Runtime>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let cfg = Arc::new(
+        gatehouse::config::from_str("test.cfg", text)
+            .unwrap()
+            .config,
+    );
+    let bound = gatehouse::listener::bind_all(&cfg).unwrap();
+    let addr = bound[0].listener.local_addr().unwrap();
+    let mut rt = gatehouse::account::Runtime::new(cfg.clone());
+    rt.dns =
+        gatehouse::resolve::Dns::new(&cfg.resolvers, tokio::runtime::Handle::current()).unwrap();
+    let rt = Arc::new(rt);
+    tokio::spawn(gatehouse::checks::run(rt.clone()));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(gatehouse::server::run(rt.clone(), bound, async {
+        let _ = rx.await;
+    }));
+    (addr, rt, tx)
+}
+
+/// A server that answers every connection with its tag and closes; `hold` keeps each connection
+/// open that long first. Returns its address and a count of connections it took.
+pub async fn tagged(
+    tag: &'static str,
+    hold: std::time::Duration,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::AsyncWriteExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Relaxed);
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                let _ = s.write_all(tag.as_bytes()).await;
+            });
+        }
+    });
+    (addr, n)
+}
+
+/// Connects through the gateway and reads the whole answer.
+pub async fn fetch(gw: std::net::SocketAddr) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut c = tokio::net::TcpStream::connect(gw).await.unwrap();
+    let mut out = String::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        c.read_to_string(&mut out),
+    )
+    .await;
+    out
+}
+
+/// An address nothing listens on (a port that was just free).
+pub fn dead_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
 }

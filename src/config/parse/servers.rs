@@ -1,0 +1,228 @@
+//! `server` and `default-server` options. `default-server` sets options for the servers that follow it
+//! in the section (and, from a defaults section, in every backend after it); a server's own options
+//! override them, as in HAProxy.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{
+    Family, InitAddr, SERVER_DNS, SERVER_LATER_PROXY, SERVER_LATER_TLS, Source, edit_distance,
+    parse_duration, parse_port, source_of,
+};
+
+/// Options written on a `server` or `default-server` line; `None` = not said.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOpts {
+    pub source: Option<Source>,
+    pub resolvers: Option<String>,
+    pub prefer: Option<Family>,
+    pub init_addr: Option<Vec<InitAddr>>,
+    pub weight: Option<u32>,
+    pub maxconn: Option<u32>,
+    pub maxqueue: Option<u32>,
+    pub backup: Option<bool>,
+    pub disabled: Option<bool>,
+    pub check: Option<bool>,
+    pub check_port: Option<u16>,
+    pub check_addr: Option<IpAddr>,
+    pub inter: Option<Duration>,
+    pub fastinter: Option<Duration>,
+    pub downinter: Option<Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub slowstart: Option<Duration>,
+    pub shutdown_on_down: Option<bool>,
+}
+
+/// Options that arrive later in issue #4 (http mode and stick tables) or not at all.
+const LATER: &[&str] = &[
+    "cookie",
+    "track",
+    "observe",
+    "error-limit",
+    "on-error",
+    "agent-check",
+    "agent-port",
+    "agent-inter",
+    "redir",
+    "non-stick",
+    "minconn",
+    "on-marked-up",
+];
+
+/// Options taking a value.
+const WITH_VALUE: &[&str] = &[
+    "weight",
+    "maxconn",
+    "maxqueue",
+    "port",
+    "addr",
+    "inter",
+    "fastinter",
+    "downinter",
+    "rise",
+    "fall",
+    "slowstart",
+    "on-marked-down",
+    "id",
+    "resolvers",
+    "resolve-prefer",
+    "init-addr",
+];
+
+/// Options without a value.
+const FLAGS: &[&str] = &[
+    "backup",
+    "no-backup",
+    "disabled",
+    "enabled",
+    "check",
+    "no-check",
+];
+
+fn number(opt: &str, v: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            format!(
+                "server option '{opt}' takes a whole number from {} to {}, not '{v}'",
+                range.start(),
+                range.end()
+            )
+        })
+}
+
+/// Reads options into `o`, over whatever it already holds.
+pub fn parse(words: &[String], o: &mut ServerOpts) -> Result<(), String> {
+    let mut rest = words;
+    while let Some(opt) = rest.first() {
+        let opt = opt.as_str();
+        if opt == "source" {
+            // `source` takes words up to the next option.
+            let end = rest
+                .iter()
+                .skip(1)
+                .position(|w| {
+                    WITH_VALUE.contains(&w.as_str()) || FLAGS.contains(&w.as_str()) || w == "source"
+                })
+                .map_or(rest.len(), |p| p + 1);
+            o.source = Some(source_of(&rest[1..end])?);
+            rest = &rest[end..];
+            continue;
+        }
+        if FLAGS.contains(&opt) {
+            match opt {
+                "backup" => o.backup = Some(true),
+                "no-backup" => o.backup = Some(false),
+                "disabled" => o.disabled = Some(true),
+                "enabled" => o.disabled = Some(false),
+                "check" => o.check = Some(true),
+                _ => o.check = Some(false),
+            }
+            rest = &rest[1..];
+            continue;
+        }
+        if WITH_VALUE.contains(&opt) {
+            let v = rest
+                .get(1)
+                .ok_or_else(|| format!("server option '{opt}' needs a value"))?
+                .as_str();
+            match opt {
+                "weight" => o.weight = Some(number(opt, v, 0..=256)?),
+                "maxconn" => o.maxconn = Some(number(opt, v, 0..=1_000_000)?),
+                "maxqueue" => o.maxqueue = Some(number(opt, v, 0..=1_000_000)?),
+                "port" => o.check_port = Some(parse_port(v)?),
+                "addr" => {
+                    o.check_addr = Some(v.parse().map_err(|_| {
+                        format!("server option 'addr' takes an IP address, not '{v}'")
+                    })?)
+                }
+                "inter" => o.inter = Some(positive(opt, v)?),
+                "fastinter" => o.fastinter = Some(positive(opt, v)?),
+                "downinter" => o.downinter = Some(positive(opt, v)?),
+                "rise" => o.rise = Some(number(opt, v, 1..=1000)?),
+                "fall" => o.fall = Some(number(opt, v, 1..=1000)?),
+                "slowstart" => o.slowstart = Some(parse_duration(v)?),
+                "on-marked-down" => {
+                    return Err(format!(
+                        "'on-marked-down {v}' is not supported yet; it arrives with the rest of backend features (issue #4)"
+                    ));
+                }
+                // Numeric ids matter for the stats socket (issue #5); accepted and unused until then.
+                "id" => {
+                    number(opt, v, 1..=i32::MAX as u32)?;
+                }
+                "resolvers" => o.resolvers = Some(v.to_string()),
+                "resolve-prefer" => {
+                    o.prefer = Some(match v {
+                        "ipv4" => Family::V4,
+                        "ipv6" => Family::V6,
+                        _ => {
+                            return Err(format!(
+                                "unknown family '{v}'; write 'resolve-prefer ipv4' or 'resolve-prefer ipv6'"
+                            ));
+                        }
+                    })
+                }
+                _ => {
+                    let mut list = Vec::new();
+                    for m in v.split(',') {
+                        list.push(match m {
+                            "last" => InitAddr::Last,
+                            "libc" => InitAddr::Libc,
+                            "none" => InitAddr::None,
+                            ip => InitAddr::Ip(ip.parse().map_err(|_| {
+                                format!(
+                                    "'{ip}' is not an init-addr method; use last, libc, none or an IP address"
+                                )
+                            })?),
+                        });
+                    }
+                    o.init_addr = Some(list);
+                }
+            }
+            rest = &rest[2..];
+            continue;
+        }
+        return Err(match opt {
+            "resolve-net" | "resolve-opts" => format!(
+                "server option '{opt}' is not supported; gatehouse uses every address the name has, tried with happy eyeballs"
+            ),
+            o if SERVER_LATER_TLS.contains(&o) => {
+                format!("server option '{o}' is not supported yet; it arrives with TLS (issue #6)")
+            }
+            o if SERVER_LATER_PROXY.contains(&o) => format!(
+                "server option '{o}' is not supported yet; it arrives with the PROXY protocol (issue #6)"
+            ),
+            o if LATER.contains(&o) => format!(
+                "server option '{o}' is not supported yet; it arrives with http mode and stick tables (issue #4)"
+            ),
+            o => {
+                let best = WITH_VALUE
+                    .iter()
+                    .chain(FLAGS)
+                    .chain(LATER)
+                    .chain(SERVER_LATER_TLS)
+                    .chain(SERVER_DNS)
+                    .chain(SERVER_LATER_PROXY)
+                    .map(|k| (edit_distance(o, k), *k))
+                    .min()
+                    .filter(|(d, _)| *d <= 2);
+                match best {
+                    Some((_, k)) => format!("unknown server option '{o}'; did you mean '{k}'?"),
+                    None => format!("unknown server option '{o}'"),
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+fn positive(opt: &str, v: &str) -> Result<Duration, String> {
+    let d = parse_duration(v)?;
+    if d.is_zero() {
+        return Err(format!("server option '{opt}' must be more than 0"));
+    }
+    Ok(d)
+}
