@@ -1,7 +1,9 @@
 //! Health checks: one task per checked server, on the control thread, never on the data path.
 //!
-//! A check is a TCP connect to the server's address (or `addr`/`port`) within `timeout check` (default:
-//! `inter`). As in HAProxy, `fall` consecutive failures mark an up server down and `rise` consecutive
+//! A check connects to the server's address (or `addr`/`port`) and, per the backend's check kind, is
+//! done there (TCP), or sends an HTTP request and judges the status or body (`option httpchk`,
+//! `http-check`), or sends a TLS ClientHello and expects a handshake record (`option ssl-hello-chk`), or
+//! runs a `tcp-check` script; all within `timeout check` (default: `inter`). As in HAProxy, `fall` consecutive failures mark an up server down and `rise` consecutive
 //! successes mark a down server up; checks run every `inter` while the state is steady, every
 //! `fastinter` while it is changing, and every `downinter` while down. Servers start up. Changes are
 //! logged in HAProxy's words on the log stream (standard output) and on standard error.
@@ -14,7 +16,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::account::Runtime;
-use crate::config::model::{Check, PortSpec, ServerTarget};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::model::{
+    Check, CheckKind, Expect, ExpectWhat, HttpCheck, PortSpec, ServerTarget, TcpStep,
+};
 
 /// Runs every server's checks until the runtime it is spawned on stops.
 pub async fn run(rt: Arc<Runtime>) {
@@ -70,25 +77,209 @@ async fn check_target(rt: &Runtime, bi: usize, si: usize, c: &Check) -> Option<S
     Some(SocketAddr::new(c.addr.or(ip)?, c.port.or(port)?))
 }
 
-/// Outcome of one check: `Ok(duration)` or the reason it failed.
-async fn probe(to: SocketAddr, limit: Duration, mark: u32) -> Result<Duration, String> {
-    let t0 = Instant::now();
+/// Why a check failed, in HAProxy's words: the layer and the detail.
+struct Failed(&'static str, String);
+
+async fn connect(to: SocketAddr, mark: u32) -> Result<TcpStream, Failed> {
+    let l4 = |e: String| Failed("Layer4 connection problem", e);
     let sock = if to.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
         tokio::net::TcpSocket::new_v6()
     }
-    .map_err(|e| format!("socket: {e}"))?;
+    .map_err(|e| l4(format!("socket: {e}")))?;
     if mark != 0 {
         let _ = socket2::SockRef::from(&sock).set_mark(mark);
     }
-    match tokio::time::timeout(limit, sock.connect(to)).await {
-        Ok(Ok(_)) => Ok(t0.elapsed()),
-        Ok(Err(e)) => Err(match e.kind() {
+    sock.connect(to).await.map_err(|e| {
+        l4(match e.kind() {
             std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
             _ => e.to_string(),
-        }),
-        Err(_) => Err("Connection timeout".into()),
+        })
+    })
+}
+
+/// Reads until `done` says the bytes suffice, the peer closes, or 16 KiB.
+async fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) {
+    let mut chunk = [0u8; 4096];
+    while !done(buf) && buf.len() < 16 * 1024 {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn matches(e: &Expect, status: Option<u16>, text: &str) -> bool {
+    let hit = match &e.what {
+        ExpectWhat::Status(ranges) => {
+            status.is_some_and(|c| ranges.iter().any(|(a, b)| (*a..=*b).contains(&c)))
+        }
+        ExpectWhat::RStatus(re) => status.is_some_and(|c| re.is_match(&c.to_string())),
+        ExpectWhat::String(sub) => text.contains(sub.as_str()),
+        ExpectWhat::RString(re) => re.is_match(text),
+    };
+    hit != e.negate
+}
+
+async fn http_check(mut s: TcpStream, h: &HttpCheck) -> Result<(), Failed> {
+    let mut req = format!("{} {} {}\r\n", h.method, h.uri, h.version);
+    for (n, v) in &h.headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !h
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("connection"))
+    {
+        req.push_str("Connection: close\r\n");
+    }
+    if !h.body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", h.body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(&h.body);
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| Failed("Layer4 connection problem", e.to_string()))?;
+    let mut buf = Vec::new();
+    let wants_body = matches!(
+        h.expect.as_ref().map(|e| &e.what),
+        Some(ExpectWhat::String(_) | ExpectWhat::RString(_))
+    );
+    read_until(&mut s, &mut buf, |b| {
+        !wants_body && b.windows(2).any(|w| w == b"\r\n")
+    })
+    .await;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .strip_prefix("HTTP/")
+        .and_then(|r| r.split(' ').nth(1))
+        .and_then(|c| c.get(..3))
+        .and_then(|c| c.parse::<u16>().ok());
+    let Some(code) = status else {
+        return Err(Failed(
+            "Layer7 invalid response",
+            "no HTTP status line".into(),
+        ));
+    };
+    let ok = match &h.expect {
+        None => (200..400).contains(&code),
+        Some(e) => matches(e, Some(code), &text),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Failed(
+            "Layer7 wrong status",
+            format!("HTTP status check returned code <{code}>"),
+        ))
+    }
+}
+
+/// A TLS 1.2-compatible ClientHello any current server answers with its ServerHello.
+fn probe_hello() -> Vec<u8> {
+    let mut body = vec![3, 3];
+    body.extend([0x5a; 32]);
+    body.push(0);
+    // TLS 1.3 and common TLS 1.2 suites.
+    let suites: [u16; 8] = [
+        0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0x009c,
+    ];
+    body.extend(((suites.len() * 2) as u16).to_be_bytes());
+    for c in suites {
+        body.extend(c.to_be_bytes());
+    }
+    body.extend([1, 0]);
+    let mut ext = Vec::new();
+    // supported_groups: x25519, secp256r1; signature_algorithms: rsa_pss, ecdsa, rsa_pkcs1.
+    ext.extend([0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x1d, 0x00, 0x17]);
+    ext.extend([
+        0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x08, 0x04, 0x04, 0x03, 0x04, 0x01,
+    ]);
+    ext.extend([0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]);
+    body.extend((ext.len() as u16).to_be_bytes());
+    body.extend(ext);
+    let mut hs = vec![1];
+    hs.extend(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend(body);
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend((hs.len() as u16).to_be_bytes());
+    rec.extend(hs);
+    rec
+}
+
+async fn script(
+    first: TcpStream,
+    to: SocketAddr,
+    steps: &[TcpStep],
+    mark: u32,
+) -> Result<(), Failed> {
+    let mut s = first;
+    let mut buf = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            TcpStep::Connect(port) => {
+                if i > 0 {
+                    s = connect(SocketAddr::new(to.ip(), port.unwrap_or(to.port())), mark).await?;
+                    buf.clear();
+                }
+            }
+            TcpStep::Send(bytes) => s
+                .write_all(bytes)
+                .await
+                .map_err(|e| Failed("Layer4 connection problem", e.to_string()))?,
+            TcpStep::Expect(e) => {
+                read_until(&mut s, &mut buf, |b| {
+                    matches(e, None, &String::from_utf8_lossy(b)) != e.negate
+                })
+                .await;
+                if !matches(e, None, &String::from_utf8_lossy(&buf)) {
+                    return Err(Failed(
+                        "Layer7 invalid response",
+                        format!("TCPCHK did not match content at step {}", i + 1),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One check of the backend's kind.
+async fn probe(kind: &CheckKind, to: SocketAddr, limit: Duration, mark: u32) -> Result<(), Failed> {
+    let work = async {
+        let first_port = match kind {
+            CheckKind::Script(steps) => match steps.first() {
+                Some(TcpStep::Connect(Some(p))) => *p,
+                _ => to.port(),
+            },
+            _ => to.port(),
+        };
+        let s = connect(SocketAddr::new(to.ip(), first_port), mark).await?;
+        match kind {
+            CheckKind::Tcp => Ok(()),
+            CheckKind::Http(h) => http_check(s, h).await,
+            CheckKind::SslHello => {
+                let mut s = s;
+                s.write_all(&probe_hello())
+                    .await
+                    .map_err(|e| Failed("Layer4 connection problem", e.to_string()))?;
+                let mut b = [0u8; 1];
+                match s.read(&mut b).await {
+                    Ok(1) if b[0] == 0x16 => Ok(()),
+                    _ => Err(Failed(
+                        "Layer6 invalid response",
+                        "no TLS handshake in reply".into(),
+                    )),
+                }
+            }
+            CheckKind::Script(steps) => script(s, to, steps, mark).await,
+        }
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(r) => r,
+        Err(_) => Err(Failed("Layer4 timeout", "check timed out".into())),
     }
 }
 
@@ -104,8 +295,11 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
         let up = health.up.load(Relaxed);
         let t0 = Instant::now();
         let result = match check_target(&rt, bi, si, &c).await {
-            Some(to) => probe(to, limit, mark).await,
-            None => Err("no address to check".into()),
+            Some(to) => probe(&backend.check_kind, to, limit, mark).await,
+            None => Err(Failed(
+                "Layer4 connection problem",
+                "no address to check".into(),
+            )),
         };
         let took = t0.elapsed().as_millis();
         match result {
@@ -117,20 +311,26 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
                     let now_ms = rt.started.elapsed().as_millis() as u64;
                     health.up_since_ms.store(now_ms.max(1), Relaxed);
                     let (a, b) = servers_up(&rt, bi);
+                    let layer = match backend.check_kind {
+                        CheckKind::Tcp => "Layer4 check passed",
+                        CheckKind::Http(_) => "Layer7 check passed",
+                        CheckKind::SslHello => "Layer6 check passed",
+                        CheckKind::Script(_) => "Layer7 check passed",
+                    };
                     event(&format!(
-                        "Server {}/{} is UP, reason: Layer4 check passed, check duration: {took}ms. {a} active and {b} backup servers online.",
+                        "Server {}/{} is UP, reason: {layer}, check duration: {took}ms. {a} active and {b} backup servers online.",
                         backend.name, server.name
                     ));
                 }
             }
-            Err(info) => {
+            Err(Failed(reason, info)) => {
                 fails += 1;
                 oks = 0;
                 if up && fails >= c.fall {
                     health.up.store(false, Relaxed);
                     let (a, b) = servers_up(&rt, bi);
                     event(&format!(
-                        "Server {}/{} is DOWN, reason: Layer4 connection problem, info: \"{info}\", check duration: {took}ms. {a} active and {b} backup servers left.",
+                        "Server {}/{} is DOWN, reason: {reason}, info: \"{info}\", check duration: {took}ms. {a} active and {b} backup servers left.",
                         backend.name, server.name
                     ));
                     if a + b == 0 {

@@ -56,3 +56,72 @@ async fn fall_and_rise() {
     .await;
     assert_eq!(fetch(gw).await, "F");
 }
+
+/// A server answering every connection with `reply()` (read once the request arrived).
+async fn replying(reply: impl Fn() -> Vec<u8> + Send + Sync + 'static) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let reply = std::sync::Arc::new(reply);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(&reply()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn http_ssl_hello_and_scripted_checks() {
+    let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(503));
+    let st = status.clone();
+    let web = replying(move || {
+        format!(
+            "HTTP/1.1 {} X\r\nContent-Length: 2\r\n\r\nok",
+            st.load(Relaxed)
+        )
+        .into_bytes()
+    })
+    .await;
+    let tls = replying(|| vec![0x16, 3, 3, 0, 0]).await;
+    let not_tls = replying(|| b"SSH-2.0-x\r\n".to_vec()).await;
+    let redis = replying(|| b"+PONG\r\n".to_vec()).await;
+    let (_gw, rt, _stop) = gateway(&format!(
+        "frontend f\n    bind 127.0.0.1:0\n    default_backend web\n\
+         backend web\n    option httpchk GET /health\n    http-check expect status 200\n    server w {web} check inter 100ms fall 2 rise 1\n\
+         backend tls\n    option ssl-hello-chk\n    server t {tls} check inter 100ms fall 1\n    server n {not_tls} check inter 100ms fall 1\n\
+         backend redis\n    option tcp-check\n    tcp-check send PING\\r\\n\n    tcp-check expect string +PONG\n    server r {redis} check inter 100ms fall 1\n    server t {tls} check inter 100ms fall 1\n"
+    ))
+    .await;
+    let up = |b: usize, s: usize| rt.backends[b].health[s].up.load(Relaxed);
+    wait_until(
+        "503 marks the web server down",
+        Duration::from_secs(3),
+        || !up(0, 0),
+    )
+    .await;
+    status.store(200, Relaxed);
+    wait_until("200 brings it back", Duration::from_secs(3), || up(0, 0)).await;
+    wait_until(
+        "a non-TLS reply fails ssl-hello-chk",
+        Duration::from_secs(3),
+        || !up(1, 1),
+    )
+    .await;
+    assert!(up(1, 0), "the TLS server passes ssl-hello-chk");
+    wait_until(
+        "a server that does not PONG fails the script",
+        Duration::from_secs(3),
+        || !up(2, 1),
+    )
+    .await;
+    assert!(up(2, 0), "PONG passes");
+}

@@ -320,6 +320,8 @@ pub struct Backend {
     pub timeout_check: Option<Duration>,
     /// `timeout queue`: how long a session may wait for a server slot (default: `timeout connect`).
     pub timeout_queue: Option<Duration>,
+    /// What the health checks of its servers do.
+    pub check_kind: CheckKind,
     /// Open-proxy guard for dynamic servers: the names they may dial.
     pub allow_names: NamePolicy,
     /// Private networks dynamic servers may dial.
@@ -390,6 +392,66 @@ pub struct Check {
     pub rise: u32,
     /// Consecutive failures to be marked down.
     pub fall: u32,
+}
+
+/// What a health check does (the backend's `option httpchk` / `ssl-hello-chk` / `tcp-check`).
+#[derive(Debug, Clone, Default)]
+pub enum CheckKind {
+    /// A TCP connect.
+    #[default]
+    Tcp,
+    Http(HttpCheck),
+    /// Send an SSLv3-compatible ClientHello, expect a handshake record back.
+    SslHello,
+    Script(Vec<TcpStep>),
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpCheck {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// `None`: a 2xx or 3xx status.
+    pub expect: Option<Expect>,
+}
+
+impl Default for HttpCheck {
+    fn default() -> Self {
+        HttpCheck {
+            method: "OPTIONS".into(),
+            uri: "/".into(),
+            version: "HTTP/1.0".into(),
+            headers: Vec::new(),
+            body: String::new(),
+            expect: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Expect {
+    pub negate: bool,
+    pub what: ExpectWhat,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExpectWhat {
+    /// Status codes or ranges.
+    Status(Vec<(u16, u16)>),
+    RStatus(regex::Regex),
+    /// Text in the response.
+    String(String),
+    RString(regex::Regex),
+}
+
+#[derive(Debug, Clone)]
+pub enum TcpStep {
+    /// (Re)connect, optionally to another port.
+    Connect(Option<u16>),
+    Send(Vec<u8>),
+    Expect(Expect),
 }
 
 /// `balance`: how a backend picks a server. See docs/balancing.md.

@@ -118,6 +118,7 @@ pub struct ProxyDraft {
     pub allbackups: Option<bool>,
     pub timeout_check: Option<Duration>,
     pub timeout_queue: Option<Duration>,
+    pub check_kind: Option<super::model::CheckKind>,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +153,7 @@ pub struct Drafts {
     pub resolvers: Vec<ResolversSection>,
 }
 
+mod checks;
 mod content;
 mod resolvers;
 mod servers;
@@ -314,9 +316,17 @@ static KEYWORDS: &[Kw] = &[
         BE,
         Act::Flag(|p, on| p.allbackups = Some(on)),
     ),
-    kw("option httpchk", BE, Act::Later(BACKENDS)),
-    kw("option ssl-hello-chk", BE, Act::Later(BACKENDS)),
-    kw("option tcp-check", BE, Act::Later(BACKENDS)),
+    kw("option httpchk", BE, Act::Handle(checks::h_option_httpchk)),
+    kw(
+        "option ssl-hello-chk",
+        BE,
+        Act::Handle(checks::h_option_ssl_hello_chk),
+    ),
+    kw(
+        "option tcp-check",
+        BE,
+        Act::Handle(checks::h_option_tcp_check),
+    ),
     kw("option tcpka", PX, Act::Later(BACKENDS)),
     kw("option clitcpka", FE, Act::Later(BACKENDS)),
     kw("option srvtcpka", BE, Act::Later(BACKENDS)),
@@ -328,8 +338,8 @@ static KEYWORDS: &[Kw] = &[
     kw("stick-table", F | B | L, Act::Later(BACKENDS)),
     kw("stick", B | L, Act::Later(BACKENDS)),
     kw("fullconn", BE, Act::Later(BACKENDS)),
-    kw("http-check", BE, Act::Later(BACKENDS)),
-    kw("tcp-check", BE, Act::Later(BACKENDS)),
+    kw("http-check", BE, Act::Handle(checks::h_http_check)),
+    kw("tcp-check", BE, Act::Handle(checks::h_tcp_check)),
     kw("http-request", PX, Act::Later(HTTP)),
     kw("http-response", PX, Act::Later(HTTP)),
     kw("redirect", PX, Act::Later(HTTP)),
@@ -607,6 +617,7 @@ fn new_proxy(
             allbackups: None,
             timeout_check: None,
             timeout_queue: None,
+            check_kind: None,
         },
     }
 }

@@ -513,6 +513,7 @@ fn backend_of(
         allbackups: p.allbackups.unwrap_or(false),
         timeout_check: p.timeout_check,
         timeout_queue: p.timeout_queue,
+        check_kind: p.check_kind.clone().unwrap_or_default(),
         allow_names: p.allow_names.clone(),
         allow_nets: p.allow_nets.clone(),
     }
