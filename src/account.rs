@@ -61,6 +61,9 @@ pub struct ServerHealth {
     pub weight: std::sync::atomic::AtomicU32,
     /// When it last came up, in milliseconds since the runtime started (for `slowstart`); 0: at start.
     pub up_since_ms: AtomicU64,
+    /// Bumped each time a check marks it down: sessions of a server with `on-marked-down
+    /// shutdown-sessions` watch it and end.
+    pub marked_down: tokio::sync::watch::Sender<u64>,
 }
 
 impl ServerHealth {
@@ -70,6 +73,7 @@ impl ServerHealth {
             maint: std::sync::atomic::AtomicBool::new(disabled),
             weight: std::sync::atomic::AtomicU32::new(weight),
             up_since_ms: AtomicU64::new(0),
+            marked_down: tokio::sync::watch::channel(0).0,
         }
     }
 }

@@ -328,6 +328,7 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
                 oks = 0;
                 if up && fails >= c.fall {
                     health.up.store(false, Relaxed);
+                    health.marked_down.send_modify(|n| *n += 1);
                     let (a, b) = servers_up(&rt, bi);
                     event(&format!(
                         "Server {}/{} is DOWN, reason: {reason}, info: \"{info}\", check duration: {took}ms. {a} active and {b} backup servers left.",

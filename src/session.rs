@@ -210,7 +210,21 @@ async fn stages<'rt>(
         Ok(s) => s,
         Err(end) => return end,
     };
-    forward::forward(client, &server, timeouts, &mut rec.traffic).await
+    // `on-marked-down shutdown-sessions`: end with the server when a check marks it down.
+    let watch_down = match (rec.backend, rec.server) {
+        (Some(be), Some(srv)) if rt.cfg.backends[be].servers[srv].shutdown_on_down => {
+            Some(rt.backends[be].health[srv].marked_down.subscribe())
+        }
+        _ => None,
+    };
+    let forwarding = forward::forward(client, &server, timeouts, &mut rec.traffic);
+    match watch_down {
+        None => forwarding.await,
+        Some(mut down) => tokio::select! {
+            end = forwarding => end,
+            _ = down.changed() => Termination::new(Cause::Killed, Stage::Data),
+        },
+    }
 }
 
 /// Everything up to a connected server with the peeked bytes replayed to it.

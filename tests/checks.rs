@@ -125,3 +125,33 @@ async fn http_ssl_hello_and_scripted_checks() {
     .await;
     assert!(up(2, 0), "PONG passes");
 }
+
+#[tokio::test]
+async fn shutdown_sessions_when_marked_down() {
+    use tokio::io::AsyncReadExt;
+    // The data server holds connections open; its health is a separate port we can close.
+    let (data, _) = tagged("D", Duration::from_secs(30)).await;
+    let health = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hport = health.local_addr().unwrap().port();
+    let (gw, rt, _stop) = gateway(&format!(
+        "frontend f\n    bind 127.0.0.1:0\n    default_backend be\nbackend be\n    server s {data} check port {hport} inter 100ms fall 2 on-marked-down shutdown-sessions\n"
+    ))
+    .await;
+    let mut c = tokio::net::TcpStream::connect(gw).await.unwrap();
+    wait_until(
+        "the session reached the server",
+        Duration::from_secs(3),
+        || rt.backends[0].servers[0].cur.load(Relaxed) == 1,
+    )
+    .await;
+    drop(health);
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut buf)).await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "the session outlived its server: {:?}",
+        t0.elapsed()
+    );
+    assert!(!rt.backends[0].health[0].up.load(Relaxed));
+}

@@ -359,9 +359,9 @@ fn errors_name_file_line_and_fix() {
             "needs a value",
         ),
         (
-            "backend b\n    server s 10.0.0.1:80 on-marked-down shutdown-sessions\n",
+            "backend b\n    server s 10.0.0.1:80 on-marked-down mark-backup\n",
             2,
-            "issue #4",
+            "shutdown-sessions",
         ),
         (
             "backend b\n    server s 0.0.0.0 check\n",
@@ -554,7 +554,7 @@ backend b
     timeout queue 2s
     default-server maxconn 50 check
     server a 10.0.0.1:80
-    server b 10.0.0.2:80 weight 20 backup rise 5 inter 1s fastinter 500ms slowstart 10s
+    server b 10.0.0.2:80 weight 20 backup rise 5 inter 1s fastinter 500ms slowstart 10s on-marked-down shutdown-sessions
     server c 10.0.0.3:80 no-check disabled maxqueue 7 port 8080 addr 10.0.0.33
 backend h
     balance hash req.ssl_sni
@@ -571,7 +571,10 @@ backend h
         (ca.inter, ca.fastinter, ca.rise, ca.fall),
         (Duration::from_secs(3), Duration::from_secs(3), 2, 2)
     );
-    assert_eq!((bk.weight, bk.backup), (20, true));
+    assert_eq!(
+        (bk.weight, bk.backup, bk.shutdown_on_down),
+        (20, true, true)
+    );
     let cb = bk.check.unwrap();
     assert_eq!(
         (cb.inter, cb.fastinter, cb.rise),

@@ -144,11 +144,14 @@ pub fn parse(words: &[String], o: &mut ServerOpts) -> Result<(), String> {
                 "rise" => o.rise = Some(number(opt, v, 1..=1000)?),
                 "fall" => o.fall = Some(number(opt, v, 1..=1000)?),
                 "slowstart" => o.slowstart = Some(parse_duration(v)?),
-                "on-marked-down" => {
-                    return Err(format!(
-                        "'on-marked-down {v}' is not supported yet; it arrives with the rest of backend features (issue #4)"
-                    ));
-                }
+                "on-marked-down" => match v {
+                    "shutdown-sessions" => o.shutdown_on_down = Some(true),
+                    _ => {
+                        return Err(format!(
+                            "'on-marked-down {v}' is not supported; gatehouse takes 'on-marked-down shutdown-sessions'"
+                        ));
+                    }
+                },
                 // Numeric ids matter for the stats socket (issue #5); accepted and unused until then.
                 "id" => {
                     number(opt, v, 1..=i32::MAX as u32)?;
