@@ -37,5 +37,6 @@ pub mod route;
 pub mod rules;
 pub mod server;
 pub mod session;
+pub mod stick;
 pub mod sys;
 pub mod target;

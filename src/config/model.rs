@@ -454,6 +454,50 @@ pub enum TcpStep {
     Expect(Expect),
 }
 
+/// A `stick-table` line (the table is named after its section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickTableDef {
+    pub name: String,
+    pub key_type: KeyType,
+    /// Most entries.
+    pub size: usize,
+    /// Entries unused this long are dropped.
+    pub expire: Option<Duration>,
+    pub store: Vec<DataType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Ip,
+    Ipv6,
+    Integer,
+    /// Strings, cut to this many bytes.
+    String(usize),
+    Binary(usize),
+}
+
+/// A data type a stick table stores; rates carry their period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataType {
+    ServerId,
+    ConnCnt,
+    ConnCur,
+    ConnRate(Duration),
+    SessCnt,
+    SessRate(Duration),
+    HttpReqCnt,
+    HttpReqRate(Duration),
+    HttpErrCnt,
+    HttpErrRate(Duration),
+    BytesInCnt,
+    BytesOutCnt,
+    BytesInRate(Duration),
+    BytesOutRate(Duration),
+    Gpc0,
+    Gpc0Rate(Duration),
+    Gpt0,
+}
+
 /// `balance`: how a backend picks a server. See docs/balancing.md.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Balance {
