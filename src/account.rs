@@ -130,6 +130,8 @@ pub struct Runtime {
     pub start_addrs: std::collections::HashMap<(usize, usize), Vec<std::net::IpAddr>>,
     /// When this runtime started (slowstart and check timings count from it).
     pub started: std::time::Instant,
+    /// The stick tables, by index in `Config::tables`.
+    pub tables: Vec<crate::stick::Table>,
 }
 
 /// The five connection counts of an HAProxy log line: `%ac/%fc/%bc/%sc/%rc`.
@@ -174,6 +176,12 @@ fn enter<'a>(
 
 impl Runtime {
     pub fn new(cfg: Arc<Config>) -> Runtime {
+        let tables = cfg
+            .tables
+            .iter()
+            .cloned()
+            .map(crate::stick::Table::new)
+            .collect();
         let frontends = cfg
             .frontends
             .iter()
@@ -211,6 +219,7 @@ impl Runtime {
             dns: crate::resolve::Dns::default(),
             start_addrs: std::collections::HashMap::new(),
             started: std::time::Instant::now(),
+            tables,
         }
     }
 

@@ -19,6 +19,7 @@ use crate::classify::{self, Miss, Peeked};
 use crate::config::model::{EchPolicy, Fallback};
 use crate::forward::{Timeouts, Traffic};
 use crate::rules::sample::Facts;
+use crate::stick::{Key, StickCtx, Tracked};
 use crate::target::Refusal;
 use crate::{balance, connect, forward, log, route, target};
 
@@ -124,6 +125,8 @@ pub struct Record {
     pub name: Option<Box<str>>,
     /// Connect attempts after the first (HAProxy's `%rc`).
     pub retries: u32,
+    /// The stick-table entries this session tracks (`track-sc*`), released when it ends.
+    pub tracked: Option<Box<Tracked>>,
 }
 
 /// Runs one accepted connection to its end.
@@ -158,6 +161,7 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
             termination: Termination::new(Cause::Killed, Stage::Request),
             name: None,
             retries: 0,
+            tracked: None,
         },
     };
     let end = stages(&rt, &client, &mut live.rec, listen_port, &mut in_server).await;
@@ -177,6 +181,16 @@ struct Live<'a> {
 impl Live<'_> {
     fn finish(&mut self) {
         self.finished = true;
+        // Tracked entries no longer count this session as current; its bytes count.
+        if let Some(tracked) = self.rec.tracked.take() {
+            for (t, k) in tracked.iter().flatten() {
+                self.rt.tables[*t].untrack(
+                    k,
+                    self.rec.traffic.bytes_in,
+                    self.rec.traffic.bytes_out,
+                );
+            }
+        }
         self.rec.total_ms = self.started.elapsed().as_millis() as u64;
         let tally = self.rt.tally(&self.rec);
         self.rt.account(&self.rec);
@@ -236,14 +250,22 @@ async fn setup<'rt>(
     in_server: &mut Option<Presence<'rt>>,
 ) -> Result<(TcpStream, Timeouts), Termination> {
     let fe = &rt.cfg.frontends[rec.frontend];
+    let stick = StickCtx {
+        tables: &rt.tables,
+        own: fe.table,
+        tracked: Default::default(),
+    };
     let mut facts = Facts {
         client: rec.client.get(),
         dst: rec.orig_dst.get(),
         hello: None,
         http: None,
         peeked: 0,
+        stick: (!rt.tables.is_empty()).then_some(&stick),
     };
-    if route::first_rule(&fe.connection_rules, &fe.acls, &facts) == Some(false) {
+    let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
+    keep_tracked(&stick, rec);
+    if verdict == Some(false) {
         rt.policy.rejected.fetch_add(1, Relaxed);
         return Err(Termination::new(Cause::Proxy, Stage::Request));
     }
@@ -299,7 +321,13 @@ async fn setup<'rt>(
             return Err(Termination::new(Cause::Proxy, Stage::Request));
         }
     }
-    if forced.is_none() && route::first_rule(&fe.content_rules, &fe.acls, &facts) == Some(false) {
+    let verdict = if forced.is_none() {
+        route::run_rules(&fe.content_rules, &fe.acls, &facts)
+    } else {
+        None
+    };
+    keep_tracked(&stick, rec);
+    if verdict == Some(false) {
         rt.policy.rejected.fetch_add(1, Relaxed);
         refuse(client, &peeked, &Refusal::Policy(String::new()));
         return Err(Termination::new(Cause::Proxy, Stage::Request));
@@ -312,7 +340,30 @@ async fn setup<'rt>(
     rec.backend = Some(be);
     let backend = &rt.cfg.backends[be];
     rec.termination.stage = Stage::Connect;
-    let mut srv = queue_for_server(rt, be, &facts, rec).await?;
+    // `stick match|on`: a key that stuck to a server that can take the session goes there.
+    let stuck = backend
+        .stick_rules
+        .iter()
+        .filter(|r| {
+            r.matches
+                && r.cond
+                    .as_ref()
+                    .is_none_or(|c| c.eval(&backend.acls, &facts))
+        })
+        .find_map(|r| {
+            let t = &rt.tables[r.table.1];
+            let key = Key::of(t.def.key_type, &r.key.render(&facts)?)?;
+            let s = t.server(&key)?;
+            balance::candidates(rt, be, &[])
+                .ok()?
+                .iter()
+                .any(|c| c.index == s)
+                .then_some(s)
+        });
+    let mut srv = match stuck {
+        Some(s) => s,
+        None => queue_for_server(rt, be, &facts, rec).await?,
+    };
     let mut tried: Vec<usize> = Vec::new();
     let mut retries_left = backend.retries;
     let t0 = Instant::now();
@@ -366,6 +417,22 @@ async fn setup<'rt>(
         }
     };
     rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
+    // `stick on|store-request`: remember where this key went.
+    for r in backend.stick_rules.iter().filter(|r| {
+        r.stores
+            && r.cond
+                .as_ref()
+                .is_none_or(|c| c.eval(&backend.acls, &facts))
+    }) {
+        let t = &rt.tables[r.table.1];
+        if let Some(key) = r
+            .key
+            .render(&facts)
+            .and_then(|k| Key::of(t.def.key_type, &k))
+        {
+            t.stick(&key, srv);
+        }
+    }
     tracing::debug!(client = %rec.client, name = ?rec.name, server = %to, "connected");
     rec.termination.stage = Stage::Data;
     let timeouts = match backend.timeout_tunnel {
@@ -389,6 +456,14 @@ async fn setup<'rt>(
         }
     }
     Ok((server, timeouts))
+}
+
+/// Copies what the rules tracked into the record, which releases it when the session ends.
+fn keep_tracked(stick: &StickCtx<'_>, rec: &mut Record) {
+    let tracked = stick.tracked.lock().unwrap_or_else(|e| e.into_inner());
+    if tracked.iter().any(Option::is_some) {
+        rec.tracked = Some(Box::new(tracked.clone()));
+    }
 }
 
 /// The pause before retrying a failed connect.

@@ -375,6 +375,42 @@ impl Table {
     }
 }
 
+/// A session's view of the stick tables while its rules run: the tables, its own section's table
+/// (for `src_*`), and the keys it tracks (`track-sc0..2`).
+pub struct StickCtx<'a> {
+    pub tables: &'a [Table],
+    pub own: Option<usize>,
+    pub tracked: Mutex<Tracked>,
+}
+
+impl std::fmt::Debug for StickCtx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StickCtx").field("own", &self.own).finish()
+    }
+}
+
+/// What a session tracks: (table, key) per counter 0, 1, 2.
+pub type Tracked = [Option<(usize, Key)>; 3];
+
+impl StickCtx<'_> {
+    /// `scN_*`: a value of the entry counter N tracks; `None` when it tracks nothing.
+    pub fn sc(&self, n: usize, what: Read) -> Option<u64> {
+        let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        let (t, k) = tracked.get(n)?.as_ref()?;
+        Some(self.tables[*t].read(k, what))
+    }
+
+    /// `src_*[(TABLE)]`: a value of the client address's entry in TABLE (or the section's own).
+    pub fn src(&self, ip: IpAddr, table: Option<&str>, what: Read) -> Option<u64> {
+        let t = match table {
+            Some(name) => self.tables.iter().position(|t| t.def.name == name)?,
+            None => self.own?,
+        };
+        let key = Key::of(self.tables[t].def.key_type, &ip.to_string())?;
+        Some(self.tables[t].read(&key, what))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,6 +166,7 @@ pub(crate) mod testing {
             hello: None,
             http: None,
             peeked: 0,
+            stick: None,
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Config {
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
     pub resolvers: Vec<ResolversSection>,
+    /// Every `stick-table`, by index.
+    pub tables: Vec<StickTableDef>,
     /// Backend indices by name, for `use_backend` names computed per connection.
     pub backend_names: std::collections::HashMap<String, usize>,
 }
@@ -180,7 +182,45 @@ pub struct Unclassified {
 /// `tcp-request connection|content accept|reject [if|unless COND]`.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub accept: bool,
+    pub action: RuleAction,
+    pub cond: Option<Cond>,
+}
+
+#[derive(Debug, Clone)]
+pub enum RuleAction {
+    Accept,
+    Reject,
+    /// `track-scN KEY [table T]`: count this session under KEY in table T (the section's own by
+    /// default), readable as `scN_*`. The table's index is filled in by the validator.
+    Track {
+        n: usize,
+        key: Template,
+        table: (Option<String>, usize),
+    },
+    /// `sc-inc-gpc0(N)`: add one to the tracked entry's gpc0.
+    IncGpc0(usize),
+}
+
+impl RuleAction {
+    /// Accept and reject end the rule list; the others run and go on.
+    pub fn verdict(&self) -> Option<bool> {
+        match self {
+            RuleAction::Accept => Some(true),
+            RuleAction::Reject => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// `stick match|on|store-request KEY [table T] [if|unless COND]`.
+#[derive(Debug, Clone)]
+pub struct StickRule {
+    /// Look the key up to choose the server.
+    pub matches: bool,
+    /// Remember the server the session went to.
+    pub stores: bool,
+    pub key: Template,
+    pub table: (Option<String>, usize),
     pub cond: Option<Cond>,
 }
 
@@ -221,6 +261,8 @@ pub struct Frontend {
     pub dial: Dial,
     pub ech: EchPolicy,
     pub unclassified: Unclassified,
+    /// Its own `stick-table`, if it has one (index into `Config::tables`).
+    pub table: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -322,6 +364,9 @@ pub struct Backend {
     pub timeout_queue: Option<Duration>,
     /// What the health checks of its servers do.
     pub check_kind: CheckKind,
+    pub stick_rules: Vec<StickRule>,
+    /// The section's ACLs, for its `stick` rules' conditions.
+    pub acls: Vec<Acl>,
     /// Open-proxy guard for dynamic servers: the names they may dial.
     pub allow_names: NamePolicy,
     /// Private networks dynamic servers may dial.

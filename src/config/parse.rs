@@ -119,6 +119,8 @@ pub struct ProxyDraft {
     pub timeout_check: Option<Duration>,
     pub timeout_queue: Option<Duration>,
     pub check_kind: Option<super::model::CheckKind>,
+    pub table: Option<super::model::StickTableDef>,
+    pub stick_rules: Vec<super::model::StickRule>,
 }
 
 #[derive(Debug, Clone)]
@@ -335,8 +337,12 @@ static KEYWORDS: &[Kw] = &[
     kw("default-server", BE, Act::Handle(h_default_server)),
     kw("hash-type", BE, Act::Handle(h_hash_type)),
     kw("cookie", BE, Act::Later(BACKENDS)),
-    kw("stick-table", F | B | L, Act::Later(BACKENDS)),
-    kw("stick", B | L, Act::Later(BACKENDS)),
+    kw(
+        "stick-table",
+        F | B | L,
+        Act::Handle(content::h_stick_table),
+    ),
+    kw("stick", B | L, Act::Handle(content::h_stick)),
     kw("fullconn", BE, Act::Later(BACKENDS)),
     kw("http-check", BE, Act::Handle(checks::h_http_check)),
     kw("tcp-check", BE, Act::Handle(checks::h_tcp_check)),
@@ -581,6 +587,8 @@ fn new_proxy(
             connection_rules: Vec::new(),
             content_rules: Vec::new(),
             use_backends: Vec::new(),
+            table: None,
+            stick_rules: Vec::new(),
             ..t.clone()
         },
         None => ProxyDraft {
@@ -618,6 +626,8 @@ fn new_proxy(
             timeout_check: None,
             timeout_queue: None,
             check_kind: None,
+            table: None,
+            stick_rules: Vec::new(),
         },
     }
 }

@@ -315,9 +315,36 @@ fn errors_name_file_line_and_fix() {
         ),
         (
             "frontend f\n    bind :80\n    tcp-request content track-sc0 src\n",
-            3,
-            "issue #4",
+            1,
+            "this section has no stick-table",
         ),
+        (
+            "frontend f\n    bind :80\n    tcp-request connection track-sc0 req.ssl_sni table t\n",
+            3,
+            "can only track src",
+        ),
+        (
+            "frontend f\n    bind :80\n    tcp-request content track-sc3 src\n",
+            3,
+            "track-sc0, track-sc1 or track-sc2",
+        ),
+        ("backend b\n    stick-table type ip\n", 2, "needs a size"),
+        (
+            "backend b\n    stick-table type ip size 1k store conn_rate\n",
+            2,
+            "needs a period",
+        ),
+        (
+            "backend b\n    stick-table type mac size 1k\n",
+            2,
+            "unknown table type",
+        ),
+        (
+            "backend b\n    stick on src table nowhere\n",
+            1,
+            "names no section with a stick-table",
+        ),
+        ("backend b\n    stick store-response src\n", 2, "issue #4"),
         (
             "frontend f\n    bind :80\n    use_backend %[req.ssl_sni,map_dom(/nonexistent.map)]\n",
             3,

@@ -59,6 +59,27 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         );
     }
 
+    // Stick tables, named after their sections.
+    let mut tables = Vec::new();
+    let mut table_index: HashMap<String, usize> = HashMap::new();
+    for p in &drafts.proxies {
+        if let Some(t) = &p.table {
+            table_index.insert(p.name.clone(), tables.len());
+            tables.push(t.clone());
+        }
+    }
+    // A rule's table: the one it names, or its own section's.
+    let resolve_table = |own: &str, named: &Option<String>, what: &str| -> Result<usize, String> {
+        match named {
+            Some(n) => table_index.get(n).copied().ok_or_else(|| {
+                format!("{what}: 'table {n}' names no section with a stick-table")
+            }),
+            None => table_index.get(own).copied().ok_or_else(|| {
+                format!("{what}: this section has no stick-table; add one ('stick-table type ip size 100k expire 30s store conn_rate(10s)') or write 'table NAME'")
+            }),
+        }
+    };
+
     // Backends first, so frontends can refer to them by index.
     let mut backends = Vec::new();
     let mut be_index: HashMap<&str, usize> = HashMap::new();
@@ -77,7 +98,14 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
                 continue;
             }
             be_index.insert(&p.name, backends.len());
-            backends.push(backend_of(p, &res_index, &mut err, &mut warnings));
+            let mut b = backend_of(p, &res_index, &mut err, &mut warnings);
+            for r in &mut b.stick_rules {
+                match resolve_table(&p.name, &r.table.0, "stick") {
+                    Ok(i) => r.table.1 = i,
+                    Err(e) => err(&p.pos, e),
+                }
+            }
+            backends.push(b);
         }
         if p.kind.is_frontend()
             && let Some(prev) = fe_names.insert(&p.name, &p.pos)
@@ -255,6 +283,16 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             None => backends.iter().any(reads),
         };
         let peek = rules_need || dynamic || p.inspect_delay.is_some();
+        let mut rules = [p.connection_rules.clone(), p.content_rules.clone()];
+        for r in rules.iter_mut().flatten() {
+            if let super::model::RuleAction::Track { table, .. } = &mut r.action {
+                match resolve_table(&p.name, &table.0, "track-sc") {
+                    Ok(i) => table.1 = i,
+                    Err(e) => err(&p.pos, e),
+                }
+            }
+        }
+        let [connection_rules, content_rules] = rules;
         frontends.push(Frontend {
             name: p.name.clone(),
             pos: p.pos.clone(),
@@ -265,8 +303,9 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             timeout_client: p.timeout_client,
             default_backend,
             acls: p.acls.clone(),
-            connection_rules: p.connection_rules.clone(),
-            content_rules: p.content_rules.clone(),
+            connection_rules,
+            content_rules,
+            table: table_index.get(&p.name).copied(),
             use_backends,
             peek,
             inspect_delay: p.inspect_delay.unwrap_or(DEFAULT_INSPECT_DELAY),
@@ -356,6 +395,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         frontends,
         backends,
         resolvers,
+        tables,
         backend_names,
     })
 }
@@ -514,6 +554,8 @@ fn backend_of(
         timeout_check: p.timeout_check,
         timeout_queue: p.timeout_queue,
         check_kind: p.check_kind.clone().unwrap_or_default(),
+        stick_rules: p.stick_rules.clone(),
+        acls: p.acls.clone(),
         allow_names: p.allow_names.clone(),
         allow_nets: p.allow_nets.clone(),
     }

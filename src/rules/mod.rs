@@ -82,7 +82,9 @@ fn criterion(word: &str) -> Result<(Fetch, Method), String> {
                 | Fetch::SslVer
                 | Fetch::SrcPort
                 | Fetch::DstPort
-                | Fetch::ReqLen => Method::Int,
+                | Fetch::ReqLen
+                | Fetch::Sc(..)
+                | Fetch::SrcTable(..) => Method::Int,
                 Fetch::SslEch | Fetch::Const(_) => Method::Bool,
                 Fetch::Src | Fetch::Dst => Method::Ip,
                 _ => Method::Str,
@@ -314,6 +316,7 @@ mod tests {
             hello,
             http,
             peeked: 100,
+            stick: None,
         }
     }
 

@@ -123,11 +123,32 @@ impl Matcher {
                     .map(|p| parse_net(p))
                     .collect::<Result<_, _>>()?,
             ),
-            Method::Int => Patterns::Int(
-                pats.iter()
-                    .map(|p| parse_range(p))
-                    .collect::<Result<_, _>>()?,
-            ),
+            Method::Int => {
+                // `gt N`, `ge N`, `lt N`, `le N`, `eq N` as in HAProxy, besides ranges.
+                let mut ranges = Vec::new();
+                let mut i = 0;
+                while i < pats.len() {
+                    let p = pats[i].as_str();
+                    if let "gt" | "ge" | "lt" | "le" | "eq" = p {
+                        let v = pats
+                            .get(i + 1)
+                            .ok_or_else(|| format!("'{p}' needs a number after it"))?;
+                        let (n, _) = parse_range(v)?;
+                        ranges.push(match p {
+                            "gt" => (n.saturating_add(1), i64::MAX),
+                            "ge" => (n, i64::MAX),
+                            "lt" => (i64::MIN, n.saturating_sub(1)),
+                            "le" => (i64::MIN, n),
+                            _ => (n, n),
+                        });
+                        i += 2;
+                    } else {
+                        ranges.push(parse_range(p)?);
+                        i += 1;
+                    }
+                }
+                Patterns::Int(ranges)
+            }
         };
         Ok(Matcher { patterns, icase })
     }
@@ -411,6 +432,12 @@ mod tests {
         for (n, want) in [(443, true), (8050, true), (5, true), (444, false)] {
             assert_eq!(int.matches(&Value::Int(n)), want, "{n}");
         }
+        let ops = m(Method::Int, false, &["gt", "10", "eq", "3"]);
+        for (n, want) in [(11, true), (10, false), (3, true), (4, false)] {
+            assert_eq!(ops.matches(&Value::Int(n)), want, "{n}");
+        }
+        let le = m(Method::Int, false, &["le", "5"]);
+        assert!(le.matches(&Value::Int(5)) && !le.matches(&Value::Int(6)));
         let ver = m(Method::Int, false, &["3.1:3.3"]);
         assert!(ver.matches(&Value::Int(0x0003_0003)));
         assert!(!ver.matches(&Value::Int(0x0003_0000)));

@@ -19,6 +19,8 @@ pub struct Facts<'a> {
     pub http: Option<&'a Request>,
     /// Bytes read from the client so far.
     pub peeked: usize,
+    /// Stick tables and what this session tracks, when the config has tables.
+    pub stick: Option<&'a crate::stick::StickCtx<'a>>,
 }
 
 /// One sample value.
@@ -81,6 +83,10 @@ pub enum Fetch {
     ReqLen,
     /// `always_true` / `always_false`.
     Const(bool),
+    /// `scN_<data>`: from the entry tracked by counter N.
+    Sc(usize, crate::stick::Read),
+    /// `src_<data>[(TABLE)]`: from the client address's entry.
+    SrcTable(crate::stick::Read, Option<String>),
 }
 
 impl Fetch {
@@ -88,7 +94,13 @@ impl Fetch {
     pub fn needs_content(&self) -> bool {
         !matches!(
             self,
-            Fetch::Src | Fetch::Dst | Fetch::SrcPort | Fetch::DstPort | Fetch::Const(_)
+            Fetch::Src
+                | Fetch::Dst
+                | Fetch::SrcPort
+                | Fetch::DstPort
+                | Fetch::Const(_)
+                | Fetch::Sc(..)
+                | Fetch::SrcTable(..)
         )
     }
 
@@ -137,6 +149,16 @@ impl Fetch {
             Fetch::DstPort => vec![Value::Int(i64::from(f.dst.port()))],
             Fetch::ReqLen => vec![Value::Int(f.peeked as i64)],
             Fetch::Const(b) => vec![Value::Int(i64::from(*b))],
+            Fetch::Sc(n, what) => f
+                .stick
+                .and_then(|s| s.sc(*n, *what))
+                .map(|v| vec![Value::Int(v as i64)])
+                .unwrap_or_default(),
+            Fetch::SrcTable(what, table) => f
+                .stick
+                .and_then(|s| s.src(f.client.ip(), table.as_deref(), *what))
+                .map(|v| vec![Value::Int(v as i64)])
+                .unwrap_or_default(),
         }
     }
 
@@ -169,6 +191,22 @@ impl Fetch {
             "req.len" | "req_len" => no_arg(Fetch::ReqLen),
             "always_true" => no_arg(Fetch::Const(true)),
             "always_false" => no_arg(Fetch::Const(false)),
+            n if n.len() > 4
+                && n.starts_with("sc")
+                && n.as_bytes()[3] == b'_'
+                && matches!(n.as_bytes()[2], b'0'..=b'2') =>
+            {
+                let what = crate::stick::Read::parse(&n[4..])
+                    .ok_or_else(|| format!("unknown stick counter fetch '{n}'"))?;
+                no_arg(Fetch::Sc(usize::from(n.as_bytes()[2] - b'0'), what))
+            }
+            n if n.starts_with("src_") && crate::stick::Read::parse(&n[4..]).is_some() => {
+                let what = crate::stick::Read::parse(&n[4..]).expect("checked");
+                Ok(Fetch::SrcTable(
+                    what,
+                    arg.filter(|a| !a.is_empty()).map(str::to_string),
+                ))
+            }
             _ => Err(format!(
                 "unknown sample fetch '{name}'; gatehouse knows req.ssl_sni, req.ssl_alpn, req.ssl_hello_type, req.ssl_ver, req.ssl_ech, req.hdr(NAME), method, path, url, src, dst, src_port, dst_port, req.len"
             )),
@@ -418,6 +456,7 @@ mod tests {
             hello,
             http,
             peeked: 517,
+            stick: None,
         }
     }
 

@@ -2,7 +2,9 @@
 //! `dial-*`, `require-match`, `ech`, `unclassified`, `allow-name`, `allow-net`.
 
 use super::{FallbackDraft, Section, UseBackendDraft, one, parse_duration};
-use crate::config::model::{Dial, EchPolicy, Rule};
+use crate::config::model::{
+    DataType, Dial, EchPolicy, KeyType, Rule, RuleAction, StickRule, StickTableDef,
+};
 use crate::rules::pattern::{Method, read_pattern_file};
 use crate::rules::sample::Template;
 use crate::rules::{self, Cond};
@@ -98,13 +100,37 @@ pub(super) fn h_tcp_request(sec: &mut Section<'_>, args: &[String]) -> Result<()
         }
         "connection" | "content" | "session" => {
             let (action, cond) = split_cond(&args[1..]);
-            let accept = match action {
-                [a] if a == "accept" => true,
-                [a] if a == "reject" => false,
-                [a, ..] if a.starts_with("track-sc") || a == "sc-inc-gpc0" => {
-                    return Err(format!(
-                        "'tcp-request {kind} {a}' is not supported yet; it arrives with stick tables (issue #4)"
-                    ));
+            let act = match action {
+                [a] if a == "accept" => RuleAction::Accept,
+                [a] if a == "reject" => RuleAction::Reject,
+                [a, rest @ ..] if a.starts_with("track-sc") => {
+                    let n = sc_number(a.strip_prefix("track-sc").unwrap_or(""))
+                        .ok_or_else(|| format!("'{a}': write track-sc0, track-sc1 or track-sc2"))?;
+                    let (key, table) = match rest {
+                        [k] => (k, None),
+                        [k, t, name] if t == "table" => (k, Some(name.clone())),
+                        _ => {
+                            return Err(format!(
+                                "write 'tcp-request {kind} {a} KEY [table TABLE]'"
+                            ));
+                        }
+                    };
+                    let maps = &mut sec.global.maps;
+                    let key =
+                        Template::parse(&format!("%[{key}]"), &mut |f: &str, m| maps.load(f, m))?;
+                    RuleAction::Track {
+                        n,
+                        key,
+                        table: (table, usize::MAX),
+                    }
+                }
+                [a] if a.starts_with("sc-inc-gpc0") => {
+                    let n = a
+                        .strip_prefix("sc-inc-gpc0(")
+                        .and_then(|x| x.strip_suffix(')'))
+                        .map_or(Some(0), sc_number)
+                        .ok_or_else(|| format!("'{a}': write sc-inc-gpc0(0), (1) or (2)"))?;
+                    RuleAction::IncGpc0(n)
                 }
                 [a, ..] if a.starts_with("do-resolve") || a.starts_with("set-dst") => {
                     return Err(format!(
@@ -113,7 +139,7 @@ pub(super) fn h_tcp_request(sec: &mut Section<'_>, args: &[String]) -> Result<()
                 }
                 [a, ..] => {
                     return Err(format!(
-                        "'tcp-request {kind} {a}' is not supported; gatehouse takes accept and reject"
+                        "'tcp-request {kind} {a}' is not supported; gatehouse takes accept, reject, track-sc0|1|2 and sc-inc-gpc0"
                     ));
                 }
                 [] => return Err(format!("missing action; write '{USAGE}'")),
@@ -124,7 +150,15 @@ pub(super) fn h_tcp_request(sec: &mut Section<'_>, args: &[String]) -> Result<()
                 ));
             }
             let cond = cond_of(sec, cond)?;
-            let rule = Rule { accept, cond };
+            if kind != "content"
+                && let RuleAction::Track { key, .. } = &act
+                && key.needs_content()
+            {
+                return Err(format!(
+                    "'tcp-request {kind}' runs before any data arrives, so it can only track src, dst, src_port or dst_port; use 'tcp-request content track-sc…' for the rest"
+                ));
+            }
+            let rule = Rule { action: act, cond };
             if kind == "content" {
                 sec.px().content_rules.push(rule);
             } else {
@@ -266,5 +300,171 @@ pub(super) fn h_allow_net(sec: &mut Section<'_>, args: &[String]) -> Result<(), 
         let net = super::parse_cidr(a)?;
         sec.px().allow_nets.push(net);
     }
+    Ok(())
+}
+
+fn sc_number(s: &str) -> Option<usize> {
+    s.parse::<usize>().ok().filter(|n| *n < 3)
+}
+
+/// `stick-table type ip|ipv6|integer|string [len N]|binary [len N] size N [expire T] [store LIST]`.
+pub(super) fn h_stick_table(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    const USAGE: &str = "stick-table type ip|ipv6|integer|string [len N]|binary [len N] size N [expire TIME] [store DATA,...]";
+    let mut key_type = None;
+    let mut size = None;
+    let mut expire = None;
+    let mut store = Vec::new();
+    let mut it = args.iter().peekable();
+    while let Some(w) = it.next() {
+        let mut val = |what: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("'{what}' needs a value; write '{USAGE}'"))
+        };
+        match w.as_str() {
+            "type" => {
+                let t = val("type")?;
+                key_type = Some(match t.as_str() {
+                    "ip" => KeyType::Ip,
+                    "ipv6" => KeyType::Ipv6,
+                    "integer" => KeyType::Integer,
+                    "string" | "binary" => {
+                        let len = if it.peek().is_some_and(|w| *w == "len") {
+                            it.next();
+                            it.next()
+                                .and_then(|n| n.parse().ok())
+                                .filter(|n| (1..=4096).contains(n))
+                                .ok_or("'len' takes a number from 1 to 4096")?
+                        } else {
+                            32
+                        };
+                        if t == "string" {
+                            KeyType::String(len)
+                        } else {
+                            KeyType::Binary(len)
+                        }
+                    }
+                    other => return Err(format!("unknown table type '{other}'; write '{USAGE}'")),
+                });
+            }
+            "size" => {
+                let v = val("size")?;
+                let (num, mult) = match v.chars().last() {
+                    Some('k') => (&v[..v.len() - 1], 1000),
+                    Some('m') => (&v[..v.len() - 1], 1_000_000),
+                    _ => (v.as_str(), 1),
+                };
+                size = Some(
+                    num.parse::<usize>()
+                        .ok()
+                        .map(|n| n * mult)
+                        .filter(|n| (1..=50_000_000).contains(n))
+                        .ok_or_else(|| {
+                            format!("'size {v}': write a number of entries such as 100k")
+                        })?,
+                );
+            }
+            "expire" => expire = Some(super::parse_duration(&val("expire")?)?),
+            "store" => {
+                for d in val("store")?.split(',') {
+                    store.push(data_type(d)?);
+                }
+            }
+            "peers" | "nopurge" | "srvkey" | "write-to" | "recv-only" => {
+                return Err(format!("stick-table option '{w}' is not supported yet"));
+            }
+            other => {
+                return Err(format!(
+                    "unknown stick-table option '{other}'; write '{USAGE}'"
+                ));
+            }
+        }
+    }
+    let key_type =
+        key_type.ok_or_else(|| format!("a stick-table needs a type; write '{USAGE}'"))?;
+    let size = size.ok_or_else(|| format!("a stick-table needs a size; write '{USAGE}'"))?;
+    let name = sec.px().name.clone();
+    if sec.px().table.is_some() {
+        return Err("this section already has a stick-table; a section has at most one".into());
+    }
+    sec.px().table = Some(StickTableDef {
+        name,
+        key_type,
+        size,
+        expire,
+        store,
+    });
+    Ok(())
+}
+
+fn data_type(d: &str) -> Result<DataType, String> {
+    let (name, period) = match d.split_once('(') {
+        Some((n, rest)) => {
+            let p = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("'{d}': expected ')'"))?;
+            (n, Some(super::parse_duration(p)?))
+        }
+        None => (d, None),
+    };
+    let rate = |f: fn(std::time::Duration) -> DataType| -> Result<DataType, String> {
+        period
+            .filter(|p| !p.is_zero())
+            .map(f)
+            .ok_or_else(|| format!("'{name}' needs a period; write {name}(10s)"))
+    };
+    Ok(match name {
+        "server_id" => DataType::ServerId,
+        "conn_cnt" => DataType::ConnCnt,
+        "conn_cur" => DataType::ConnCur,
+        "conn_rate" => rate(DataType::ConnRate)?,
+        "sess_cnt" => DataType::SessCnt,
+        "sess_rate" => rate(DataType::SessRate)?,
+        "http_req_cnt" => DataType::HttpReqCnt,
+        "http_req_rate" => rate(DataType::HttpReqRate)?,
+        "http_err_cnt" => DataType::HttpErrCnt,
+        "http_err_rate" => rate(DataType::HttpErrRate)?,
+        "bytes_in_cnt" => DataType::BytesInCnt,
+        "bytes_out_cnt" => DataType::BytesOutCnt,
+        "bytes_in_rate" => rate(DataType::BytesInRate)?,
+        "bytes_out_rate" => rate(DataType::BytesOutRate)?,
+        "gpc0" => DataType::Gpc0,
+        "gpc0_rate" => rate(DataType::Gpc0Rate)?,
+        "gpt0" => DataType::Gpt0,
+        other => return Err(format!("unknown stick-table data type '{other}'")),
+    })
+}
+
+/// `stick match|on|store-request KEY [table T] [if|unless COND]`.
+pub(super) fn h_stick(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    const USAGE: &str = "stick match|on|store-request KEY [table TABLE] [if|unless CONDITION]";
+    let (what, cond) = split_cond(args);
+    let (verb, key, table) = match what {
+        [v, k] => (v.as_str(), k, None),
+        [v, k, t, name] if t == "table" => (v.as_str(), k, Some(name.clone())),
+        _ => return Err(format!("write '{USAGE}'")),
+    };
+    let (matches, stores) = match verb {
+        "match" => (true, false),
+        "on" => (true, true),
+        "store-request" => (false, true),
+        "store-response" => {
+            return Err(
+                "'stick store-response' is not supported yet; it arrives with http mode (issue #4)"
+                    .into(),
+            );
+        }
+        other => return Err(format!("unknown 'stick {other}'; write '{USAGE}'")),
+    };
+    let maps = &mut sec.global.maps;
+    let key = Template::parse(&format!("%[{key}]"), &mut |f: &str, m| maps.load(f, m))?;
+    let cond = cond_of(sec, cond)?;
+    sec.px().stick_rules.push(StickRule {
+        matches,
+        stores,
+        key,
+        table: (table, usize::MAX),
+        cond,
+    });
     Ok(())
 }
