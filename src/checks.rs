@@ -200,13 +200,7 @@ fn probe_hello() -> Vec<u8> {
     ext.extend([0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]);
     body.extend((ext.len() as u16).to_be_bytes());
     body.extend(ext);
-    let mut hs = vec![1];
-    hs.extend(&(body.len() as u32).to_be_bytes()[1..]);
-    hs.extend(body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend((hs.len() as u16).to_be_bytes());
-    rec.extend(hs);
-    rec
+    crate::classify::tls::client_hello_record(&body)
 }
 
 async fn script(

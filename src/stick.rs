@@ -165,25 +165,44 @@ impl Read {
     }
 }
 
+/// The periods of the rates a table stores (`None`: not stored).
+#[derive(Debug, Default, Clone, Copy)]
+struct Periods {
+    conn: Option<Duration>,
+    sess: Option<Duration>,
+    gpc0: Option<Duration>,
+    bytes_in: Option<Duration>,
+    bytes_out: Option<Duration>,
+}
+
 /// A stick table at run time.
 #[derive(Debug)]
 pub struct Table {
     pub def: StickTableDef,
+    periods: Periods,
     entries: Mutex<HashMap<Key, Entry>>,
     seq: AtomicU64,
 }
 
 impl Table {
     pub fn new(def: StickTableDef) -> Table {
+        let mut periods = Periods::default();
+        for d in &def.store {
+            match *d {
+                DataType::ConnRate(p) => periods.conn = Some(p),
+                DataType::SessRate(p) => periods.sess = Some(p),
+                DataType::Gpc0Rate(p) => periods.gpc0 = Some(p),
+                DataType::BytesInRate(p) => periods.bytes_in = Some(p),
+                DataType::BytesOutRate(p) => periods.bytes_out = Some(p),
+                _ => {}
+            }
+        }
         Table {
             def,
+            periods,
             entries: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
         }
-    }
-
-    fn period(&self, what: fn(&DataType) -> Option<Duration>) -> Option<Duration> {
-        self.def.store.iter().find_map(what)
     }
 
     /// Runs `f` on `key`'s entry, creating it (evicting if full) when `create`; returns `f`'s result.
@@ -239,14 +258,7 @@ impl Table {
     /// A new session tracks `key`: counts the connection and the session. `false` if the table is
     /// full of tracked entries.
     pub fn track(&self, key: &Key) -> bool {
-        let conn = self.period(|d| match d {
-            DataType::ConnRate(p) => Some(*p),
-            _ => None,
-        });
-        let sess = self.period(|d| match d {
-            DataType::SessRate(p) => Some(*p),
-            _ => None,
-        });
+        let Periods { conn, sess, .. } = self.periods;
         self.with(key, true, |e, _, now| {
             e.conn_cnt += 1;
             e.conn_cur += 1;
@@ -263,14 +275,7 @@ impl Table {
 
     /// A tracking session ends, having moved these bytes.
     pub fn untrack(&self, key: &Key, bytes_in: u64, bytes_out: u64) {
-        let rin = self.period(|d| match d {
-            DataType::BytesInRate(p) => Some(*p),
-            _ => None,
-        });
-        let rout = self.period(|d| match d {
-            DataType::BytesOutRate(p) => Some(*p),
-            _ => None,
-        });
+        let (rin, rout) = (self.periods.bytes_in, self.periods.bytes_out);
         self.with(key, false, |e, _, now| {
             e.conn_cur = e.conn_cur.saturating_sub(1);
             e.bytes_in_cnt += bytes_in;
@@ -286,10 +291,7 @@ impl Table {
 
     /// `sc-inc-gpc0`: adds one to the key's gpc0 (and its rate); returns the new value.
     pub fn inc_gpc0(&self, key: &Key) -> u64 {
-        let p = self.period(|d| match d {
-            DataType::Gpc0Rate(p) => Some(*p),
-            _ => None,
-        });
+        let p = self.periods.gpc0;
         self.with(key, true, |e, _, now| {
             e.gpc0 += 1;
             if let Some(p) = p {
@@ -302,27 +304,13 @@ impl Table {
 
     /// Reads one value of `key`'s entry (0 when the key is not in the table, as HAProxy returns).
     pub fn read(&self, key: &Key, what: Read) -> u64 {
-        let period = |want: fn(&DataType) -> Option<Duration>| self.period(want);
-        let p_conn = period(|d| match d {
-            DataType::ConnRate(p) => Some(*p),
-            _ => None,
-        });
-        let p_sess = period(|d| match d {
-            DataType::SessRate(p) => Some(*p),
-            _ => None,
-        });
-        let p_gpc = period(|d| match d {
-            DataType::Gpc0Rate(p) => Some(*p),
-            _ => None,
-        });
-        let p_in = period(|d| match d {
-            DataType::BytesInRate(p) => Some(*p),
-            _ => None,
-        });
-        let p_out = period(|d| match d {
-            DataType::BytesOutRate(p) => Some(*p),
-            _ => None,
-        });
+        let Periods {
+            conn: p_conn,
+            sess: p_sess,
+            gpc0: p_gpc,
+            bytes_in: p_in,
+            bytes_out: p_out,
+        } = self.periods;
         let now = Instant::now();
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let Some(e) = map.get_mut(key) else {

@@ -66,13 +66,7 @@ fn hello(sni: &str) -> Vec<u8> {
     body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
     body.extend((ext.len() as u16).to_be_bytes());
     body.extend(ext);
-    let mut hs = vec![1];
-    hs.extend(&(body.len() as u32).to_be_bytes()[1..]);
-    hs.extend(body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend((hs.len() as u16).to_be_bytes());
-    rec.extend(hs);
-    rec
+    gatehouse::classify::tls::client_hello_record(&body)
 }
 
 /// Sends `data` (in pieces of `step` bytes, pausing between them), half-closes, reads the answer.

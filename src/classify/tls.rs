@@ -53,6 +53,17 @@ const EXT_ALPN: u16 = 16;
 const EXT_SUPPORTED_VERSIONS: u16 = 43;
 const EXT_ECH: u16 = 0xfe0d;
 
+/// Wraps a ClientHello body (what follows the handshake header) into a handshake message and one TLS
+/// record: what a client sends. For health checks and tests.
+pub fn client_hello_record(body: &[u8]) -> Vec<u8> {
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend(((body.len() + 4) as u16).to_be_bytes());
+    rec.push(1);
+    rec.extend(&(body.len() as u32).to_be_bytes()[1..]);
+    rec.extend(body);
+    rec
+}
+
 /// Reads the ClientHello at the start of `buf`.
 pub fn parse(buf: &[u8]) -> Result<ClientHello, TlsError> {
     let Some(&first) = buf.first() else {
@@ -470,6 +481,7 @@ mod tests {
             (EXT_SUPPORTED_VERSIONS, vec![6, 0x3a, 0x3a, 3, 4, 3, 3]),
         ]);
         let mut wire = records(&msg, 16384);
+        assert_eq!(client_hello_record(&msg[4..]), wire);
         every_prefix_incomplete(&wire);
         let n = wire.len();
         wire.extend(b"trailing application bytes");
