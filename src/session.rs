@@ -261,6 +261,7 @@ async fn setup<'rt>(
         hello: None,
         http: None,
         peeked: 0,
+        raw: &[],
         stick: (!rt.tables.is_empty()).then_some(&stick),
     };
     let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
@@ -286,6 +287,7 @@ async fn setup<'rt>(
     facts.hello = peeked.hello.as_ref();
     facts.http = peeked.http.as_ref();
     facts.peeked = peeked.buf.len();
+    facts.raw = &peeked.buf;
     let mut forced = None;
     if let Some(miss) = &peeked.miss {
         rt.policy.unclassified.fetch_add(1, Relaxed);

@@ -57,3 +57,35 @@ async fn backups_only_when_actives_are_down() {
         .store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(fetch(gw).await + &fetch(gw).await, "11");
 }
+
+#[tokio::test]
+async fn rdp_cookie_keeps_a_user_on_one_host() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (a, _) = tagged("A", Duration::ZERO).await;
+    let (b, _) = tagged("B", Duration::ZERO).await;
+    let (gw, _rt, _stop) = gateway(&format!(
+        "frontend f\n    bind 127.0.0.1:0\n    tcp-request inspect-delay 2s\n    default_backend rdp\nbackend rdp\n    balance rdp-cookie\n    server a {a}\n    server b {b}\n"
+    ))
+    .await;
+    // An X.224 connection request with the routing cookie, as a Remote Desktop client sends it.
+    let connect = |user: &str| {
+        let mut cr = vec![3, 0, 0, 0, 0, 0xe0, 0, 0, 0, 0, 0];
+        cr.extend(format!("Cookie: mstshash={user}\r\n").as_bytes());
+        cr.extend([1, 0, 8, 0, 3, 0, 0, 0]);
+        let len = cr.len() as u16;
+        cr[2..4].copy_from_slice(&len.to_be_bytes());
+        cr[4] = (cr.len() - 5) as u8;
+        cr
+    };
+    let mut seen = std::collections::HashMap::new();
+    for user in [
+        "alice", "bob", "carol", "dave", "alice", "bob", "carol", "dave",
+    ] {
+        let mut c = tokio::net::TcpStream::connect(gw).await.unwrap();
+        c.write_all(&connect(user)).await.unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).await.unwrap();
+        let first = seen.entry(user).or_insert_with(|| got.clone());
+        assert_eq!(*first, got, "{user} changed host");
+    }
+}

@@ -83,9 +83,27 @@ pub fn key(balance: &Balance, f: &Facts<'_>) -> Option<u64> {
                 v
             }
         }
+        Balance::RdpCookie(name) => rdp_cookie(f.raw, name)?.to_string(),
         _ => return None,
     };
     Some(hash(text.as_bytes()))
+}
+
+/// The value of `Cookie: NAME=VALUE` in an RDP connection request (an X.224 CR after a TPKT header):
+/// the line ends at CRLF.
+fn rdp_cookie<'a>(raw: &'a [u8], name: &str) -> Option<&'a str> {
+    // TPKT version 3, then the X.224 Connection Request (code 0xE0).
+    if raw.len() < 11 || raw[0] != 3 || raw[5] & 0xf0 != 0xe0 {
+        return None;
+    }
+    let needle = format!("Cookie: {name}=");
+    let body = &raw[11..];
+    let at = body
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())?;
+    let value = &body[at + needle.len()..];
+    let end = value.windows(2).position(|w| w == b"\r\n")?;
+    std::str::from_utf8(&value[..end]).ok()
 }
 
 /// Points on the consistent-hash ring per unit of weight.
@@ -217,6 +235,26 @@ mod tests {
         let f = facts();
         let a = super::super::pick(&rt, 0, &f, &[]).unwrap();
         assert!((0..20).all(|_| super::super::pick(&rt, 0, &f, &[]).unwrap() == a));
+    }
+
+    #[test]
+    fn rdp_cookies() {
+        // TPKT, X.224 CR, then the routing cookie Windows clients send.
+        let mut cr = vec![3, 0, 0, 0x2b, 0x26, 0xe0, 0, 0, 0, 0, 0];
+        cr.extend(b"Cookie: mstshash=alice\r\n");
+        cr.extend([1, 0, 8, 0, 3, 0, 0, 0]);
+        assert_eq!(rdp_cookie(&cr, "mstshash"), Some("alice"));
+        assert_eq!(rdp_cookie(&cr, "other"), None);
+        assert_eq!(
+            rdp_cookie(b"GET / HTTP/1.1\r\nCookie: mstshash=x\r\n", "mstshash"),
+            None
+        );
+        let mut f = facts();
+        f.raw = &cr;
+        assert_eq!(
+            key(&Balance::RdpCookie("mstshash".into()), &f),
+            Some(hash(b"alice"))
+        );
     }
 
     #[test]

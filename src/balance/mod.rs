@@ -135,7 +135,8 @@ pub fn pick(
         | Balance::Hash(_)
         | Balance::Uri { .. }
         | Balance::UrlParam(_)
-        | Balance::Hdr { .. } => match hash::key(&backend.balance, facts) {
+        | Balance::Hdr { .. }
+        | Balance::RdpCookie(_) => match hash::key(&backend.balance, facts) {
             Some(key) => hash::Hashed(key).choose(&ctx, &cands),
             None => roundrobin::Smooth.choose(&ctx, &cands),
         },
@@ -166,6 +167,7 @@ pub(crate) mod testing {
             hello: None,
             http: None,
             peeked: 0,
+            raw: &[],
             stick: None,
         }
     }

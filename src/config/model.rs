@@ -378,7 +378,10 @@ impl Backend {
     pub fn balance_reads_content(&self) -> bool {
         match &self.balance {
             Balance::Hash(t) => t.needs_content(),
-            Balance::Uri { .. } | Balance::UrlParam(_) | Balance::Hdr { .. } => true,
+            Balance::Uri { .. }
+            | Balance::UrlParam(_)
+            | Balance::Hdr { .. }
+            | Balance::RdpCookie(_) => true,
             _ => false,
         }
     }
@@ -571,6 +574,8 @@ pub enum Balance {
     UrlParam(String),
     /// A hash of a request header (`use_domain_only`: the registered domain part of a Host).
     Hdr { name: String, domain_only: bool },
+    /// A hash of the RDP cookie (`mstshash` unless named) in the client's first bytes.
+    RdpCookie(String),
 }
 
 /// `hash-type`: how hash-based algorithms map keys to servers.

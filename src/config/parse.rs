@@ -1424,7 +1424,7 @@ fn h_timeout_tunnel(sec: &mut Section<'_>, args: &[String]) -> Result<(), String
 }
 
 fn h_balance(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
-    const KNOWN: &str = "roundrobin, static-rr, leastconn, first, source, random[(N)], hash EXPR, uri, url_param NAME, hdr(NAME)";
+    const KNOWN: &str = "roundrobin, static-rr, leastconn, first, source, random[(N)], hash EXPR, uri, url_param NAME, hdr(NAME), rdp-cookie[(NAME)]";
     let Some(algo) = args.first() else {
         return Err(format!("missing algorithm; gatehouse knows {KNOWN}"));
     };
@@ -1515,11 +1515,16 @@ fn h_balance(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             };
             Balance::Hdr { name, domain_only }
         }
-        "rdp-cookie" => {
-            return Err(
-                "'balance rdp-cookie' is not supported yet; use 'balance source' for RDP meanwhile"
-                    .into(),
-            );
+        "rdp-cookie" => none(Balance::RdpCookie("mstshash".into()))?,
+        a if a.starts_with("rdp-cookie(") && a.ends_with(')') => {
+            let name = &a["rdp-cookie(".len()..a.len() - 1];
+            if name.is_empty() {
+                return Err(
+                    "'balance rdp-cookie()' needs a cookie name, or none at all for mstshash"
+                        .into(),
+                );
+            }
+            none(Balance::RdpCookie(name.to_string()))?
         }
         other => {
             return Err(format!(

@@ -316,6 +316,7 @@ mod tests {
             hello,
             http,
             peeked: 100,
+            raw: &[],
             stick: None,
         }
     }

@@ -19,6 +19,8 @@ pub struct Facts<'a> {
     pub http: Option<&'a Request>,
     /// Bytes read from the client so far.
     pub peeked: usize,
+    /// Those bytes (for `balance rdp-cookie`).
+    pub raw: &'a [u8],
     /// Stick tables and what this session tracks, when the config has tables.
     pub stick: Option<&'a crate::stick::StickCtx<'a>>,
 }
@@ -456,6 +458,7 @@ mod tests {
             hello,
             http,
             peeked: 517,
+            raw: &[],
             stick: None,
         }
     }
