@@ -462,6 +462,9 @@ async fn setup<'rt>(
 
 /// Copies what the rules tracked into the record, which releases it when the session ends.
 fn keep_tracked(stick: &StickCtx<'_>, rec: &mut Record) {
+    if stick.tables.is_empty() {
+        return;
+    }
     let tracked = stick.tracked.lock().unwrap_or_else(|e| e.into_inner());
     if tracked.iter().any(Option::is_some) {
         rec.tracked = Some(Box::new(tracked.clone()));

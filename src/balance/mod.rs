@@ -119,6 +119,10 @@ pub fn pick(
     exclude: &[usize],
 ) -> Result<usize, NoServer> {
     let cands = candidates(rt, be, exclude)?;
+    if let [only] = cands[..] {
+        // One candidate (a passthrough backend's only server): nothing to choose, no shared state.
+        return Ok(only.index);
+    }
     let backend = &rt.cfg.backends[be];
     let ctx = Ctx {
         backend,
