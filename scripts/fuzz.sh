@@ -21,6 +21,7 @@ for target in $(cargo +nightly fuzz list); do
         config) cp ../config/*.cfg ../tests/examples/*.cfg ../src/plumbing/golden/*.cfg "corpus/$target/" ;;
         client_hello) cp ../tests/captures/curl.bin ../tests/captures/openssl.bin ../tests/captures/python.bin "corpus/$target/" ;;
         http_request) cp ../tests/captures/*-http.bin "corpus/$target/" ;;
+        chunked) printf '\0014\r\nWiki\r\n0\r\n\r\n' >"corpus/$target/seed" ;;
     esac
     echo "fuzz: $target for ${seconds}s"
     cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" 2>&1 | tail -n 3

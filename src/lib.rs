@@ -29,6 +29,7 @@ pub mod config;
 pub mod connect;
 pub mod forward;
 pub mod guard;
+pub mod l7;
 pub mod listener;
 pub mod log;
 pub mod plumbing;
