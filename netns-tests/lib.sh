@@ -309,3 +309,6 @@ gh_assert_no_grep() {
 #   %ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq
 # shellcheck disable=SC2034
 GH_TCPLOG='^[0-9a-f.:]+:[0-9]+ \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}\] [^ ]+ [^ /]+/[^ ]+ -?[0-9]+/-?[0-9]+/[0-9]+ [0-9]+ [-A-Za-z]{2} [0-9]+/[0-9]+/[0-9]+/[0-9]+/[0-9]+ [0-9]+/[0-9]+$'
+# The same line when gatehouse read a name (SNI or Host): " {NAME}" appended.
+# shellcheck disable=SC2034
+GH_TCPLOG_NAMED="${GH_TCPLOG%\$}"' \{[^ {}]+\}$'
