@@ -164,7 +164,9 @@ fn host_of(v: &str) -> Result<String, HttpError> {
             return Err(bad());
         }
         if !(tail.is_empty()
-            || tail[1..].bytes().all(|b| b.is_ascii_digit()) && tail.starts_with(':'))
+            || tail
+                .strip_prefix(':')
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
         {
             return Err(bad());
         }
@@ -248,6 +250,9 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a.test:x\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n",
+            // A non-ASCII byte after the bracket used to panic (slicing inside a character).
+            "GET / HTTP/1.1\r\nHost: [::1]\u{e9}\r\n\r\n",
+            "GET http://[::1]\u{e9}/ HTTP/1.1\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: evil\0.test\r\n\r\n",
         ] {
             assert!(matches!(p(bad), Err(HttpError::Malformed(_))), "{bad:?}");
