@@ -24,6 +24,8 @@ pub struct Counters {
     pub server_aborts: AtomicU64,
     /// Failed connects (to servers).
     pub connect_errors: AtomicU64,
+    /// HTTP requests (http mode).
+    pub http_requests: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -268,6 +270,9 @@ impl Runtime {
             }
         }
         for c in all {
+            if r.http.is_some() {
+                c.http_requests.fetch_add(1, Relaxed);
+            }
             c.bytes_in.fetch_add(r.traffic.bytes_in, Relaxed);
             c.bytes_out.fetch_add(r.traffic.bytes_out, Relaxed);
             match (r.termination.cause, r.termination.stage) {

@@ -47,7 +47,56 @@ pub fn tcplog(rt: &Runtime, r: &Record, t: &Tally) -> String {
     )
 }
 
+/// The httplog line for one request of a `mode http` connection:
+///
+/// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r`
+pub fn httplog(rt: &Runtime, r: &Record, t: &Tally, h: &crate::l7::stream::HttpLog) -> String {
+    let fe = &rt.cfg.frontends[r.frontend];
+    let be = r.backend.map(|b| &rt.cfg.backends[b]);
+    let backend = be.map_or(fe.name.as_str(), |b| b.name.as_str());
+    let server = match (be, r.server) {
+        (Some(b), Some(s)) => b.servers[s].name.as_str(),
+        _ => "<NOSRV>",
+    };
+    let ms = |v: Option<u64>| v.map_or(-1, |v| v as i64);
+    let status = h.status.map_or(-1, i64::from);
+    format!(
+        "{}:{} [{}] {} {}/{} {}/{}/{}/{}/{} {} {} - - {}{}{} {}/{}/{}/{}/{} 0/0 \"{}\"",
+        r.client.ip(),
+        r.client.port(),
+        accept_date(r.accepted_at),
+        fe.name,
+        backend,
+        server,
+        ms(h.t_request),
+        ms(h.t_queue),
+        ms(r.connect_ms),
+        ms(h.t_response),
+        r.total_ms,
+        status,
+        r.traffic.bytes_out,
+        r.termination,
+        h.cookie[0],
+        h.cookie[1],
+        t.process,
+        t.frontend,
+        t.backend,
+        t.server,
+        t.retries,
+        h.request_line.escape_debug(),
+    )
+}
+
 pub fn session(rt: &Runtime, r: &Record, t: &Tally) {
+    if let Some(h) = &r.http {
+        if h.silent {
+            return;
+        }
+        let mut line = httplog(rt, r, t, h);
+        line.push('\n');
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        return;
+    }
     let mut line = tcplog(rt, r, t);
     // The name read from the first bytes, in braces as HAProxy shows captures.
     if let Some(name) = &r.name {

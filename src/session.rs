@@ -48,6 +48,8 @@ pub enum Cause {
     Guard,
     /// `N` (gatehouse): the destination's name has no address (NXDOMAIN, SERVFAIL, DNS timeout).
     Dns,
+    /// `L`: gatehouse answered the request itself (a redirect, the stats URI).
+    Local,
 }
 
 /// Where the session was when it ended: the second character.
@@ -61,6 +63,8 @@ pub enum Stage {
     Queue,
     /// `C`: connecting to the server.
     Connect,
+    /// `H`: waiting for the response head from the server (http mode).
+    Headers,
     /// `D`: forwarding data.
     Data,
 }
@@ -95,12 +99,14 @@ impl fmt::Display for Termination {
             Cause::ServerTimeout => 's',
             Cause::Guard => 'G',
             Cause::Dns => 'N',
+            Cause::Local => 'L',
         };
         let s = match self.stage {
             Stage::Normal => '-',
             Stage::Request => 'R',
             Stage::Queue => 'Q',
             Stage::Connect => 'C',
+            Stage::Headers => 'H',
             Stage::Data => 'D',
         };
         write!(f, "{c}{s}")
@@ -127,6 +133,8 @@ pub struct Record {
     pub retries: u32,
     /// The stick-table entries this session tracks (`track-sc*`), released when it ends.
     pub tracked: Option<Box<Tracked>>,
+    /// In http mode this record is one request's, and this is what its httplog line adds.
+    pub http: Option<Box<crate::l7::stream::HttpLog>>,
 }
 
 /// Runs one accepted connection to its end.
@@ -138,6 +146,19 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
     };
     let _ = client.set_nodelay(true);
     let _in_frontend = rt.enter_frontend(frontend);
+    if rt.cfg.frontends[frontend].mode == crate::config::model::Mode::Http {
+        // Boxed: the request loop's state must not size every tcp-mode session's task.
+        Box::pin(crate::l7::stream::run(
+            &rt,
+            frontend,
+            client,
+            peer,
+            local,
+            listen_port,
+        ))
+        .await;
+        return;
+    }
     let mut in_server = None;
     // Everything kept across the session's awaits lives in `rec`, so an idle session's task stays
     // small; what is only needed to set up (target, connect timer) is gone before forwarding.
@@ -162,6 +183,7 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
             name: None,
             retries: 0,
             tracked: None,
+            http: None,
         },
     };
     let end = stages(&rt, &client, &mut live.rec, listen_port, &mut in_server).await;
@@ -171,15 +193,15 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
 
 /// A session's record on its way to the log: logged once, by [`Live::finish`] or, if the session is
 /// dropped before (shutdown, abort), by `Drop` with a `K` termination code at the stage reached.
-struct Live<'a> {
-    rt: &'a Runtime,
-    started: Instant,
-    finished: bool,
-    rec: Record,
+pub(crate) struct Live<'a> {
+    pub rt: &'a Runtime,
+    pub started: Instant,
+    pub finished: bool,
+    pub rec: Record,
 }
 
 impl Live<'_> {
-    fn finish(&mut self) {
+    pub fn finish(&mut self) {
         self.finished = true;
         // Tracked entries no longer count this session as current; its bytes count.
         if let Some(tracked) = self.rec.tracked.take() {
@@ -341,100 +363,18 @@ async fn setup<'rt>(
     };
     rec.backend = Some(be);
     let backend = &rt.cfg.backends[be];
-    rec.termination.stage = Stage::Connect;
-    // `stick match|on`: a key that stuck to a server that can take the session goes there.
-    let stuck = backend
-        .stick_rules
-        .iter()
-        .filter(|r| {
-            r.matches
-                && r.cond
-                    .as_ref()
-                    .is_none_or(|c| c.eval(&backend.acls, &facts))
-        })
-        .find_map(|r| {
-            let t = &rt.tables[r.table.1];
-            let key = Key::of(t.def.key_type, &r.key.render(&facts)?)?;
-            let s = t.server(&key)?;
-            balance::candidates(rt, be, &[])
-                .ok()?
-                .iter()
-                .any(|c| c.index == s)
-                .then_some(s)
-        });
-    let mut srv = match stuck {
-        Some(s) => s,
-        None => queue_for_server(rt, be, &facts, rec).await?,
-    };
-    let mut tried: Vec<usize> = Vec::new();
-    let mut retries_left = backend.retries;
-    let t0 = Instant::now();
-    let (server, to) = loop {
-        rec.server = Some(srv);
-        // Re-assigning drops the previous server's presence (and frees its slot).
-        *in_server = Some(rt.enter_server(be, srv));
-
-        // resolve
-        let addrs = match target::addresses(rt, fe, (be, srv), &facts).await {
-            Ok(a) => a,
-            Err(r) => {
-                tracing::info!(client = %rec.client, dst = %rec.orig_dst, backend = %backend.name, "refused: {r}");
-                refuse(client, &peeked, &r);
-                return Err(r.termination());
+    let srv = choose_server(rt, be, &facts, rec).await?;
+    let (server, to) =
+        match connect_server(rt, fe, be, srv, &facts, rec, in_server, listen_port).await {
+            Ok(ok) => ok,
+            Err(Failure { end, refusal }) => {
+                if let Some(r) = refusal {
+                    refuse(client, &peeked, &r);
+                }
+                return Err(end);
             }
         };
-        // A client that called a listener directly, with a server pointing at the original
-        // destination, would have us connect to ourselves, again and again.
-        let addrs: Vec<_> = addrs
-            .into_iter()
-            .filter(|t| !(t.port() == listen_port && crate::sys::is_local_address(t.ip())))
-            .collect();
-        if addrs.is_empty() {
-            tracing::debug!(client = %rec.client, "refused: the destination is this listener");
-            return Err(Termination::new(Cause::Proxy, Stage::Connect));
-        }
-
-        // connect, retried `retries` times; with `option redispatch` the last retry goes to
-        // another server (the next in the algorithm's order).
-        let attempt =
-            connect::connect_any(rt, backend, &backend.servers[srv], rec.client, &addrs).await;
-        match attempt {
-            Ok(ok) => break ok,
-            Err(e) => {
-                tracing::debug!(client = %rec.client, dst = %rec.orig_dst, retries_left, "{e}");
-                if retries_left == 0 || !e.retryable() {
-                    rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
-                    return Err(e.termination());
-                }
-                retries_left -= 1;
-                rec.retries += 1;
-                if backend.redispatch && retries_left == 0 {
-                    tried.push(srv);
-                    if let Ok(other) = balance::pick(rt, be, &facts, &tried) {
-                        srv = other;
-                    }
-                }
-                tokio::time::sleep(RETRY_DELAY).await;
-            }
-        }
-    };
-    rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
-    // `stick on|store-request`: remember where this key went.
-    for r in backend.stick_rules.iter().filter(|r| {
-        r.stores
-            && r.cond
-                .as_ref()
-                .is_none_or(|c| c.eval(&backend.acls, &facts))
-    }) {
-        let t = &rt.tables[r.table.1];
-        if let Some(key) = r
-            .key
-            .render(&facts)
-            .and_then(|k| Key::of(t.def.key_type, &k))
-        {
-            t.stick(&key, srv);
-        }
-    }
+    store_sticks(rt, be, &facts, rec.server.unwrap_or(srv));
     tracing::debug!(client = %rec.client, name = ?rec.name, server = %to, "connected");
     rec.termination.stage = Stage::Data;
     let timeouts = match backend.timeout_tunnel {
@@ -458,6 +398,141 @@ async fn setup<'rt>(
         }
     }
     Ok((server, timeouts))
+}
+
+/// Why a session could not reach a server: its termination code, and the refusal to tell the client
+/// about, if any (a policy or DNS refusal; a failed connect is told by closing).
+pub struct Failure {
+    pub end: Termination,
+    pub refusal: Option<Refusal>,
+}
+
+impl From<Termination> for Failure {
+    fn from(end: Termination) -> Self {
+        Failure { end, refusal: None }
+    }
+}
+
+/// The server for a session: the one its key stuck to (`stick match|on`) if that server can take
+/// it, else the balancing algorithm's choice, after queueing if every server is full.
+pub(crate) async fn choose_server(
+    rt: &Runtime,
+    be: usize,
+    facts: &Facts<'_>,
+    rec: &mut Record,
+) -> Result<usize, Termination> {
+    let backend = &rt.cfg.backends[be];
+    rec.termination.stage = Stage::Connect;
+    let stuck = backend
+        .stick_rules
+        .iter()
+        .filter(|r| r.matches && r.cond.as_ref().is_none_or(|c| c.eval(&backend.acls, facts)))
+        .find_map(|r| {
+            let t = &rt.tables[r.table.1];
+            let key = Key::of(t.def.key_type, &r.key.render(facts)?)?;
+            let s = t.server(&key)?;
+            balance::candidates(rt, be, &[])
+                .ok()?
+                .iter()
+                .any(|c| c.index == s)
+                .then_some(s)
+        });
+    match stuck {
+        Some(s) => Ok(s),
+        None => queue_for_server(rt, be, facts, rec).await,
+    }
+}
+
+/// resolve → connect to server `srv` of backend `be`, retried `retries` times; with `option
+/// redispatch` the last retry goes to another server (the next in the algorithm's order).
+/// `rec.server` ends as the server connected to, `in_server` holds its slot.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn connect_server<'rt>(
+    rt: &'rt Runtime,
+    fe: &crate::config::model::Frontend,
+    be: usize,
+    mut srv: usize,
+    facts: &Facts<'_>,
+    rec: &mut Record,
+    in_server: &mut Option<Presence<'rt>>,
+    listen_port: u16,
+) -> Result<(TcpStream, crate::addr::ServerAddr), Failure> {
+    let backend = &rt.cfg.backends[be];
+    rec.termination.stage = Stage::Connect;
+    let mut tried: Vec<usize> = Vec::new();
+    let mut retries_left = backend.retries;
+    let t0 = Instant::now();
+    loop {
+        rec.server = Some(srv);
+        // Re-assigning drops the previous server's presence (and frees its slot).
+        *in_server = Some(rt.enter_server(be, srv));
+
+        // resolve
+        let addrs = match target::addresses(rt, fe, (be, srv), facts).await {
+            Ok(a) => a,
+            Err(r) => {
+                tracing::info!(client = %rec.client, dst = %rec.orig_dst, backend = %backend.name, "refused: {r}");
+                return Err(Failure {
+                    end: r.termination(),
+                    refusal: Some(r),
+                });
+            }
+        };
+        // A client that called a listener directly, with a server pointing at the original
+        // destination, would have us connect to ourselves, again and again.
+        let addrs: Vec<_> = addrs
+            .into_iter()
+            .filter(|t| !(t.port() == listen_port && crate::sys::is_local_address(t.ip())))
+            .collect();
+        if addrs.is_empty() {
+            tracing::debug!(client = %rec.client, "refused: the destination is this listener");
+            return Err(Termination::new(Cause::Proxy, Stage::Connect).into());
+        }
+
+        let attempt =
+            connect::connect_any(rt, backend, &backend.servers[srv], rec.client, &addrs).await;
+        match attempt {
+            Ok(ok) => {
+                rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
+                return Ok(ok);
+            }
+            Err(e) => {
+                tracing::debug!(client = %rec.client, dst = %rec.orig_dst, retries_left, "{e}");
+                if retries_left == 0 || !e.retryable() {
+                    rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
+                    return Err(e.termination().into());
+                }
+                retries_left -= 1;
+                rec.retries += 1;
+                if backend.redispatch && retries_left == 0 {
+                    tried.push(srv);
+                    if let Ok(other) = balance::pick(rt, be, facts, &tried) {
+                        srv = other;
+                    }
+                }
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
+        }
+    }
+}
+
+/// `stick on|store-request`: remembers where this session's keys went.
+pub(crate) fn store_sticks(rt: &Runtime, be: usize, facts: &Facts<'_>, srv: usize) {
+    let backend = &rt.cfg.backends[be];
+    for r in backend
+        .stick_rules
+        .iter()
+        .filter(|r| r.stores && r.cond.as_ref().is_none_or(|c| c.eval(&backend.acls, facts)))
+    {
+        let t = &rt.tables[r.table.1];
+        if let Some(key) = r
+            .key
+            .render(facts)
+            .and_then(|k| Key::of(t.def.key_type, &k))
+        {
+            t.stick(&key, srv);
+        }
+    }
 }
 
 /// Copies what the rules tracked into the record, which releases it when the session ends.

@@ -173,6 +173,8 @@ struct Periods {
     gpc0: Option<Duration>,
     bytes_in: Option<Duration>,
     bytes_out: Option<Duration>,
+    http_req: Option<Duration>,
+    http_err: Option<Duration>,
 }
 
 /// A stick table at run time.
@@ -194,6 +196,8 @@ impl Table {
                 DataType::Gpc0Rate(p) => periods.gpc0 = Some(p),
                 DataType::BytesInRate(p) => periods.bytes_in = Some(p),
                 DataType::BytesOutRate(p) => periods.bytes_out = Some(p),
+                DataType::HttpReqRate(p) => periods.http_req = Some(p),
+                DataType::HttpErrRate(p) => periods.http_err = Some(p),
                 _ => {}
             }
         }
@@ -289,6 +293,23 @@ impl Table {
         });
     }
 
+    /// An HTTP request of a session tracking `key`; `error` for a 4xx answer (HAProxy's http_err).
+    pub fn http_request(&self, key: &Key, error: bool) {
+        let (preq, perr) = (self.periods.http_req, self.periods.http_err);
+        self.with(key, false, |e, _, now| {
+            e.http_req_cnt += 1;
+            if let Some(p) = preq {
+                e.http_req_rate.add(now, p, 1);
+            }
+            if error {
+                e.http_err_cnt += 1;
+                if let Some(p) = perr {
+                    e.http_err_rate.add(now, p, 1);
+                }
+            }
+        });
+    }
+
     /// `sc-inc-gpc0`: adds one to the key's gpc0 (and its rate); returns the new value.
     pub fn inc_gpc0(&self, key: &Key) -> u64 {
         let p = self.periods.gpc0;
@@ -310,6 +331,8 @@ impl Table {
             gpc0: p_gpc,
             bytes_in: p_in,
             bytes_out: p_out,
+            http_req: p_req,
+            http_err: p_err,
         } = self.periods;
         let now = Instant::now();
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -324,9 +347,9 @@ impl Table {
             Read::SessCnt => e.sess_cnt,
             Read::SessRate => rate(&mut e.sess_rate, p_sess),
             Read::HttpReqCnt => e.http_req_cnt,
-            Read::HttpReqRate => 0,
+            Read::HttpReqRate => rate(&mut e.http_req_rate, p_req),
             Read::HttpErrCnt => e.http_err_cnt,
-            Read::HttpErrRate => 0,
+            Read::HttpErrRate => rate(&mut e.http_err_rate, p_err),
             Read::BytesInCnt => e.bytes_in_cnt,
             Read::BytesOutCnt => e.bytes_out_cnt,
             Read::BytesInRate => rate(&mut e.bytes_in_rate, p_in),

@@ -266,6 +266,7 @@ mod tests {
             host: Some("www.example.test".into()),
             headers: vec![("X-Id".into(), "42".into())],
             head_len: 0,
+            minor: 1,
         };
         let mut f = facts();
         f.http = Some(&req);

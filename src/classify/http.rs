@@ -25,6 +25,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Bytes of the head, the final empty line included.
     pub head_len: usize,
+    /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub minor: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,6 +127,7 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Request, HttpError> {
         host,
         headers: list,
         head_len,
+        minor: req.version.unwrap_or(1),
     })
 }
 

@@ -88,6 +88,7 @@ pub enum FirewallBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Tcp,
+    Http,
 }
 
 /// A `resolvers` section.
@@ -261,6 +262,7 @@ pub struct Frontend {
     pub dial: Dial,
     pub ech: EchPolicy,
     pub unclassified: Unclassified,
+    pub http: HttpSettings,
     /// Its own `stick-table`, if it has one (index into `Config::tables`).
     pub table: Option<usize>,
 }
@@ -371,6 +373,7 @@ pub struct Backend {
     pub allow_names: NamePolicy,
     /// Private networks dynamic servers may dial.
     pub allow_nets: Vec<IpNet>,
+    pub http: HttpSettings,
 }
 
 impl Backend {
@@ -421,6 +424,8 @@ pub struct Server {
     pub slowstart: Option<Duration>,
     /// `on-marked-down shutdown-sessions`: close its sessions when a check marks it down.
     pub shutdown_on_down: bool,
+    /// `cookie VALUE`: the persistence cookie value naming this server.
+    pub cookie: Option<String>,
 }
 
 /// Health checking of one server (`check` and its settings).
@@ -643,4 +648,150 @@ pub enum UseSrc {
     Client,
     /// A fixed foreign address.
     Addr(SocketAddr),
+}
+
+/// How an HTTP connection is kept between requests (`option http-keep-alive|http-server-close|httpclose`).
+/// When the frontend and the backend say different things, the stronger closing wins, as in HAProxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum HttpConnMode {
+    /// Both sides stay open between requests (HAProxy's default since 1.7).
+    #[default]
+    KeepAlive,
+    /// The client side stays open; the server connection closes after each response.
+    ServerClose,
+    /// Both sides close after each response.
+    Close,
+}
+
+/// `option forwardfor [except CIDR] [header NAME] [if-none]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardFor {
+    pub except: Vec<IpNet>,
+    pub header: Option<String>,
+    /// `if-none`: add the header only when the request has none.
+    pub if_none: bool,
+}
+
+/// One `http-request` / `http-response` rule (and the older `redirect` and `block` spellings).
+#[derive(Debug, Clone)]
+pub struct HttpRule {
+    pub action: HttpAction,
+    pub cond: Option<Cond>,
+}
+
+#[derive(Debug, Clone)]
+pub enum HttpAction {
+    /// Stops evaluating this section's rules; the request goes on.
+    Allow,
+    /// Answers with this status (the errorfile for it if any) and closes.
+    Deny {
+        status: u16,
+    },
+    Redirect(Redirect),
+    /// Replaces every header of that name with one line (`http-request set-header`).
+    SetHeader(String, Template),
+    AddHeader(String, Template),
+    DelHeader(String),
+    /// `http-request set-path FMT`: the path changes, the query stays.
+    SetPath(Template),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectKind {
+    /// `Location: PREFIX` + the original path and query.
+    Prefix,
+    /// `Location: TEXT` as written.
+    Location,
+    /// `Location: SCHEME://` + the request's Host + path and query.
+    Scheme,
+}
+
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    pub kind: RedirectKind,
+    pub to: Template,
+    /// 301, 302 (the default), 303, 307 or 308.
+    pub code: u16,
+    /// `drop-query`: the query string is not carried over (prefix and scheme).
+    pub drop_query: bool,
+    /// `append-slash`: with drop-query, a `/` is added when the path has none at its end.
+    pub append_slash: bool,
+}
+
+/// `cookie NAME insert|rewrite|prefix …` in a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    pub name: String,
+    pub mode: CookieMode,
+    /// With insert: the cookie is not sent on to the server, and not set again when the client
+    /// already has the right one.
+    pub indirect: bool,
+    /// With insert: responses that set the cookie are marked uncacheable.
+    pub nocache: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    /// With insert: only responses to POST requests set it.
+    pub postonly: bool,
+    /// `preserve`: a cookie the server sets itself is left alone.
+    pub preserve: bool,
+    /// With insert: a cookie idle (not seen) for longer is ignored.
+    pub maxidle: Option<Duration>,
+    /// With insert: a cookie older than this is ignored.
+    pub maxlife: Option<Duration>,
+    /// `domain D` (several allowed): the Domain attribute of the inserted cookie.
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieMode {
+    /// gatehouse adds a `Set-Cookie: NAME=server` to responses.
+    Insert,
+    /// The server sets NAME itself; its value is replaced by the server's cookie value.
+    Rewrite,
+    /// The server sets NAME; the server's cookie value is put in front of its value (`srv~value`).
+    Prefix,
+}
+
+/// `stats enable|uri|auth|realm|hide-version|refresh` in a frontend, listen or backend. The page
+/// itself is the operations issue's (#5); here the URI is intercepted and its authentication enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSettings {
+    pub uri: String,
+    /// `stats auth USER:PASS` (several); empty = no authentication.
+    pub auth: Vec<(String, String)>,
+    pub realm: String,
+    pub hide_version: bool,
+    pub refresh: Option<Duration>,
+}
+
+/// What a section says about `mode http`. Frontend and backend each have one; per request the two
+/// are combined (connection mode: the stronger close; forwardfor: the backend's, else the frontend's;
+/// error files: the backend's, else the frontend's).
+#[derive(Debug, Clone, Default)]
+pub struct HttpSettings {
+    pub conn_mode: Option<HttpConnMode>,
+    pub forwardfor: Option<ForwardFor>,
+    /// `timeout http-request`: the whole request head must arrive within this.
+    pub timeout_request: Option<Duration>,
+    /// `timeout http-keep-alive`: the next request must start within this.
+    pub timeout_keep_alive: Option<Duration>,
+    pub request_rules: Vec<HttpRule>,
+    pub response_rules: Vec<HttpRule>,
+    /// `errorfile CODE FILE`: the complete HTTP response sent for that status.
+    pub errorfiles: Vec<(u16, std::sync::Arc<[u8]>)>,
+    pub cookie: Option<CookieSettings>,
+    /// `option httplog`: one httplog line per request.
+    pub httplog: bool,
+    /// `option dontlognull`: no log line for a connection that sent nothing.
+    pub dontlognull: bool,
+    pub stats: Option<StatsSettings>,
+}
+
+impl HttpSettings {
+    pub fn errorfile(&self, status: u16) -> Option<&std::sync::Arc<[u8]>> {
+        self.errorfiles
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, b)| b)
+    }
 }

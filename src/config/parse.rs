@@ -14,8 +14,8 @@ use super::Diagnostic;
 use super::lexer::{Line, Pos};
 use super::model::{
     Balance, Bind, Check, Dial, EchPolicy, Families, Family, FirewallBackend, HashType, Hold,
-    InitAddr, Mode, PlumbingSettings, PortRange, PortSpec, ResolversSection, Rule, Selector,
-    Server, ServerTarget, Source, UseSrc,
+    HttpConnMode, InitAddr, Mode, PlumbingSettings, PortRange, PortSpec, ResolversSection, Rule,
+    Selector, Server, ServerTarget, Source, UseSrc,
 };
 use crate::guard::NamePolicy;
 use crate::rules::sample::Template;
@@ -121,6 +121,7 @@ pub struct ProxyDraft {
     pub check_kind: Option<super::model::CheckKind>,
     pub table: Option<super::model::StickTableDef>,
     pub stick_rules: Vec<super::model::StickRule>,
+    pub http: super::model::HttpSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +158,7 @@ pub struct Drafts {
 
 mod checks;
 mod content;
+pub mod http;
 mod resolvers;
 mod servers;
 
@@ -189,7 +191,6 @@ const fn kw(name: &'static str, sections: u8, act: Act) -> Kw {
 }
 
 const BACKENDS: &str = "backend features (issue #4)";
-const HTTP: &str = "http mode (issue #4)";
 const OPS: &str = "logging and the runtime API (issue #5)";
 const TLS: &str = "TLS (issue #6)";
 const PRIVDROP: &str = "gatehouse keeps its privileges until privilege dropping arrives (issue #5)";
@@ -223,7 +224,7 @@ static KEYWORDS: &[Kw] = &[
     kw(
         "spread-checks",
         G,
-        Act::Ignore("health checks arrive with issue #4"),
+        Act::Ignore("gatehouse runs each server's checks on its own timer, without extra spread"),
     ),
     kw("user", G, Act::Ignore(PRIVDROP)),
     kw("group", G, Act::Ignore(PRIVDROP)),
@@ -245,9 +246,13 @@ static KEYWORDS: &[Kw] = &[
         Act::Ignore("descriptions are not shown yet"),
     ),
     kw("node", G, Act::Ignore("node names are not shown yet")),
-    kw("log", G | PX, Act::Later(OPS)),
+    kw(
+        "log",
+        G | PX,
+        Act::Ignore("log lines go to standard output until syslog arrives with issue #5"),
+    ),
     kw("log-format", PX, Act::Later(OPS)),
-    kw("stats", G | PX, Act::Later(OPS)),
+    kw("stats", G | PX, Act::Handle(http::h_stats)),
     kw("hard-stop-after", G, Act::Later(OPS)),
     kw(
         "localpeer",
@@ -273,8 +278,16 @@ static KEYWORDS: &[Kw] = &[
     kw("timeout queue", BE, Act::Handle(h_timeout_queue)),
     kw("timeout check", BE, Act::Handle(h_timeout_check)),
     kw("timeout tunnel", BE, Act::Handle(h_timeout_tunnel)),
-    kw("timeout http-request", FE, Act::Later(HTTP)),
-    kw("timeout http-keep-alive", PX, Act::Later(HTTP)),
+    kw(
+        "timeout http-request",
+        FE,
+        Act::Handle(http::h_timeout_http_request),
+    ),
+    kw(
+        "timeout http-keep-alive",
+        PX,
+        Act::Handle(http::h_timeout_http_keep_alive),
+    ),
     kw("timeout client-fin", FE, Act::Later(BACKENDS)),
     kw("timeout server-fin", BE, Act::Later(BACKENDS)),
     kw("balance", BE, Act::Handle(h_balance)),
@@ -301,13 +314,29 @@ static KEYWORDS: &[Kw] = &[
             "HAProxy removed 'option transparent' in 3.5; write 'server NAME 0.0.0.0' to reach the original destination",
         ),
     ),
-    kw("option httplog", FE, Act::Later(OPS)),
-    kw("option dontlognull", FE, Act::Later(OPS)),
+    kw("option httplog", FE, Act::Handle(http::h_httplog)),
+    kw(
+        "option dontlognull",
+        FE,
+        Act::Flag(|p, on| p.http.dontlognull = on),
+    ),
     kw("option log-health-checks", BE, Act::Later(OPS)),
-    kw("option http-server-close", PX, Act::Later(HTTP)),
-    kw("option httpclose", PX, Act::Later(HTTP)),
-    kw("option http-keep-alive", PX, Act::Later(HTTP)),
-    kw("option forwardfor", PX, Act::Later(HTTP)),
+    kw(
+        "option http-server-close",
+        PX,
+        Act::Flag(|p, on| http::set_conn_mode(p, HttpConnMode::ServerClose, on)),
+    ),
+    kw(
+        "option httpclose",
+        PX,
+        Act::Flag(|p, on| http::set_conn_mode(p, HttpConnMode::Close, on)),
+    ),
+    kw(
+        "option http-keep-alive",
+        PX,
+        Act::Flag(|p, on| http::set_conn_mode(p, HttpConnMode::KeepAlive, on)),
+    ),
+    kw("option forwardfor", PX, Act::Handle(http::h_forwardfor)),
     kw(
         "option redispatch",
         BE,
@@ -336,7 +365,7 @@ static KEYWORDS: &[Kw] = &[
     kw("retries", BE, Act::Handle(h_retries)),
     kw("default-server", BE, Act::Handle(h_default_server)),
     kw("hash-type", BE, Act::Handle(h_hash_type)),
-    kw("cookie", BE, Act::Later(BACKENDS)),
+    kw("cookie", BE, Act::Handle(http::h_cookie)),
     kw(
         "stick-table",
         F | B | L,
@@ -346,11 +375,15 @@ static KEYWORDS: &[Kw] = &[
     kw("fullconn", BE, Act::Later(BACKENDS)),
     kw("http-check", BE, Act::Handle(checks::h_http_check)),
     kw("tcp-check", BE, Act::Handle(checks::h_tcp_check)),
-    kw("http-request", PX, Act::Later(HTTP)),
-    kw("http-response", PX, Act::Later(HTTP)),
-    kw("redirect", PX, Act::Later(HTTP)),
-    kw("block", F | B | L, Act::Later(HTTP)),
-    kw("errorfile", PX, Act::Later(HTTP)),
+    kw("http-request", F | B | L, Act::Handle(http::h_http_request)),
+    kw(
+        "http-response",
+        F | B | L,
+        Act::Handle(http::h_http_response),
+    ),
+    kw("redirect", F | B | L, Act::Handle(http::h_redirect)),
+    kw("block", F | B | L, Act::Handle(http::h_block)),
+    kw("errorfile", PX, Act::Handle(http::h_errorfile)),
     kw("capture", F | L, Act::Later(OPS)),
     kw("acl", F | B | L, Act::Handle(content::h_acl)),
     kw("use_backend", F | L, Act::Handle(content::h_use_backend)),
@@ -589,6 +622,11 @@ fn new_proxy(
             use_backends: Vec::new(),
             table: None,
             stick_rules: Vec::new(),
+            http: super::model::HttpSettings {
+                request_rules: Vec::new(),
+                response_rules: Vec::new(),
+                ..t.http.clone()
+            },
             ..t.clone()
         },
         None => ProxyDraft {
@@ -628,6 +666,7 @@ fn new_proxy(
             check_kind: None,
             table: None,
             stick_rules: Vec::new(),
+            http: super::model::HttpSettings::default(),
         },
     }
 }
@@ -951,13 +990,13 @@ fn h_outbound_mark(sec: &mut Section<'_>, args: &[String]) -> Result<(), String>
 fn h_mode(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     match one(args, "mode tcp")? {
         "tcp" => sec.px().mode = Some(Mode::Tcp),
-        "http" => {
-            return Err(
-                "'mode http' is not supported yet; it arrives with http mode (issue #4)".into(),
-            );
-        }
+        "http" => sec.px().mode = Some(Mode::Http),
         "health" => return Err("'mode health' was removed from HAProxy; remove the line".into()),
-        other => return Err(format!("unknown mode '{other}'; use 'mode tcp'")),
+        other => {
+            return Err(format!(
+                "unknown mode '{other}'; use 'mode tcp' or 'mode http'"
+            ));
+        }
     }
     Ok(())
 }
@@ -1199,6 +1238,7 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         check,
         slowstart: o.slowstart.filter(|d| !d.is_zero()),
         shutdown_on_down: o.shutdown_on_down.unwrap_or(false),
+        cookie: o.cookie,
     });
     Ok(())
 }

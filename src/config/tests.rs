@@ -366,9 +366,9 @@ fn errors_name_file_line_and_fix() {
             "did you mean 'check'",
         ),
         (
-            "backend b\n    server s 10.0.0.1:80 cookie s1\n",
+            "backend b\n    server s 10.0.0.1:80 cookie a;b\n",
             2,
-            "not supported yet",
+            "plain token",
         ),
         (
             "backend b\n    server s 10.0.0.1:80 weight 300\n",
@@ -425,9 +425,53 @@ fn errors_name_file_line_and_fix() {
             "already defined at t.cfg:2",
         ),
         ("backend b\n    source 0.0.0.0 usesrc\n", 2, "needs a value"),
-        ("backend b\n    mode http\n", 2, "issue #4"),
+        (
+            "backend b\n    mode http\n    errorfile 503 /nonexistent/503.http\n",
+            3,
+            "errorfile 503 '/nonexistent/503.http': cannot read it",
+        ),
+        (
+            "backend b\n    mode http\n    errorfile 302 /etc/hostname\n",
+            3,
+            "not a status gatehouse answers with",
+        ),
+        (
+            "backend b\n    mode http\n    errorfile 503 /etc/passwd\n",
+            3,
+            "it is not an HTTP response",
+        ),
+        (
+            "frontend f\n    bind :80\n    mode http\n    http-request tarpit\n",
+            4,
+            "'http-request tarpit' is not supported",
+        ),
+        (
+            "frontend f\n    bind :80\n    mode http\n    redirect prefix /x code 304\n",
+            4,
+            "must be 301, 302, 303, 307 or 308",
+        ),
+        (
+            "frontend f\n    bind :80\n    mode http\n    http-request deny if nosuchacl\n",
+            4,
+            "nosuchacl",
+        ),
+        (
+            "backend b\n    mode http\n    cookie S rewrite indirect\n",
+            3,
+            "go with 'insert'",
+        ),
+        (
+            "frontend f\n    bind :80\n    mode http\n    stats auth admin\n",
+            4,
+            "USER:PASSWORD",
+        ),
+        (
+            "frontend f\n    bind :80\n    mode http\n    option forwardfor except nonsense\n",
+            4,
+            "is not a network",
+        ),
         ("backend b\n    mode udp\n", 2, "unknown mode"),
-        ("global\n    log 127.0.0.1 local0\n", 2, "issue #5"),
+        ("defaults\n    log-format %ci\n", 2, "issue #5"),
         (
             "global\n    plumbing ebpf\n",
             2,

@@ -120,6 +120,9 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         }
     }
 
+    for p in &drafts.proxies {
+        http_warnings(p, &mut warnings);
+    }
     let mut frontends = Vec::new();
     let mut bound: HashMap<std::net::SocketAddr, Pos> = HashMap::new();
     let mut all_binds: Vec<&Bind> = Vec::new();
@@ -317,6 +320,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
                 not_tls: fallbacks[2],
                 malformed: fallbacks[3],
             },
+            http: p.http.clone(),
         });
     }
     // A dual-stack [::]:P also takes IPv4 port P: any IPv4 bind on P would fail at start-up.
@@ -558,6 +562,58 @@ fn backend_of(
         acls: p.acls.clone(),
         allow_names: p.allow_names.clone(),
         allow_nets: p.allow_nets.clone(),
+        http: p.http.clone(),
+    }
+}
+
+/// Warnings for `mode http` settings in a tcp section, and for a persistence cookie no server
+/// answers to.
+fn http_warnings(p: &ProxyDraft, warnings: &mut Vec<Diagnostic>) {
+    let h = &p.http;
+    if p.kind == super::parse::SectionKind::Defaults {
+        return;
+    }
+    if mode_of(p) == Mode::Tcp {
+        let mut said = Vec::new();
+        if h.forwardfor.is_some() {
+            said.push("option forwardfor");
+        }
+        if !h.request_rules.is_empty() {
+            said.push("http-request/redirect/block");
+        }
+        if !h.response_rules.is_empty() {
+            said.push("http-response");
+        }
+        if h.cookie.is_some() && p.kind.is_backend() {
+            said.push("cookie");
+        }
+        if h.stats.is_some() {
+            said.push("stats");
+        }
+        if !said.is_empty() {
+            warnings.push(Diagnostic::warning(
+                p.pos.clone(),
+                format!(
+                    "{} '{}' is in mode tcp, so {} do nothing; add 'mode http'",
+                    kind_name(p),
+                    p.name,
+                    said.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(c) = &h.cookie
+        && p.kind.is_backend()
+        && !p.servers.is_empty()
+        && p.servers.iter().all(|s| s.cookie.is_none())
+    {
+        warnings.push(Diagnostic::warning(
+            p.pos.clone(),
+            format!(
+                "cookie '{}' is set but no server has 'cookie VALUE', so nothing sticks; add 'cookie VALUE' to the servers",
+                c.name
+            ),
+        ));
     }
 }
 

@@ -1,5 +1,11 @@
-//! L7 groundwork for `mode http` (issue #4, not wired yet: `mode http` is still refused): message
-//! framing and head rewriting, pure functions over bytes, tested on their own.
+//! `mode http`: the per-request loop ([`stream`]) and what it is made of: message framing, head
+//! edits, response heads, persistence cookies, the responses gatehouse writes itself, and the
+//! stats URI.
 
+pub mod cookie;
 pub mod framing;
+pub mod message;
+pub mod reply;
 pub mod rewrite;
+pub mod stats;
+pub mod stream;

@@ -14,14 +14,14 @@ fn read_file(path: &str) -> Result<Vec<String>, String> {
 }
 
 /// Splits `ACTION… [if|unless COND…]` at the condition.
-fn split_cond(args: &[String]) -> (&[String], &[String]) {
+pub(super) fn split_cond(args: &[String]) -> (&[String], &[String]) {
     match args.iter().position(|w| w == "if" || w == "unless") {
         Some(i) => (&args[..i], &args[i..]),
         None => (args, &[]),
     }
 }
 
-fn cond_of(sec: &mut Section<'_>, words: &[String]) -> Result<Option<Cond>, String> {
+pub(super) fn cond_of(sec: &mut Section<'_>, words: &[String]) -> Result<Option<Cond>, String> {
     if words.is_empty() {
         return Ok(None);
     }

@@ -32,11 +32,11 @@ pub struct ServerOpts {
     pub fall: Option<u32>,
     pub slowstart: Option<Duration>,
     pub shutdown_on_down: Option<bool>,
+    pub cookie: Option<String>,
 }
 
 /// Options that arrive later in issue #4 (http mode and stick tables) or not at all.
 const LATER: &[&str] = &[
-    "cookie",
     "track",
     "observe",
     "error-limit",
@@ -68,6 +68,7 @@ const WITH_VALUE: &[&str] = &[
     "resolvers",
     "resolve-prefer",
     "init-addr",
+    "cookie",
 ];
 
 /// Options without a value.
@@ -129,6 +130,17 @@ pub fn parse(words: &[String], o: &mut ServerOpts) -> Result<(), String> {
                 .ok_or_else(|| format!("server option '{opt}' needs a value"))?
                 .as_str();
             match opt {
+                "cookie" => {
+                    if v.is_empty()
+                        || v.bytes()
+                            .any(|b| !b.is_ascii_graphic() || b";,|=\"\\".contains(&b))
+                    {
+                        return Err(format!(
+                            "server option 'cookie' takes a plain token (no spaces, ';', ',', '|', '=' or quotes), not '{v}'"
+                        ));
+                    }
+                    o.cookie = Some(v.to_string())
+                }
                 "weight" => o.weight = Some(number(opt, v, 0..=256)?),
                 "maxconn" => o.maxconn = Some(number(opt, v, 0..=1_000_000)?),
                 "maxqueue" => o.maxqueue = Some(number(opt, v, 0..=1_000_000)?),

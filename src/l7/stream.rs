@@ -1,0 +1,1168 @@
+//! `mode http`: one client connection's requests, one after another.
+//!
+//! Per request: read the head (httparse, under `timeout http-request`) → the frontend's
+//! `http-request` rules → route (`use_backend`) → the backend's rules → persistence cookie or
+//! balance → a server connection (an idle one kept from this client's earlier request to the same
+//! server, else a new one) → the head with our edits (forwardfor, cookie, Connection) → the body
+//! and the response relayed at once (so `Expect: 100-continue` and early answers work) → the
+//! response rules and cookie → one httplog line. Bytes we do not edit pass as they came.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::cookie::{self, Seen};
+use super::framing::{self, BodyLen, Chunked};
+use super::message::{self, Response, ResponseError};
+use super::reply;
+use super::rewrite;
+use crate::account::{Presence, Runtime};
+use crate::addr::{ClientAddr, OrigDstAddr};
+use crate::classify::http::{self as req_parse, HttpError, Request};
+use crate::config::model::{
+    Backend, CookieMode, Frontend, HttpAction, HttpConnMode, HttpRule, HttpSettings,
+};
+use crate::forward::{Timeouts, Traffic};
+use crate::rules::sample::Facts;
+use crate::session::{self, Cause, Failure, Live, Record, Stage, Termination};
+use crate::stick::{StickCtx, Tracked};
+use crate::{route, target::Refusal};
+
+/// What an httplog line adds to a request's record.
+#[derive(Debug, Default)]
+pub struct HttpLog {
+    /// `%r`: the request line, or `<BADREQ>`.
+    pub request_line: String,
+    /// `%ST`: the status sent to the client, if any.
+    pub status: Option<u16>,
+    /// `%TR`: milliseconds from the request's first byte to its complete head.
+    pub t_request: Option<u64>,
+    /// `%Tw`: milliseconds queued.
+    pub t_queue: Option<u64>,
+    /// `%Tr`: milliseconds from the request sent to the response head.
+    pub t_response: Option<u64>,
+    /// Characters 3 and 4 of `%tsc`: the persistence cookie's client and server side.
+    pub cookie: [char; 2],
+    /// Not logged (`option dontlognull` on a connection that sent nothing).
+    pub silent: bool,
+}
+
+/// Bytes read from a socket and not yet used.
+#[derive(Default)]
+struct Buf {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+const READ: usize = 16 * 1024;
+
+impl Buf {
+    fn avail(&self) -> &[u8] {
+        &self.data[self.pos..]
+    }
+    fn is_empty(&self) -> bool {
+        self.pos == self.data.len()
+    }
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos >= self.data.len() {
+            self.data.clear();
+            self.pos = 0;
+        }
+    }
+    /// Reads what the socket has (waiting for it); `Ok(0)` at its end.
+    async fn fill(&mut self, s: &TcpStream) -> std::io::Result<usize> {
+        if self.pos > 0 {
+            self.data.drain(..self.pos);
+            self.pos = 0;
+        }
+        loop {
+            s.readable().await?;
+            let have = self.data.len();
+            self.data.resize(have + READ, 0);
+            match s.try_read(&mut self.data[have..]) {
+                Ok(n) => {
+                    self.data.truncate(have + n);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.data.truncate(have),
+                Err(e) => {
+                    self.data.truncate(have);
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+async fn write_all(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        s.writable().await?;
+        match s.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn within<T>(limit: Option<Duration>, f: impl std::future::Future<Output = T>) -> Option<T> {
+    match limit {
+        Some(d) => tokio::time::timeout(d, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+/// A server connection kept open after a response, for this client's next request to that server.
+struct Idle {
+    backend: usize,
+    server: usize,
+    stream: TcpStream,
+    buf: Buf,
+}
+
+/// Idle server connections one client connection keeps at most.
+const MAX_IDLE: usize = 4;
+
+/// Which side failed while bodies moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fail {
+    Abort(Side),
+    Timeout(Side),
+    /// A body whose framing broke (bad chunk): the side that sent it.
+    Framing(Side),
+}
+
+impl Fail {
+    fn cause(self) -> Cause {
+        match self {
+            Fail::Abort(Side::Client) | Fail::Framing(Side::Client) => Cause::ClientAbort,
+            Fail::Abort(Side::Server) | Fail::Framing(Side::Server) => Cause::ServerAbort,
+            Fail::Timeout(Side::Client) => Cause::ClientTimeout,
+            Fail::Timeout(Side::Server) => Cause::ServerTimeout,
+        }
+    }
+}
+
+/// Relays a body framed by `len` from `from` (its buffered bytes first) to `to`. Returns the bytes
+/// relayed.
+#[allow(clippy::too_many_arguments)]
+async fn relay_body(
+    len: BodyLen,
+    buf: &mut Buf,
+    from: &TcpStream,
+    from_side: Side,
+    to: &TcpStream,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    moved: &mut u64,
+) -> Result<(), Fail> {
+    let to_side = match from_side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    };
+    let mut left = match len {
+        BodyLen::None => return Ok(()),
+        BodyLen::Length(n) => n,
+        BodyLen::Chunked | BodyLen::UntilClose => u64::MAX,
+    };
+    let mut chunked = (len == BodyLen::Chunked).then(Chunked::default);
+    loop {
+        if buf.is_empty() {
+            match within(read_timeout, buf.fill(from)).await {
+                None => return Err(Fail::Timeout(from_side)),
+                Some(Err(_)) => return Err(Fail::Abort(from_side)),
+                Some(Ok(0)) if len == BodyLen::UntilClose => return Ok(()),
+                Some(Ok(0)) => return Err(Fail::Abort(from_side)),
+                Some(Ok(_)) => {}
+            }
+        }
+        let avail = buf.avail();
+        let n = match &mut chunked {
+            Some(c) => c.feed(avail).map_err(|_| Fail::Framing(from_side))?,
+            None => avail.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
+        };
+        match within(write_timeout, write_all(to, &avail[..n])).await {
+            None => return Err(Fail::Timeout(to_side)),
+            Some(Err(_)) => return Err(Fail::Abort(to_side)),
+            Some(Ok(())) => {}
+        }
+        buf.consume(n);
+        *moved += n as u64;
+        if len != BodyLen::UntilClose {
+            left = left.saturating_sub(n as u64);
+        }
+        let done = match &chunked {
+            Some(c) => c.is_done(),
+            None => left == 0,
+        };
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// The request-side state of one client connection.
+struct Conn<'rt> {
+    rt: &'rt Runtime,
+    fe_idx: usize,
+    client: TcpStream,
+    cbuf: Buf,
+    peer: SocketAddr,
+    local: SocketAddr,
+    listen_port: u16,
+    idle: Vec<Idle>,
+    stick: Option<StickCtx<'rt>>,
+    /// Requests served.
+    served: u64,
+    /// Bytes of every request, for the tracked entries when the connection ends.
+    traffic: Traffic,
+}
+
+/// How a request rule ends a request.
+enum Stop {
+    Deny(u16),
+    Reply(Vec<u8>),
+}
+
+/// What the connection does after a request.
+enum Next {
+    Again,
+    Close,
+    /// The protocol changed (101): the rest is a tunnel.
+    Tunnel(Box<Tunnel>),
+}
+
+struct Tunnel {
+    server: TcpStream,
+    sbuf: Buf,
+    timeouts: Timeouts,
+}
+
+/// Runs one `mode http` client connection to its end.
+pub async fn run(
+    rt: &Runtime,
+    fe_idx: usize,
+    client: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    listen_port: u16,
+) {
+    let fe = &rt.cfg.frontends[fe_idx];
+    let mut conn = Conn {
+        rt,
+        fe_idx,
+        client,
+        cbuf: Buf::default(),
+        peer,
+        local,
+        listen_port,
+        idle: Vec::new(),
+        stick: (!rt.tables.is_empty()).then(|| StickCtx {
+            tables: &rt.tables,
+            own: fe.table,
+            tracked: Default::default(),
+        }),
+        served: 0,
+        traffic: Traffic::default(),
+    };
+    // tcp-request connection rules, once per connection.
+    let facts = conn.facts(None, &[]);
+    let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
+    if verdict == Some(false) {
+        rt.policy.rejected.fetch_add(1, Relaxed);
+        let mut live = conn.live(SystemTime::now(), Instant::now());
+        live.rec.termination = Termination::new(Cause::Proxy, Stage::Request);
+        live.rec.http.as_mut().expect("http record").request_line = "<BADREQ>".into();
+        live.finish();
+    } else {
+        loop {
+            match conn.exchange().await {
+                Next::Again => continue,
+                Next::Close => break,
+                Next::Tunnel(t) => {
+                    conn.tunnel(*t).await;
+                    break;
+                }
+            }
+        }
+    }
+    // The entries this connection tracked stop counting it; its bytes count.
+    if let Some(stick) = &conn.stick {
+        let tracked: Tracked = stick
+            .tracked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (t, k) in tracked.iter().flatten() {
+            rt.tables[*t].untrack(k, conn.traffic.bytes_in, conn.traffic.bytes_out);
+        }
+    }
+}
+
+/// Whether a backend is its frontend's own section (a `listen`): its rules are not run twice.
+fn same_section(fe: &Frontend, be: &Backend) -> bool {
+    fe.pos == be.pos
+}
+
+impl<'rt> Conn<'rt> {
+    fn facts<'a>(&'a self, http: Option<&'a Request>, raw: &'a [u8]) -> Facts<'a> {
+        Facts {
+            client: self.peer,
+            dst: self.local,
+            hello: None,
+            http,
+            peeked: raw.len(),
+            raw,
+            stick: self.stick.as_ref(),
+        }
+    }
+
+    fn live(&self, at: SystemTime, started: Instant) -> Live<'rt> {
+        Live {
+            rt: self.rt,
+            started,
+            finished: false,
+            rec: Record {
+                client: ClientAddr::new(self.peer),
+                orig_dst: OrigDstAddr::new(self.local),
+                accepted_at: at,
+                frontend: self.fe_idx,
+                backend: None,
+                server: None,
+                connect_ms: None,
+                total_ms: 0,
+                traffic: Traffic::default(),
+                termination: Termination::new(Cause::Killed, Stage::Request),
+                name: None,
+                retries: 0,
+                tracked: None,
+                http: Some(Box::new(HttpLog {
+                    cookie: ['-', '-'],
+                    ..HttpLog::default()
+                })),
+            },
+        }
+    }
+
+    /// Sends a response we made and ends the request (and the connection).
+    async fn answer(&self, live: &mut Live<'_>, bytes: &[u8], end: Termination) -> Next {
+        let _ = within(Some(Duration::from_secs(5)), write_all(&self.client, bytes)).await;
+        live.rec.traffic.bytes_out += bytes.len() as u64;
+        let h = live.rec.http.as_mut().expect("http record");
+        h.status = Some(reply::status_of(bytes));
+        live.rec.termination = end;
+        Next::Close
+    }
+
+    async fn error(
+        &self,
+        live: &mut Live<'_>,
+        status: u16,
+        be: Option<&Backend>,
+        end: Termination,
+    ) -> Next {
+        let fe = &self.rt.cfg.frontends[self.fe_idx];
+        let mut settings: Vec<&HttpSettings> = Vec::with_capacity(2);
+        if let Some(b) = be {
+            settings.push(&b.http);
+        }
+        settings.push(&fe.http);
+        let page = reply::error(status, &settings);
+        self.answer(live, &page, end).await
+    }
+
+    /// One request and its response.
+    async fn exchange(&mut self) -> Next {
+        let rt = self.rt;
+        let fe = &rt.cfg.frontends[self.fe_idx];
+        let first = self.served == 0;
+        let conn_start = Instant::now();
+        // Wait for the request's first byte.
+        let wait = if first {
+            fe.http.timeout_request.or(fe.timeout_client)
+        } else {
+            fe.http
+                .timeout_keep_alive
+                .or(fe.http.timeout_request)
+                .or(fe.timeout_client)
+        };
+        if self.cbuf.is_empty() {
+            match within(wait, self.cbuf.fill(&self.client)).await {
+                Some(Ok(n)) if n > 0 => {}
+                res => {
+                    // Nothing came: an idle keep-alive connection ends without a log line; a new
+                    // connection that sent nothing logs one (unless dontlognull).
+                    if first {
+                        let mut live = self.live(SystemTime::now(), conn_start);
+                        let h = live.rec.http.as_mut().expect("http record");
+                        h.request_line = "<BADREQ>".into();
+                        h.silent = fe.http.dontlognull;
+                        if res.is_none() {
+                            let next = self
+                                .error(
+                                    &mut live,
+                                    408,
+                                    None,
+                                    Termination::new(Cause::ClientTimeout, Stage::Request),
+                                )
+                                .await;
+                            live.finish();
+                            return next;
+                        }
+                        live.rec.termination = Termination::new(Cause::ClientAbort, Stage::Request);
+                        live.finish();
+                    }
+                    return Next::Close;
+                }
+            }
+        }
+        let started = Instant::now();
+        let mut live = self.live(SystemTime::now(), started);
+        // The head, within `timeout http-request` of its first byte.
+        let head_limit = fe.http.timeout_request.or(fe.timeout_client);
+        let deadline = head_limit.map(|d| started + d);
+        let req = loop {
+            match req_parse::parse(self.cbuf.avail(), req_parse::DEFAULT_MAX_HEAD) {
+                Ok(r) => break r,
+                Err(HttpError::Incomplete) => {}
+                Err(e) => {
+                    let h = live.rec.http.as_mut().expect("http record");
+                    h.request_line = "<BADREQ>".into();
+                    let status = if matches!(e, HttpError::TooLarge(_)) {
+                        431
+                    } else {
+                        400
+                    };
+                    tracing::debug!(client = %self.peer, "bad request: {e}");
+                    live.rec.traffic.bytes_in += self.cbuf.avail().len() as u64;
+                    let next = self
+                        .error(
+                            &mut live,
+                            status,
+                            None,
+                            Termination::new(Cause::Proxy, Stage::Request),
+                        )
+                        .await;
+                    live.finish();
+                    return next;
+                }
+            }
+            let read = match deadline {
+                Some(d) => tokio::time::timeout_at(d, self.cbuf.fill(&self.client))
+                    .await
+                    .ok(),
+                None => Some(self.cbuf.fill(&self.client).await),
+            };
+            match read {
+                Some(Ok(n)) if n > 0 => {}
+                Some(_) => {
+                    let h = live.rec.http.as_mut().expect("http record");
+                    h.request_line = "<BADREQ>".into();
+                    live.rec.termination = Termination::new(Cause::ClientAbort, Stage::Request);
+                    live.finish();
+                    return Next::Close;
+                }
+                None => {
+                    let h = live.rec.http.as_mut().expect("http record");
+                    h.request_line = "<BADREQ>".into();
+                    let next = self
+                        .error(
+                            &mut live,
+                            408,
+                            None,
+                            Termination::new(Cause::ClientTimeout, Stage::Request),
+                        )
+                        .await;
+                    live.finish();
+                    return next;
+                }
+            }
+        };
+        self.served += 1;
+        let mut head: Vec<u8> = self.cbuf.avail()[..req.head_len].to_vec();
+        self.cbuf.consume(req.head_len);
+        live.rec.traffic.bytes_in += head.len() as u64;
+        {
+            let h = live.rec.http.as_mut().expect("http record");
+            h.request_line = message::request_line(&head);
+            h.t_request = Some(started.elapsed().as_millis() as u64);
+        }
+        live.rec.name = req.host.as_deref().map(Box::from);
+        let next = self.serve(&mut live, req, &mut head).await;
+        self.traffic.bytes_in += live.rec.traffic.bytes_in;
+        self.traffic.bytes_out += live.rec.traffic.bytes_out;
+        if let Some(stick) = &self.stick {
+            let status = live.rec.http.as_ref().and_then(|h| h.status).unwrap_or(0);
+            let tracked = stick.tracked.lock().unwrap_or_else(|e| e.into_inner());
+            for (t, k) in tracked.iter().flatten() {
+                rt.tables[*t].http_request(k, (400..500).contains(&status));
+            }
+        }
+        live.finish();
+        next
+    }
+
+    /// Applies a section's http-request rules. `Err` carries the response that ends the request.
+    fn request_rules(
+        &self,
+        rules: &[HttpRule],
+        acls: &[crate::rules::Acl],
+        req: &mut Request,
+        head: &mut Vec<u8>,
+    ) -> Result<(), Stop> {
+        for rule in rules {
+            let facts = self.facts(Some(req), head);
+            if let Some(c) = &rule.cond
+                && !c.eval(acls, &facts)
+            {
+                continue;
+            }
+            let edited = match &rule.action {
+                HttpAction::Allow => return Ok(()),
+                HttpAction::Deny { status } => {
+                    self.rt.policy.rejected.fetch_add(1, Relaxed);
+                    return Err(Stop::Deny(*status));
+                }
+                HttpAction::Redirect(r) => {
+                    let rendered = r.to.render(&facts).unwrap_or_default();
+                    let loc = reply::location(r, &rendered, &req.target, req.host.as_deref());
+                    return Err(Stop::Reply(reply::redirect(r.code, &loc, true)));
+                }
+                HttpAction::SetHeader(name, t) => {
+                    let v = t.render(&facts).unwrap_or_default();
+                    message::set_header(head, name, &v)
+                }
+                HttpAction::AddHeader(name, t) => {
+                    let v = t.render(&facts).unwrap_or_default();
+                    rewrite::add_header(head, name, &v)
+                }
+                HttpAction::DelHeader(name) => rewrite::remove_header(head, name),
+                HttpAction::SetPath(t) => {
+                    let path = t.render(&facts).unwrap_or_default();
+                    let target = match req.target.split_once('?') {
+                        Some((_, q)) => format!("{path}?{q}"),
+                        None => path,
+                    };
+                    message::set_target(head, &target)
+                }
+            };
+            // Later rules and routing see the edited request.
+            if let Ok(r) = req_parse::parse(&edited, edited.len().max(req_parse::DEFAULT_MAX_HEAD))
+            {
+                *req = r;
+                *head = edited;
+            }
+        }
+        Ok(())
+    }
+
+    /// From a parsed request head to the end of its response.
+    async fn serve(&mut self, live: &mut Live<'rt>, mut req: Request, head: &mut Vec<u8>) -> Next {
+        let rt = self.rt;
+        let fe = &rt.cfg.frontends[self.fe_idx];
+        live.rec.termination = Termination::new(Cause::Killed, Stage::Request);
+
+        // tcp-request content rules see every request.
+        {
+            let facts = self.facts(Some(&req), head);
+            if route::run_rules(&fe.content_rules, &fe.acls, &facts) == Some(false) {
+                rt.policy.rejected.fetch_add(1, Relaxed);
+                live.rec.termination = Termination::new(Cause::Proxy, Stage::Request);
+                return Next::Close;
+            }
+        }
+        if let Err(stop) = self.request_rules(&fe.http.request_rules, &fe.acls, &mut req, head) {
+            return self.refused(live, stop, None).await;
+        }
+        if let Some(next) = self.stats(live, &fe.http, &req).await {
+            return next;
+        }
+        // route
+        let be_idx = {
+            let facts = self.facts(Some(&req), head);
+            route::select_backend(&rt.cfg, fe, &facts)
+        };
+        let Some(be_idx) = be_idx else {
+            return self
+                .error(
+                    live,
+                    503,
+                    None,
+                    Termination::new(Cause::Proxy, Stage::Request),
+                )
+                .await;
+        };
+        live.rec.backend = Some(be_idx);
+        let be = &rt.cfg.backends[be_idx];
+        if !same_section(fe, be) {
+            if let Err(stop) = self.request_rules(&be.http.request_rules, &be.acls, &mut req, head)
+            {
+                return self.refused(live, stop, Some(be)).await;
+            }
+            if let Some(next) = self.stats(live, &be.http, &req).await {
+                return next;
+            }
+        }
+        let body = match framing::request_body(&req.headers) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(client = %self.peer, "bad request: {e}");
+                return self
+                    .error(
+                        live,
+                        400,
+                        Some(be),
+                        Termination::new(Cause::Proxy, Stage::Request),
+                    )
+                    .await;
+            }
+        };
+
+        // persistence cookie, else stick rules and balancing
+        let health = &rt.backends[be_idx].health;
+        let usable = |i: usize| health[i].up.load(Relaxed) && !health[i].maint.load(Relaxed);
+        let server_cookies: Vec<Option<&str>> =
+            be.servers.iter().map(|s| s.cookie.as_deref()).collect();
+        let (seen, first_seen) = match &be.http.cookie {
+            Some(c) => cookie::lookup(c, &req.headers, &server_cookies, usable),
+            None => (Seen::None, None),
+        };
+        let queued_at = Instant::now();
+        let srv = match seen {
+            Seen::Valid(i) => i,
+            _ => {
+                let facts = self.facts(Some(&req), head);
+                match session::choose_server(rt, be_idx, &facts, &mut live.rec).await {
+                    Ok(s) => s,
+                    Err(end) => {
+                        live.rec.http.as_mut().expect("http record").t_queue =
+                            Some(queued_at.elapsed().as_millis() as u64);
+                        return self.error(live, 503, Some(be), end).await;
+                    }
+                }
+            }
+        };
+        live.rec.http.as_mut().expect("http record").t_queue =
+            Some(queued_at.elapsed().as_millis() as u64);
+
+        // A server connection: this client's idle one to that server, else a new one.
+        let mut in_server: Option<Presence<'rt>> = None;
+        let reused = self
+            .idle
+            .iter()
+            .position(|i| i.backend == be_idx && i.server == srv)
+            .map(|p| self.idle.remove(p))
+            .filter(|i| still_open(&i.stream));
+        let (server, mut sbuf, was_reused) = match reused {
+            Some(i) => {
+                live.rec.server = Some(srv);
+                in_server = Some(rt.enter_server(be_idx, srv));
+                live.rec.connect_ms = Some(0);
+                (i.stream, i.buf, true)
+            }
+            None => {
+                let facts = self.facts(Some(&req), head);
+                match session::connect_server(
+                    rt,
+                    fe,
+                    be_idx,
+                    srv,
+                    &facts,
+                    &mut live.rec,
+                    &mut in_server,
+                    self.listen_port,
+                )
+                .await
+                {
+                    Ok((s, _)) => {
+                        let _ = s.set_nodelay(true);
+                        (s, Buf::default(), false)
+                    }
+                    Err(Failure { end, refusal }) => {
+                        let status = match refusal {
+                            Some(Refusal::Policy(_) | Refusal::GuardName { .. })
+                            | Some(Refusal::GuardAddr { .. }) => 403,
+                            _ => 503,
+                        };
+                        return self.error(live, status, Some(be), end).await;
+                    }
+                }
+            }
+        };
+        let srv = live.rec.server.unwrap_or(srv);
+        {
+            let facts = self.facts(Some(&req), head);
+            session::store_sticks(rt, be_idx, &facts, srv);
+        }
+
+        // The head the server gets.
+        let mode = fe
+            .http
+            .conn_mode
+            .unwrap_or_default()
+            .max(be.http.conn_mode.unwrap_or_default());
+        let client_wants_keep = if req.minor >= 1 {
+            !message::has_token(&req.headers, "connection", "close")
+        } else {
+            message::has_token(&req.headers, "connection", "keep-alive")
+        };
+        let upgrade = message::has_token(&req.headers, "connection", "upgrade");
+        let mut out = std::mem::take(head);
+        if let Some(c) = &be.http.cookie
+            && (c.indirect || c.mode == CookieMode::Prefix)
+            && let Some(kept) = cookie::strip_request_cookie(&req.headers, c)
+        {
+            out = rewrite::remove_header(&out, "cookie");
+            for v in kept {
+                out = rewrite::add_header(&out, "Cookie", &v);
+            }
+        }
+        if let Some(ff) = be.http.forwardfor.as_ref().or(fe.http.forwardfor.as_ref()) {
+            let name = ff.header.as_deref().unwrap_or("X-Forwarded-For");
+            if !(ff.if_none && req.header(name).next().is_some()) {
+                out =
+                    rewrite::forwarded_for(&out, self.peer.ip(), &ff.except, ff.header.as_deref());
+            }
+        }
+        let server_close = mode >= HttpConnMode::ServerClose && !upgrade;
+        if server_close {
+            out = message::set_header(&out, "Connection", "close");
+        }
+
+        // Send the head, then the body and the response at once.
+        live.rec.termination = Termination::new(Cause::Killed, Stage::Data);
+        let to_server = be.timeout_server;
+        let to_client = fe.timeout_client;
+        let sent_at = Instant::now();
+        if !matches!(
+            within(to_server, write_all(&server, &out)).await,
+            Some(Ok(()))
+        ) {
+            // A reused connection the server had just closed: HAProxy retries those; we tell
+            // the client to retry on a fresh connection (503) only if this was a new connection.
+            let end = Termination::new(Cause::ServerAbort, Stage::Connect);
+            let _ = was_reused;
+            return self.error(live, 503, Some(be), end).await;
+        }
+        let mut up_bytes = 0u64;
+        let mut down_bytes = 0u64;
+        let fe_rules: &[HttpRule] = if same_section(fe, be) {
+            &[]
+        } else {
+            &fe.http.response_rules
+        };
+        // The client's buffer moves out while `exchange` reads the connection.
+        let mut cbuf = std::mem::take(&mut self.cbuf);
+        let exchange = Exchange {
+            conn: self,
+            be,
+            srv,
+            req: &req,
+            seen,
+            first_seen,
+            client_keep: mode < HttpConnMode::Close && client_wants_keep,
+            fe_rules,
+        };
+        let (up_res, down_res) = {
+            let client = &self.client;
+            let upload = relay_body(
+                body,
+                &mut cbuf,
+                client,
+                Side::Client,
+                &server,
+                to_client,
+                to_server,
+                &mut up_bytes,
+            );
+            let download = exchange.response(&server, &mut sbuf, sent_at, &mut down_bytes);
+            tokio::pin!(upload, download);
+            let mut up_res: Option<Result<(), Fail>> = None;
+            let down_res = loop {
+                tokio::select! {
+                    r = &mut upload, if up_res.is_none() => {
+                        if let Err(f) = r
+                            && f.cause() != Cause::ServerAbort
+                        {
+                            // The client went away (or stalled) while sending: nothing more to do.
+                            break Err(Early::Fail(f, Stage::Data, None));
+                        }
+                        up_res = Some(r);
+                    }
+                    r = &mut download => break r,
+                }
+            };
+            (up_res, down_res)
+        };
+        self.cbuf = cbuf;
+        live.rec.traffic.bytes_in += up_bytes;
+        live.rec.traffic.bytes_out += down_bytes;
+        let h = live.rec.http.as_mut().expect("http record");
+        match down_res {
+            Ok(done) => {
+                h.status = Some(done.status);
+                h.t_response = Some(done.t_response);
+                h.cookie = done.cookie;
+                live.rec.termination = Termination::NORMAL;
+                drop(in_server);
+                if done.status == 101 {
+                    let timeouts = match be.timeout_tunnel {
+                        Some(t) => Timeouts::Tunnel(t),
+                        None => Timeouts::Sides {
+                            client: to_client,
+                            server: to_server,
+                        },
+                    };
+                    return Next::Tunnel(Box::new(Tunnel {
+                        server,
+                        sbuf,
+                        timeouts,
+                    }));
+                }
+                let body_sent = up_res.is_some_and(|r| r.is_ok()) || body == BodyLen::None;
+                if done.server_keep && body_sent && !server_close {
+                    self.idle.push(Idle {
+                        backend: be_idx,
+                        server: srv,
+                        stream: server,
+                        buf: sbuf,
+                    });
+                    if self.idle.len() > MAX_IDLE {
+                        self.idle.remove(0);
+                    }
+                }
+                if done.client_keep && body_sent {
+                    Next::Again
+                } else {
+                    Next::Close
+                }
+            }
+            Err(Early::Fail(f, stage, status)) => {
+                if let Some(s) = status {
+                    h.status = Some(s);
+                }
+                let end = Termination::new(f.cause(), stage);
+                live.rec.termination = end;
+                if let (Some(status), Stage::Headers) = (status, stage) {
+                    // Nothing reached the client yet: it gets an error page.
+                    h.status = None;
+                    return self.error(live, status, Some(be), end).await;
+                }
+                Next::Close
+            }
+        }
+    }
+
+    /// A request rule ended the request: a deny (`PR`) or a redirect (`LR`).
+    async fn refused(&self, live: &mut Live<'_>, stop: Stop, be: Option<&Backend>) -> Next {
+        match stop {
+            Stop::Deny(status) => {
+                let end = Termination::new(Cause::Proxy, Stage::Request);
+                self.error(live, status, be, end).await
+            }
+            Stop::Reply(msg) => {
+                let end = Termination::new(Cause::Local, Stage::Request);
+                self.answer(live, &msg, end).await
+            }
+        }
+    }
+
+    /// The stats URI: answered here (401 without valid credentials). The page itself comes with
+    /// the operations issue; this one lists the backends and servers with their state.
+    async fn stats(&self, live: &mut Live<'_>, http: &HttpSettings, req: &Request) -> Option<Next> {
+        let st = http.stats.as_ref()?;
+        if !req.target.starts_with(&st.uri) {
+            return None;
+        }
+        let end = Termination::new(Cause::Local, Stage::Request);
+        if !st.auth.is_empty() && !reply::authorized(&st.auth, req.header("authorization").next()) {
+            return Some(
+                self.answer(live, &reply::unauthorized(&st.realm), end)
+                    .await,
+            );
+        }
+        let page = super::stats::page(self.rt, st, req.target.ends_with(";csv"));
+        Some(self.answer(live, &page, end).await)
+    }
+
+    /// After a 101: both ways as a tunnel.
+    async fn tunnel(&mut self, t: Tunnel) {
+        let Tunnel {
+            server,
+            sbuf,
+            timeouts,
+        } = t;
+        if !sbuf.is_empty() && write_all(&self.client, sbuf.avail()).await.is_err() {
+            return;
+        }
+        if !self.cbuf.is_empty() && write_all(&server, self.cbuf.avail()).await.is_err() {
+            return;
+        }
+        let mut traffic = Traffic::default();
+        let _ = crate::forward::forward(&self.client, &server, timeouts, &mut traffic).await;
+        self.traffic.bytes_in += traffic.bytes_in;
+        self.traffic.bytes_out += traffic.bytes_out;
+    }
+}
+
+/// Whether an idle server connection is still usable: nothing to read, not closed.
+fn still_open(s: &TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// How a response went.
+struct Done {
+    status: u16,
+    t_response: u64,
+    cookie: [char; 2],
+    client_keep: bool,
+    server_keep: bool,
+}
+
+/// How a response failed: the failure, the stage, and the status to send if nothing was sent yet.
+enum Early {
+    Fail(Fail, Stage, Option<u16>),
+}
+
+/// The response half of one request.
+struct Exchange<'c, 'rt> {
+    conn: &'c Conn<'rt>,
+    be: &'c Backend,
+    srv: usize,
+    req: &'c Request,
+    seen: Seen,
+    first_seen: Option<u64>,
+    client_keep: bool,
+    fe_rules: &'c [HttpRule],
+}
+
+impl Exchange<'_, '_> {
+    async fn response(
+        &self,
+        server: &TcpStream,
+        sbuf: &mut Buf,
+        sent_at: Instant,
+        moved: &mut u64,
+    ) -> Result<Done, Early> {
+        let client = &self.conn.client;
+        let to_server = self.be.timeout_server;
+        let to_client = self.conn.rt.cfg.frontends[self.conn.fe_idx].timeout_client;
+        let head_fail = |f: Fail| {
+            let status = match f {
+                Fail::Timeout(Side::Server) => 504,
+                _ => 502,
+            };
+            Early::Fail(f, Stage::Headers, Some(status))
+        };
+        // Read heads until a final one; interim (1xx) heads go to the client as they are.
+        let (res, head) = loop {
+            let res = loop {
+                match message::parse_response(sbuf.avail()) {
+                    Ok(r) => break r,
+                    Err(ResponseError::Incomplete) => {}
+                    Err(e) => {
+                        tracing::debug!(server = self.srv, "bad response: {e}");
+                        return Err(head_fail(Fail::Framing(Side::Server)));
+                    }
+                }
+                match within(to_server, sbuf.fill(server)).await {
+                    None => return Err(head_fail(Fail::Timeout(Side::Server))),
+                    Some(Ok(n)) if n > 0 => {}
+                    Some(_) => return Err(head_fail(Fail::Abort(Side::Server))),
+                }
+            };
+            let head = sbuf.avail()[..res.head_len].to_vec();
+            sbuf.consume(res.head_len);
+            if (100..200).contains(&res.status) && res.status != 101 {
+                if !matches!(
+                    within(to_client, write_all(client, &head)).await,
+                    Some(Ok(()))
+                ) {
+                    return Err(Early::Fail(Fail::Abort(Side::Client), Stage::Data, None));
+                }
+                *moved += head.len() as u64;
+                continue;
+            }
+            break (res, head);
+        };
+        let t_response = sent_at.elapsed().as_millis() as u64;
+        let body = framing::response_body(res.status, &self.req.method, &res.headers)
+            .map_err(|_| head_fail(Fail::Framing(Side::Server)))?;
+        let (head, cookie) = self.edit_response(head, &res);
+        let server_keep = res.minor >= 1
+            && !message::has_token(&res.headers, "connection", "close")
+            && body != BodyLen::UntilClose;
+        let client_keep = self.client_keep && body != BodyLen::UntilClose && res.status != 101;
+        let head = if client_keep {
+            if self.req.minor == 0 {
+                message::set_header(&head, "Connection", "keep-alive")
+            } else if message::has_token(&res.headers, "connection", "close") {
+                rewrite::remove_header(&head, "connection")
+            } else {
+                head
+            }
+        } else if res.status == 101 {
+            head
+        } else {
+            message::set_header(&head, "Connection", "close")
+        };
+        if !matches!(
+            within(to_client, write_all(client, &head)).await,
+            Some(Ok(()))
+        ) {
+            return Err(Early::Fail(Fail::Abort(Side::Client), Stage::Data, None));
+        }
+        *moved += head.len() as u64;
+        if res.status != 101 {
+            relay_body(
+                body,
+                sbuf,
+                server,
+                Side::Server,
+                client,
+                to_server,
+                to_client,
+                moved,
+            )
+            .await
+            .map_err(|f| Early::Fail(f, Stage::Data, None))?;
+        }
+        Ok(Done {
+            status: res.status,
+            t_response,
+            cookie,
+            client_keep,
+            server_keep,
+        })
+    }
+
+    /// The response head with the http-response rules and the persistence cookie applied.
+    fn edit_response(&self, mut head: Vec<u8>, res: &Response) -> (Vec<u8>, [char; 2]) {
+        let conn = self.conn;
+        let facts = conn.facts(Some(self.req), &[]);
+        for (rules, acls) in [
+            (&self.be.http.response_rules[..], &self.be.acls[..]),
+            (self.fe_rules, &conn.rt.cfg.frontends[conn.fe_idx].acls[..]),
+        ] {
+            for rule in rules {
+                if let Some(c) = &rule.cond
+                    && !c.eval(acls, &facts)
+                {
+                    continue;
+                }
+                head = match &rule.action {
+                    HttpAction::Allow => break,
+                    HttpAction::SetHeader(n, t) => {
+                        message::set_header(&head, n, &t.render(&facts).unwrap_or_default())
+                    }
+                    HttpAction::AddHeader(n, t) => {
+                        rewrite::add_header(&head, n, &t.render(&facts).unwrap_or_default())
+                    }
+                    HttpAction::DelHeader(n) => rewrite::remove_header(&head, n),
+                    _ => head,
+                };
+            }
+        }
+        let Some(c) = &self.be.http.cookie else {
+            return (head, ['-', '-']);
+        };
+        let client_code = self.seen.code();
+        let Some(value) = self.be.servers[self.srv].cookie.as_deref() else {
+            return (head, [client_code, 'N']);
+        };
+        let server_sets = cookie::response_cookie(&res.headers, &c.name).is_some();
+        let server_code = match c.mode {
+            CookieMode::Insert => {
+                if server_sets && c.preserve {
+                    'P'
+                } else {
+                    if server_sets {
+                        head = remove_set_cookie(&head, &c.name);
+                    }
+                    let has_right_one = self.seen == Seen::Valid(self.srv);
+                    let refresh = c.maxidle.is_some() || c.maxlife.is_some();
+                    let post_ok = !c.postonly || self.req.method.eq_ignore_ascii_case("POST");
+                    if post_ok && (!has_right_one || refresh) {
+                        head = rewrite::add_header(
+                            &head,
+                            "Set-Cookie",
+                            &cookie::set_cookie(c, value, self.first_seen),
+                        );
+                        if c.nocache {
+                            head = message::set_header(&head, "Cache-Control", "private");
+                        }
+                        if has_right_one { 'U' } else { 'I' }
+                    } else if server_sets {
+                        'D'
+                    } else {
+                        'N'
+                    }
+                }
+            }
+            CookieMode::Rewrite | CookieMode::Prefix => {
+                if server_sets {
+                    let lines: Vec<String> = res
+                        .headers
+                        .iter()
+                        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+                        .map(|(_, v)| {
+                            cookie::rewrite_set_cookie(c, v, value).unwrap_or_else(|| v.clone())
+                        })
+                        .collect();
+                    head = rewrite::remove_header(&head, "set-cookie");
+                    for l in lines {
+                        head = rewrite::add_header(&head, "Set-Cookie", &l);
+                    }
+                    'R'
+                } else {
+                    'N'
+                }
+            }
+        };
+        (head, [client_code, server_code])
+    }
+}
+
+/// `head` without the `Set-Cookie` lines that set cookie `name`.
+fn remove_set_cookie(head: &[u8], name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    for (i, line) in head.split_inclusive(|b| *b == b'\n').enumerate() {
+        let text = String::from_utf8_lossy(line);
+        let ours = i > 0
+            && text
+                .split_once(':')
+                .filter(|(n, _)| n.trim().eq_ignore_ascii_case("set-cookie"))
+                .and_then(|(_, v)| v.trim().split_once('='))
+                .is_some_and(|(n, _)| n.trim() == name);
+        if !ours {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_cookie_lines_are_removed_by_name() {
+        let h = b"HTTP/1.1 200 OK\r\nSet-Cookie: SRV=x; path=/\r\nSet-Cookie: other=1\r\n\r\n";
+        assert_eq!(
+            remove_set_cookie(h, "SRV"),
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: other=1\r\n\r\n"
+        );
+    }
+}
