@@ -7,7 +7,7 @@
 #   | gh90c       |  veth  | gh90g                          |  veth  | gh90s            |
 #   | wrk, curl,  |--------| direct: ip_forward=1, no rules |--------| nginx :80, :443  |
 #   | idle conns  |        | gatehouse | haproxy: TPROXY,   |        | / (small), /big  |
-#   | 10.90.1.2   |        | forwarding off, usesrc client  |        | 10.90.2.2        |
+#   | 10.90.1.2   |        | forwarding off, usesrc client  |        | 10.90.2.2, .3    |
 #   +-------------+        +--------------------------------+        +------------------+
 #     | 10.90.5.1                 | 10.90.4.1
 #   +------------------------------------------------------------------------------------+
@@ -19,7 +19,9 @@
 # TLS req/s (wrk over HTTPS with Connection: close, so a full handshake per request, to a name the proxy
 # routes by its SNI and resolves through DNS: gatehouse's `server %[req.ssl_sni]:443 resolvers dns`
 # against HAProxy's do-resolve + set-dst; direct routing dials the server's address, without SNI),
-# bulk MiB/s (100 MiB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB:
+# L7 http req/s (wrk, 64 connections, to the proxy's own address :8080 in mode http: keep-alive on both
+# sides, option forwardfor, round robin over two server addresses 10.90.2.2 and .3 of the same nginx;
+# "-" for direct routing), bulk MiB/s (100 MiB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB:
 # IDLE_CONNS held open, growth of the proxy's VmRSS divided by their count; "-" for direct routing).
 #
 # Env: GATEHOUSE (binary; default target/release/gatehouse, built with cargo first), HAPROXY (haproxy),
@@ -91,6 +93,9 @@ NGINX_MASTER=
 fresh_topology() {
     gh_topology
     gh_dns_topology
+    # A second server address for the L7 run's two servers (the same nginx answers on both).
+    SRV4B=10.$GH_N.2.3
+    ip -n "$S" addr add "$SRV4B/24" dev "${GH_P}s0"
     printf '%s %s\n' "$SRV4" "$NAME" >"$GH_TMP/honest.hosts"
     printf '%s %s\n' "$FAKE" "$NAME" >"$GH_TMP/steer.hosts"
     # Long TTLs, so that DNS costs a proxy as little as its cache allows: gatehouse keeps an answer for
@@ -151,6 +156,17 @@ frontend tls
 backend by-name
     source 0.0.0.0 usesrc clientip
     server by-name 0.0.0.0:443
+# L7: http mode with keep-alive on both sides (HAProxy's default), X-Forwarded-For, two servers.
+frontend l7
+    mode http
+    bind 10.90.1.1:8080
+    option forwardfor
+    default_backend two
+backend two
+    mode http
+    balance roundrobin
+    server a 10.90.2.2:80
+    server b 10.90.2.3:80
 EOF
 
 # gatehouse: the embedded default (port 80 to the original destination) plus the same SNI job on 443.
@@ -179,6 +195,17 @@ backend by-name
     server sni %[req.ssl_sni]:443 resolvers dns
     allow-name .example.test
     allow-net 10.90.0.0/16
+# L7: http mode with keep-alive on both sides, X-Forwarded-For, two servers (the same as HAProxy's).
+frontend l7
+    mode http
+    bind 10.90.1.1:8080
+    option forwardfor
+    default_backend two
+backend two
+    mode http
+    balance roundrobin
+    server a 10.90.2.2:80
+    server b 10.90.2.3:80
 EOF
 GATEHOUSE_CFG=${BENCH_GATEHOUSE_CFG:-$GH_TMP/gatehouse.cfg}
 
@@ -299,6 +326,14 @@ measure() {  # measure NAME PID|-
     q0=$(dns_queries)
     URL=$url wrk_run "$name" tls "$pid" -H "Connection: close"
     [ "$pid" = - ] || NOTES+=("$name tls: $(($(dns_queries) - q0)) DNS queries from the gateway during the TLS run")
+    # L7 (http mode, keep-alive, forwardfor, round robin over two servers); no direct equivalent.
+    if [ "$pid" = - ]; then
+        R[$name,l7]=-
+    else
+        gh_x "$C" curl -sS --max-time 5 -o /dev/null "http://$GWC4:8080/" ||
+            gh_fail "$name: the L7 path does not work"
+        URL=http://$GWC4:8080/ wrk_run "$name" l7 "$pid"
+    fi
     bulk "$name"
     if [ "$pid" = - ]; then R[$name,rss]="-"; else idle_rss "$name" "$pid"; fi
 }
@@ -362,27 +397,27 @@ echo "order: $ORDER · ${SECS} s per wrk run (1 thread, 64 connections) · bulk:
 echo "threads: gatehouse ${THREADS[gatehouse]:-?}, haproxy ${THREADS[haproxy]:-?}"
 echo
 {
-    echo "path keep-alive_req/s new-conn_req/s tls-sni_req/s bulk_MiB/s idle_KiB/conn"
-    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,new]} ${R[$n,tls]} ${R[$n,bulk]} ${R[$n,rss]}"; done
+    echo "path keep-alive_req/s new-conn_req/s tls-sni_req/s l7-http_req/s bulk_MiB/s idle_KiB/conn"
+    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,new]} ${R[$n,tls]} ${R[$n,l7]} ${R[$n,bulk]} ${R[$n,rss]}"; done
 } | column -t
 if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
     awk -v a="${R[gatehouse,ka]}" -v b="${R[haproxy,ka]}" -v c="${R[gatehouse,new]}" -v d="${R[haproxy,new]}" \
         -v e="${R[gatehouse,bulk]}" -v f="${R[haproxy,bulk]}" -v g="${R[gatehouse,rss]}" -v h="${R[haproxy,rss]}" \
-        -v i="${R[gatehouse,tls]}" -v j="${R[haproxy,tls]}" \
-        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, e/f, (h == 0 ? 0 : g/h)}'
+        -v i="${R[gatehouse,tls]}" -v j="${R[haproxy,tls]}" -v k="${R[gatehouse,l7]}" -v l="${R[haproxy,l7]}" \
+        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, L7 http %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, k/l, e/f, (h == 0 ? 0 : g/h)}'
 fi
 echo
 echo "CPU during the wrk runs, % of one core (proxy / nginx):"
 for n in "${rows[@]}"; do
-    echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}, TLS ${PCPU[$n,tls]:--} / ${NCPU[$n,tls]}"
+    echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}, TLS ${PCPU[$n,tls]:--} / ${NCPU[$n,tls]}, L7 ${PCPU[$n,l7]:--} / ${NCPU[$n,l7]:--}"
 done
 if [ ${#NOTES[@]} -gt 0 ]; then
     echo "notes:"
     printf '  %s\n' "${NOTES[@]}"
 fi
 echo
-echo "| path | keep-alive req/s (64 conns) | new-connection req/s | TLS by SNI req/s (full handshake) | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| path | keep-alive req/s (64 conns) | new-connection req/s | TLS by SNI req/s (full handshake) | L7 http req/s (keep-alive, forwardfor, 2 servers) | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for n in "${rows[@]}"; do
-    echo "| $n | ${R[$n,ka]} | ${R[$n,new]} | ${R[$n,tls]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
+    echo "| $n | ${R[$n,ka]} | ${R[$n,new]} | ${R[$n,tls]} | ${R[$n,l7]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
 done

@@ -285,6 +285,7 @@ async fn setup<'rt>(
         peeked: 0,
         raw: &[],
         stick: (!rt.tables.is_empty()).then_some(&stick),
+        res: None,
     };
     let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
     keep_tracked(&stick, rec);
@@ -519,11 +520,11 @@ pub(crate) async fn connect_server<'rt>(
 /// `stick on|store-request`: remembers where this session's keys went.
 pub(crate) fn store_sticks(rt: &Runtime, be: usize, facts: &Facts<'_>, srv: usize) {
     let backend = &rt.cfg.backends[be];
-    for r in backend
-        .stick_rules
-        .iter()
-        .filter(|r| r.stores && r.cond.as_ref().is_none_or(|c| c.eval(&backend.acls, facts)))
-    {
+    for r in backend.stick_rules.iter().filter(|r| {
+        r.stores
+            && r.response == facts.res.is_some()
+            && r.cond.as_ref().is_none_or(|c| c.eval(&backend.acls, facts))
+    }) {
         let t = &rt.tables[r.table.1];
         if let Some(key) = r
             .key

@@ -617,3 +617,90 @@ async fn no_server_gives_503_with_its_errorfile() {
     assert_eq!((r.status, r.body.as_str()), (503, "sorry\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn stick_store_response_and_match_on_a_cookie() {
+    let (a, _) = origin_with("A", "Set-Cookie: JSESSIONID=from-a; Path=/\r\n").await;
+    let (b, _) = origin_with("B", "Set-Cookie: JSESSIONID=from-b; Path=/\r\n").await;
+    let (gw, _rt, _stop) = gateway(&format!(
+        "defaults\n    mode http\nfrontend f\n    bind 127.0.0.1:0\n    default_backend be\nbackend be\n    balance roundrobin\n    stick-table type string len 32 size 1k expire 1m\n    stick store-response res.cook(JSESSIONID)\n    stick match req.cook(JSESSIONID)\n    server a {a}\n    server b {b}\n"
+    ))
+    .await;
+    // Two fresh clients: one lands on each server, which sets its session cookie.
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    let first = roundtrip(&mut c, GET).await;
+    let (tag, cookie) = if first.body.starts_with('A') {
+        ("A", "from-a")
+    } else {
+        ("B", "from-b")
+    };
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    roundtrip(&mut c, GET).await;
+    // Every request carrying the cookie goes back to the server that set it.
+    for _ in 0..4 {
+        let mut c = TcpStream::connect(gw).await.unwrap();
+        let r = roundtrip(
+            &mut c,
+            &format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: JSESSIONID={cookie}\r\n\r\n"),
+        )
+        .await;
+        assert!(r.body.starts_with(tag), "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn review_fixes_host_lf_heads_h2c_reject_and_bad_chunks() {
+    let (a, ca) = origin("A").await;
+    let (gw, _rt, _stop) = gateway(&format!(
+        "defaults\n    mode http\nfrontend f\n    bind 127.0.0.1:0\n    option forwardfor\n    http-request reject if {{ path_beg /reject }}\n    default_backend be\nbackend be\n    server a {a}\n"
+    ))
+    .await;
+    // An absolute-form target names the host the server gets.
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    let r = roundtrip(
+        &mut c,
+        "GET http://public.test/p HTTP/1.1\r\nHost: admin.internal\r\n\r\n",
+    )
+    .await;
+    assert!(r.body.contains("Host: public.test\r\n"), "{}", r.body);
+    assert!(!r.body.contains("admin.internal"), "{}", r.body);
+    // A head with bare LF line ends: our header is a line of its own.
+    let r = roundtrip(&mut c, "GET / HTTP/1.1\nHost: x\nX-Pad: a\n\n").await;
+    assert!(
+        r.body.contains("X-Pad: a\nX-Forwarded-For: 127.0.0.1\r\n"),
+        "{}",
+        r.body
+    );
+    // h2c upgrades are not passed on.
+    let r = roundtrip(
+        &mut c,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAA\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.body.to_ascii_lowercase().contains("upgrade"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("HTTP2-Settings"), "{}", r.body);
+    // reject: closed without an answer.
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    c.write_all(b"GET /reject HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), c.read_to_end(&mut got)).await;
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    // A chunked body whose trailer starts with a bare LF (a request smuggled behind it for a
+    // lenient server) never reaches the server whole.
+    let before = ca.requests.load(Relaxed);
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    c.write_all(
+        b"POST /ok HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(closed(&mut c).await);
+    assert_eq!(ca.requests.load(Relaxed), before);
+}

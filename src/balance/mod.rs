@@ -173,6 +173,7 @@ pub(crate) mod testing {
             peeked: 0,
             raw: &[],
             stick: None,
+            res: None,
         }
     }
 

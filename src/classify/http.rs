@@ -103,7 +103,7 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Request, HttpError> {
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value)
             .map_err(|_| HttpError::Malformed(format!("header {} is not text", h.name)))?
-            .trim();
+            .trim_matches([' ', '\t']);
         if h.name.eq_ignore_ascii_case("host") {
             match host_header {
                 Some(prev) if !prev.eq_ignore_ascii_case(value) => {
@@ -132,7 +132,7 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Request, HttpError> {
 }
 
 /// An absolute-form target's authority, and the path without the query.
-fn split_target(target: &str) -> (Option<&str>, &str) {
+pub(crate) fn split_target(target: &str) -> (Option<&str>, &str) {
     let lower = target
         .get(..8)
         .map(str::to_ascii_lowercase)

@@ -220,6 +220,8 @@ pub struct StickRule {
     pub matches: bool,
     /// Remember the server the session went to.
     pub stores: bool,
+    /// `store-response`: stored from the response (its key reads `res.*` fetches).
+    pub response: bool,
     pub key: Template,
     pub table: (Option<String>, usize),
     pub cond: Option<Cond>,
@@ -687,6 +689,8 @@ pub enum HttpAction {
     Deny {
         status: u16,
     },
+    /// `http-request reject`: closes without answering.
+    Reject,
     Redirect(Redirect),
     /// Replaces every header of that name with one line (`http-request set-header`).
     SetHeader(String, Template),

@@ -344,7 +344,11 @@ fn errors_name_file_line_and_fix() {
             1,
             "names no section with a stick-table",
         ),
-        ("backend b\n    stick store-response src\n", 2, "issue #4"),
+        (
+            "backend b\n    stick store-response res.cook\n",
+            2,
+            "needs a name",
+        ),
         (
             "frontend f\n    bind :80\n    use_backend %[req.ssl_sni,map_dom(/nonexistent.map)]\n",
             3,

@@ -38,7 +38,7 @@ fn values<'a>(
         .iter()
         .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
         .flat_map(|(_, v)| v.split(','))
-        .map(str::trim)
+        .map(|v| v.trim_matches([' ', '\t']))
         .filter(|v| !v.is_empty())
 }
 
@@ -67,6 +67,22 @@ fn last_coding(headers: &[(String, String)]) -> Option<String> {
 /// A request's body framing.
 pub fn request_body(headers: &[(String, String)]) -> Result<BodyLen, FramingError> {
     let cl = content_length(headers)?;
+    let has_te = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
+    if has_te && cl.is_some() {
+        return Err(FramingError::Ambiguous);
+    }
+    let codings: Vec<&str> = values(headers, "transfer-encoding").collect();
+    if codings.iter().any(|c| !c.bytes().all(is_tchar))
+        || codings
+            .iter()
+            .filter(|c| c.eq_ignore_ascii_case("chunked"))
+            .count()
+            > 1
+    {
+        return Err(FramingError::BadCoding);
+    }
     match (last_coding(headers), cl) {
         (Some(_), Some(_)) => Err(FramingError::Ambiguous),
         (Some(c), None) if c == "chunked" => Ok(BodyLen::Chunked),
@@ -136,6 +152,15 @@ enum State {
     Done,
 }
 
+/// A control character other than horizontal tab (CR is handled before this is asked).
+fn is_ctl(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// Longest size or trailer line accepted.
 const MAX_LINE: usize = 4096;
 
@@ -172,6 +197,11 @@ impl Chunked {
                     }
                     if b == b'\r' {
                         self.state = State::SizeLf;
+                    } else if is_ctl(b) {
+                        // A bare LF here would end the line for a lenient server but not for us.
+                        return Err(FramingError::BadChunk(
+                            "control character in a chunk extension",
+                        ));
                     }
                 }
                 State::SizeLf => {
@@ -212,9 +242,13 @@ impl Chunked {
                 State::TrailerStart => {
                     if b == b'\r' {
                         self.state = State::EndLf;
-                    } else {
+                    } else if is_tchar(b) {
                         self.line = 1;
                         self.state = State::Trailer;
+                    } else {
+                        return Err(FramingError::BadChunk(
+                            "a trailer line must start with a name",
+                        ));
                     }
                 }
                 State::Trailer => {
@@ -224,6 +258,8 @@ impl Chunked {
                     }
                     if b == b'\r' {
                         self.state = State::TrailerLf;
+                    } else if is_ctl(b) {
+                        return Err(FramingError::BadChunk("control character in a trailer"));
                     }
                 }
                 State::TrailerLf => {

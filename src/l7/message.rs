@@ -43,7 +43,9 @@ pub fn parse_response(buf: &[u8]) -> Result<Response, ResponseError> {
     };
     let mut list = Vec::with_capacity(res.headers.len());
     for h in res.headers.iter() {
-        let v = String::from_utf8_lossy(h.value).trim().to_string();
+        let v = String::from_utf8_lossy(h.value)
+            .trim_matches([' ', '\t'])
+            .to_string();
         list.push((h.name.to_string(), v));
     }
     Ok(Response {

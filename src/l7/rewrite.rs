@@ -3,7 +3,14 @@
 
 /// `head` (a complete head, ending with CRLF CRLF) with `name: value` added as its last header.
 pub fn add_header(head: &[u8], name: &str, value: &str) -> Vec<u8> {
-    let end = head.len().saturating_sub(2);
+    // Before the final empty line, which is CRLF or (as httparse also accepts) a bare LF.
+    let end = if head.ends_with(b"\n\r\n") {
+        head.len() - 2
+    } else if head.ends_with(b"\n\n") {
+        head.len() - 1
+    } else {
+        head.len()
+    };
     let mut out = Vec::with_capacity(head.len() + name.len() + value.len() + 4);
     out.extend_from_slice(&head[..end]);
     out.extend_from_slice(name.as_bytes());
@@ -62,6 +69,11 @@ mod tests {
         assert_eq!(
             added,
             b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nX-Weird:  spaced  \r\nX-Forwarded-For: 10.0.0.2\r\n\r\n"
+        );
+        // A head with bare LF line ends keeps its last header whole.
+        assert_eq!(
+            add_header(b"GET / HTTP/1.1\nHost: x\n\n", "A", "1"),
+            b"GET / HTTP/1.1\nHost: x\nA: 1\r\n\r\n"
         );
         let removed = remove_header(HEAD, "connection");
         assert_eq!(

@@ -8,7 +8,7 @@
 //! response rules and cookie → one httplog line. Bytes we do not edit pass as they came.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpStream;
@@ -73,6 +73,13 @@ impl Buf {
             self.pos = 0;
         }
     }
+    /// Gives the memory back while nothing is buffered (an idle keep-alive connection holds none).
+    fn release(&mut self) {
+        if self.is_empty() {
+            self.data = Vec::new();
+            self.pos = 0;
+        }
+    }
     /// Reads what the socket has (waiting for it); `Ok(0)` at its end.
     async fn fill(&mut self, s: &TcpStream) -> std::io::Result<usize> {
         if self.pos > 0 {
@@ -81,18 +88,11 @@ impl Buf {
         }
         loop {
             s.readable().await?;
-            let have = self.data.len();
-            self.data.resize(have + READ, 0);
-            match s.try_read(&mut self.data[have..]) {
-                Ok(n) => {
-                    self.data.truncate(have + n);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.data.truncate(have),
-                Err(e) => {
-                    self.data.truncate(have);
-                    return Err(e);
-                }
+            self.data.reserve(READ);
+            match s.try_read_buf(&mut self.data) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
             }
         }
     }
@@ -125,6 +125,10 @@ struct Idle {
     buf: Buf,
 }
 
+/// How long, and how many bytes, a closing client connection is drained (see `Conn::linger`).
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 * 1024;
+
 /// Idle server connections one client connection keeps at most.
 const MAX_IDLE: usize = 4;
 
@@ -141,6 +145,8 @@ enum Fail {
     Timeout(Side),
     /// A body whose framing broke (bad chunk): the side that sent it.
     Framing(Side),
+    /// The server's response head is not valid HTTP (HAProxy's `PH`).
+    Invalid,
 }
 
 impl Fail {
@@ -150,6 +156,7 @@ impl Fail {
             Fail::Abort(Side::Server) | Fail::Framing(Side::Server) => Cause::ServerAbort,
             Fail::Timeout(Side::Client) => Cause::ClientTimeout,
             Fail::Timeout(Side::Server) => Cause::ServerTimeout,
+            Fail::Invalid => Cause::Proxy,
         }
     }
 }
@@ -232,21 +239,24 @@ struct Conn<'rt> {
 /// How a request rule ends a request.
 enum Stop {
     Deny(u16),
+    Reject,
     Reply(Vec<u8>),
 }
 
 /// What the connection does after a request.
-enum Next {
+enum Next<'rt> {
     Again,
     Close,
     /// The protocol changed (101): the rest is a tunnel.
-    Tunnel(Box<Tunnel>),
+    Tunnel(Box<Tunnel<'rt>>),
 }
 
-struct Tunnel {
+struct Tunnel<'rt> {
     server: TcpStream,
     sbuf: Buf,
     timeouts: Timeouts,
+    /// The server's slot (maxconn, leastconn) stays taken while the tunnel lasts.
+    _slot: Option<Presence<'rt>>,
 }
 
 /// Runs one `mode http` client connection to its end.
@@ -259,6 +269,9 @@ pub async fn run(
     listen_port: u16,
 ) {
     let fe = &rt.cfg.frontends[fe_idx];
+    // An IPv4 client on a dual-stack socket is seen as ::ffff:a.b.c.d; rules, tables, logs and
+    // X-Forwarded-For want a.b.c.d.
+    let (peer, local) = (crate::addr::canonical(peer), crate::addr::canonical(local));
     let mut conn = Conn {
         rt,
         fe_idx,
@@ -297,6 +310,7 @@ pub async fn run(
             }
         }
     }
+    conn.linger().await;
     // The entries this connection tracked stop counting it; its bytes count.
     if let Some(stick) = &conn.stick {
         let tracked: Tracked = stick
@@ -325,6 +339,7 @@ impl<'rt> Conn<'rt> {
             peeked: raw.len(),
             raw,
             stick: self.stick.as_ref(),
+            res: None,
         }
     }
 
@@ -356,7 +371,7 @@ impl<'rt> Conn<'rt> {
     }
 
     /// Sends a response we made and ends the request (and the connection).
-    async fn answer(&self, live: &mut Live<'_>, bytes: &[u8], end: Termination) -> Next {
+    async fn answer(&self, live: &mut Live<'_>, bytes: &[u8], end: Termination) -> Next<'rt> {
         let _ = within(Some(Duration::from_secs(5)), write_all(&self.client, bytes)).await;
         live.rec.traffic.bytes_out += bytes.len() as u64;
         let h = live.rec.http.as_mut().expect("http record");
@@ -371,7 +386,7 @@ impl<'rt> Conn<'rt> {
         status: u16,
         be: Option<&Backend>,
         end: Termination,
-    ) -> Next {
+    ) -> Next<'rt> {
         let fe = &self.rt.cfg.frontends[self.fe_idx];
         let mut settings: Vec<&HttpSettings> = Vec::with_capacity(2);
         if let Some(b) = be {
@@ -383,7 +398,7 @@ impl<'rt> Conn<'rt> {
     }
 
     /// One request and its response.
-    async fn exchange(&mut self) -> Next {
+    async fn exchange(&mut self) -> Next<'rt> {
         let rt = self.rt;
         let fe = &rt.cfg.frontends[self.fe_idx];
         let first = self.served == 0;
@@ -398,6 +413,7 @@ impl<'rt> Conn<'rt> {
                 .or(fe.timeout_client)
         };
         if self.cbuf.is_empty() {
+            self.cbuf.release();
             match within(wait, self.cbuf.fill(&self.client)).await {
                 Some(Ok(n)) if n > 0 => {}
                 res => {
@@ -432,8 +448,21 @@ impl<'rt> Conn<'rt> {
         // The head, within `timeout http-request` of its first byte.
         let head_limit = fe.http.timeout_request.or(fe.timeout_client);
         let deadline = head_limit.map(|d| started + d);
+        // Bytes already seen without a line end: a head trickled byte by byte is parsed once per
+        // line, not once per byte.
+        let mut seen_len = 0usize;
         let req = loop {
-            match req_parse::parse(self.cbuf.avail(), req_parse::DEFAULT_MAX_HEAD) {
+            let avail = self.cbuf.avail();
+            let parse = avail[seen_len.min(avail.len())..].contains(&b'\n')
+                || avail.len() >= req_parse::DEFAULT_MAX_HEAD
+                || seen_len == 0;
+            seen_len = avail.len();
+            let parsed = if parse {
+                req_parse::parse(avail, req_parse::DEFAULT_MAX_HEAD)
+            } else {
+                Err(HttpError::Incomplete)
+            };
+            match parsed {
                 Ok(r) => break r,
                 Err(HttpError::Incomplete) => {}
                 Err(e) => {
@@ -534,6 +563,10 @@ impl<'rt> Conn<'rt> {
                     self.rt.policy.rejected.fetch_add(1, Relaxed);
                     return Err(Stop::Deny(*status));
                 }
+                HttpAction::Reject => {
+                    self.rt.policy.rejected.fetch_add(1, Relaxed);
+                    return Err(Stop::Reject);
+                }
                 HttpAction::Redirect(r) => {
                     let rendered = r.to.render(&facts).unwrap_or_default();
                     let loc = reply::location(r, &rendered, &req.target, req.host.as_deref());
@@ -568,7 +601,12 @@ impl<'rt> Conn<'rt> {
     }
 
     /// From a parsed request head to the end of its response.
-    async fn serve(&mut self, live: &mut Live<'rt>, mut req: Request, head: &mut Vec<u8>) -> Next {
+    async fn serve(
+        &mut self,
+        live: &mut Live<'rt>,
+        mut req: Request,
+        head: &mut Vec<u8>,
+    ) -> Next<'rt> {
         let rt = self.rt;
         let fe = &rt.cfg.frontends[self.fe_idx];
         live.rec.termination = Termination::new(Cause::Killed, Stage::Request);
@@ -656,57 +694,7 @@ impl<'rt> Conn<'rt> {
         live.rec.http.as_mut().expect("http record").t_queue =
             Some(queued_at.elapsed().as_millis() as u64);
 
-        // A server connection: this client's idle one to that server, else a new one.
-        let mut in_server: Option<Presence<'rt>> = None;
-        let reused = self
-            .idle
-            .iter()
-            .position(|i| i.backend == be_idx && i.server == srv)
-            .map(|p| self.idle.remove(p))
-            .filter(|i| still_open(&i.stream));
-        let (server, mut sbuf, was_reused) = match reused {
-            Some(i) => {
-                live.rec.server = Some(srv);
-                in_server = Some(rt.enter_server(be_idx, srv));
-                live.rec.connect_ms = Some(0);
-                (i.stream, i.buf, true)
-            }
-            None => {
-                let facts = self.facts(Some(&req), head);
-                match session::connect_server(
-                    rt,
-                    fe,
-                    be_idx,
-                    srv,
-                    &facts,
-                    &mut live.rec,
-                    &mut in_server,
-                    self.listen_port,
-                )
-                .await
-                {
-                    Ok((s, _)) => {
-                        let _ = s.set_nodelay(true);
-                        (s, Buf::default(), false)
-                    }
-                    Err(Failure { end, refusal }) => {
-                        let status = match refusal {
-                            Some(Refusal::Policy(_) | Refusal::GuardName { .. })
-                            | Some(Refusal::GuardAddr { .. }) => 403,
-                            _ => 503,
-                        };
-                        return self.error(live, status, Some(be), end).await;
-                    }
-                }
-            }
-        };
-        let srv = live.rec.server.unwrap_or(srv);
-        {
-            let facts = self.facts(Some(&req), head);
-            session::store_sticks(rt, be_idx, &facts, srv);
-        }
-
-        // The head the server gets.
+        // The head the server gets (kept: a retry on a fresh connection sends it again).
         let mode = fe
             .http
             .conn_mode
@@ -717,8 +705,34 @@ impl<'rt> Conn<'rt> {
         } else {
             message::has_token(&req.headers, "connection", "keep-alive")
         };
-        let upgrade = message::has_token(&req.headers, "connection", "upgrade");
+        // h2c upgrades are not followed: HTTP/2 inside the tunnel would pass every rule by.
+        let h2c = req
+            .header("upgrade")
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("h2c"));
+        let upgrade = !h2c
+            && req.minor >= 1
+            && message::has_token(&req.headers, "connection", "upgrade")
+            && req.header("upgrade").next().is_some();
         let mut out = std::mem::take(head);
+        // An absolute-form target names the host: the server gets it as Host (RFC 9112 §3.2.2),
+        // so that it serves the host the rules saw.
+        if let (Some(authority), _) = req_parse::split_target(&req.target) {
+            out = message::set_header(&out, "Host", authority);
+        }
+        if h2c {
+            out = rewrite::remove_header(&out, "upgrade");
+            out = rewrite::remove_header(&out, "http2-settings");
+            out = message::set_header(
+                &out,
+                "Connection",
+                if client_wants_keep {
+                    "keep-alive"
+                } else {
+                    "close"
+                },
+            );
+        }
         if let Some(c) = &be.http.cookie
             && (c.indirect || c.mode == CookieMode::Prefix)
             && let Some(kept) = cookie::strip_request_cookie(&req.headers, c)
@@ -730,146 +744,236 @@ impl<'rt> Conn<'rt> {
         }
         if let Some(ff) = be.http.forwardfor.as_ref().or(fe.http.forwardfor.as_ref()) {
             let name = ff.header.as_deref().unwrap_or("X-Forwarded-For");
-            if !(ff.if_none && req.header(name).next().is_some()) {
-                out =
-                    rewrite::forwarded_for(&out, self.peer.ip(), &ff.except, ff.header.as_deref());
+            // Either section's `except` keeps the header off, as in HAProxy.
+            let excepted = [&be.http.forwardfor, &fe.http.forwardfor]
+                .into_iter()
+                .flatten()
+                .any(|f| f.except.iter().any(|n| n.contains(&self.peer.ip())));
+            let client_sent_one = ff.if_none && req.header(name).next().is_some();
+            if !(excepted || client_sent_one) {
+                out = rewrite::forwarded_for(&out, self.peer.ip(), &[], ff.header.as_deref());
             }
         }
         let server_close = mode >= HttpConnMode::ServerClose && !upgrade;
         if server_close {
             out = message::set_header(&out, "Connection", "close");
         }
-
-        // Send the head, then the body and the response at once.
-        live.rec.termination = Termination::new(Cause::Killed, Stage::Data);
+        // A connection to a name computed per request is not kept: the next request may name
+        // another host, which must pass the guard and be resolved again.
+        let poolable = !matches!(
+            be.servers[srv].target,
+            crate::config::model::ServerTarget::Dynamic { .. }
+        );
         let to_server = be.timeout_server;
         let to_client = fe.timeout_client;
-        let sent_at = Instant::now();
-        if !matches!(
-            within(to_server, write_all(&server, &out)).await,
-            Some(Ok(()))
-        ) {
-            // A reused connection the server had just closed: HAProxy retries those; we tell
-            // the client to retry on a fresh connection (503) only if this was a new connection.
-            let end = Termination::new(Cause::ServerAbort, Stage::Connect);
-            let _ = was_reused;
-            return self.error(live, 503, Some(be), end).await;
-        }
-        let mut up_bytes = 0u64;
-        let mut down_bytes = 0u64;
         let fe_rules: &[HttpRule] = if same_section(fe, be) {
             &[]
         } else {
             &fe.http.response_rules
         };
-        // The client's buffer moves out while `exchange` reads the connection.
-        let mut cbuf = std::mem::take(&mut self.cbuf);
-        let exchange = Exchange {
-            conn: self,
-            be,
-            srv,
-            req: &req,
-            seen,
-            first_seen,
-            client_keep: mode < HttpConnMode::Close && client_wants_keep,
-            fe_rules,
-        };
-        let (up_res, down_res) = {
-            let client = &self.client;
-            let upload = relay_body(
-                body,
-                &mut cbuf,
-                client,
-                Side::Client,
-                &server,
-                to_client,
-                to_server,
-                &mut up_bytes,
-            );
-            let download = exchange.response(&server, &mut sbuf, sent_at, &mut down_bytes);
-            tokio::pin!(upload, download);
-            let mut up_res: Option<Result<(), Fail>> = None;
-            let down_res = loop {
-                tokio::select! {
-                    r = &mut upload, if up_res.is_none() => {
-                        if let Err(f) = r
-                            && f.cause() != Cause::ServerAbort
-                        {
-                            // The client went away (or stalled) while sending: nothing more to do.
-                            break Err(Early::Fail(f, Stage::Data, None));
+
+        let mut in_server: Option<Presence<'rt>> = None;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // A server connection: this client's idle one to that server (first attempt only),
+            // else a new one.
+            let reused = if attempt == 1 {
+                self.idle
+                    .iter()
+                    .position(|i| i.backend == be_idx && i.server == srv)
+                    .map(|p| self.idle.remove(p))
+                    .filter(|i| i.buf.is_empty() && still_open(&i.stream))
+            } else {
+                None
+            };
+            let (server, mut sbuf, was_reused) = match reused {
+                Some(i) => {
+                    live.rec.server = Some(srv);
+                    in_server = Some(rt.enter_server(be_idx, srv));
+                    live.rec.connect_ms = Some(0);
+                    (i.stream, i.buf, true)
+                }
+                None => {
+                    let facts = self.facts(Some(&req), &out);
+                    match session::connect_server(
+                        rt,
+                        fe,
+                        be_idx,
+                        srv,
+                        &facts,
+                        &mut live.rec,
+                        &mut in_server,
+                        self.listen_port,
+                    )
+                    .await
+                    {
+                        Ok((s, _)) => {
+                            let _ = s.set_nodelay(true);
+                            (s, Buf::default(), false)
                         }
-                        up_res = Some(r);
+                        Err(Failure { end, refusal }) => {
+                            let status = match refusal {
+                                Some(Refusal::Policy(_) | Refusal::GuardName { .. })
+                                | Some(Refusal::GuardAddr { .. }) => 403,
+                                _ => 503,
+                            };
+                            return self.error(live, status, Some(be), end).await;
+                        }
                     }
-                    r = &mut download => break r,
                 }
             };
-            (up_res, down_res)
-        };
-        self.cbuf = cbuf;
-        live.rec.traffic.bytes_in += up_bytes;
-        live.rec.traffic.bytes_out += down_bytes;
-        let h = live.rec.http.as_mut().expect("http record");
-        match down_res {
-            Ok(done) => {
-                h.status = Some(done.status);
-                h.t_response = Some(done.t_response);
-                h.cookie = done.cookie;
-                live.rec.termination = Termination::NORMAL;
-                drop(in_server);
-                if done.status == 101 {
-                    let timeouts = match be.timeout_tunnel {
-                        Some(t) => Timeouts::Tunnel(t),
-                        None => Timeouts::Sides {
-                            client: to_client,
-                            server: to_server,
-                        },
-                    };
-                    return Next::Tunnel(Box::new(Tunnel {
-                        server,
-                        sbuf,
-                        timeouts,
-                    }));
+            let srv = live.rec.server.unwrap_or(srv);
+            if attempt == 1 {
+                let facts = self.facts(Some(&req), &out);
+                session::store_sticks(rt, be_idx, &facts, srv);
+            }
+
+            // Send the head, then the body and the response at once.
+            live.rec.termination = Termination::new(Cause::Killed, Stage::Data);
+            let sent_at = Instant::now();
+            if !matches!(
+                within(to_server, write_all(&server, &out)).await,
+                Some(Ok(()))
+            ) {
+                if was_reused {
+                    // The server had closed its idle connection: a fresh one.
+                    continue;
                 }
-                let body_sent = up_res.is_some_and(|r| r.is_ok()) || body == BodyLen::None;
-                if done.server_keep && body_sent && !server_close {
-                    self.idle.push(Idle {
-                        backend: be_idx,
-                        server: srv,
-                        stream: server,
-                        buf: sbuf,
-                    });
-                    if self.idle.len() > MAX_IDLE {
-                        self.idle.remove(0);
+                let end = Termination::new(Cause::ServerAbort, Stage::Connect);
+                return self.error(live, 503, Some(be), end).await;
+            }
+            let mut up_bytes = 0u64;
+            let mut down_bytes = 0u64;
+            let uploading = AtomicBool::new(body != BodyLen::None);
+            // The client's buffer moves out while `exchange` reads the connection.
+            let mut cbuf = std::mem::take(&mut self.cbuf);
+            let exchange = Exchange {
+                conn: self,
+                be_idx,
+                be,
+                srv,
+                req: &req,
+                seen,
+                first_seen,
+                client_keep: mode < HttpConnMode::Close && client_wants_keep,
+                upgrade,
+                may_retry: was_reused && body == BodyLen::None,
+                uploading: &uploading,
+                fe_rules,
+            };
+            let (up_res, down_res) = {
+                let client = &self.client;
+                let upload = async {
+                    let r = relay_body(
+                        body,
+                        &mut cbuf,
+                        client,
+                        Side::Client,
+                        &server,
+                        to_client,
+                        to_server,
+                        &mut up_bytes,
+                    )
+                    .await;
+                    uploading.store(false, Relaxed);
+                    r
+                };
+                let download = exchange.response(&server, &mut sbuf, sent_at, &mut down_bytes);
+                tokio::pin!(upload, download);
+                let mut up_res: Option<Result<(), Fail>> = None;
+                let down_res = loop {
+                    tokio::select! {
+                        r = &mut upload, if up_res.is_none() => {
+                            if let Err(f) = r
+                                && f.cause() != Cause::ServerAbort
+                            {
+                                // The client went away (or stalled) while sending.
+                                break Err(Early::Fail(f, Stage::Data, None));
+                            }
+                            up_res = Some(r);
+                        }
+                        r = &mut download => break r,
+                    }
+                };
+                (up_res, down_res)
+            };
+            self.cbuf = cbuf;
+            live.rec.traffic.bytes_in += up_bytes;
+            live.rec.traffic.bytes_out += down_bytes;
+            let h = live.rec.http.as_mut().expect("http record");
+            return match down_res {
+                Err(Early::Retry) => continue,
+                Ok(done) => {
+                    h.status = Some(done.status);
+                    h.t_response = Some(done.t_response);
+                    h.cookie = done.cookie;
+                    live.rec.termination = Termination::NORMAL;
+                    if done.status == 101 {
+                        let timeouts = match be.timeout_tunnel {
+                            Some(t) => Timeouts::Tunnel(t),
+                            None => Timeouts::Sides {
+                                client: to_client,
+                                server: to_server,
+                            },
+                        };
+                        return Next::Tunnel(Box::new(Tunnel {
+                            server,
+                            sbuf,
+                            timeouts,
+                            _slot: in_server,
+                        }));
+                    }
+                    drop(in_server);
+                    let body_sent = up_res.is_some_and(|r| r.is_ok()) || body == BodyLen::None;
+                    if done.server_keep && body_sent && !server_close && poolable && sbuf.is_empty()
+                    {
+                        self.idle.push(Idle {
+                            backend: be_idx,
+                            server: srv,
+                            stream: server,
+                            buf: sbuf,
+                        });
+                        if let Some(last) = self.idle.last_mut() {
+                            last.buf.release();
+                        }
+                        if self.idle.len() > MAX_IDLE {
+                            self.idle.remove(0);
+                        }
+                    }
+                    if done.client_keep && body_sent {
+                        Next::Again
+                    } else {
+                        Next::Close
                     }
                 }
-                if done.client_keep && body_sent {
-                    Next::Again
-                } else {
+                Err(Early::Fail(f, stage, status)) => {
+                    if let Some(s) = status {
+                        h.status = Some(s);
+                    }
+                    let end = Termination::new(f.cause(), stage);
+                    live.rec.termination = end;
+                    if let (Some(status), Stage::Headers) = (status, stage) {
+                        // Nothing reached the client yet: it gets an error page.
+                        h.status = None;
+                        return self.error(live, status, Some(be), end).await;
+                    }
                     Next::Close
                 }
-            }
-            Err(Early::Fail(f, stage, status)) => {
-                if let Some(s) = status {
-                    h.status = Some(s);
-                }
-                let end = Termination::new(f.cause(), stage);
-                live.rec.termination = end;
-                if let (Some(status), Stage::Headers) = (status, stage) {
-                    // Nothing reached the client yet: it gets an error page.
-                    h.status = None;
-                    return self.error(live, status, Some(be), end).await;
-                }
-                Next::Close
-            }
+            };
         }
     }
 
     /// A request rule ended the request: a deny (`PR`) or a redirect (`LR`).
-    async fn refused(&self, live: &mut Live<'_>, stop: Stop, be: Option<&Backend>) -> Next {
+    async fn refused(&self, live: &mut Live<'_>, stop: Stop, be: Option<&Backend>) -> Next<'rt> {
         match stop {
             Stop::Deny(status) => {
                 let end = Termination::new(Cause::Proxy, Stage::Request);
                 self.error(live, status, be, end).await
+            }
+            Stop::Reject => {
+                live.rec.termination = Termination::new(Cause::Proxy, Stage::Request);
+                Next::Close
             }
             Stop::Reply(msg) => {
                 let end = Termination::new(Cause::Local, Stage::Request);
@@ -880,7 +984,12 @@ impl<'rt> Conn<'rt> {
 
     /// The stats URI: answered here (401 without valid credentials). The page itself comes with
     /// the operations issue; this one lists the backends and servers with their state.
-    async fn stats(&self, live: &mut Live<'_>, http: &HttpSettings, req: &Request) -> Option<Next> {
+    async fn stats(
+        &self,
+        live: &mut Live<'_>,
+        http: &HttpSettings,
+        req: &Request,
+    ) -> Option<Next<'rt>> {
         let st = http.stats.as_ref()?;
         if !req.target.starts_with(&st.uri) {
             return None;
@@ -896,12 +1005,32 @@ impl<'rt> Conn<'rt> {
         Some(self.answer(live, &page, end).await)
     }
 
+    /// Closes the client side gently: our response may be followed by request bytes we never
+    /// read (a denied upload, pipelined requests); closing over them would reset the connection and
+    /// the client could lose the response. So: FIN, then read and drop for a moment.
+    async fn linger(&mut self) {
+        let _ = socket2::SockRef::from(&self.client).shutdown(std::net::Shutdown::Write);
+        let mut dropped = 0usize;
+        let deadline = Instant::now() + LINGER;
+        let mut scratch = Buf::default();
+        while dropped < LINGER_BYTES {
+            match tokio::time::timeout_at(deadline, scratch.fill(&self.client)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    dropped += n;
+                    scratch.consume(n);
+                }
+                _ => return,
+            }
+        }
+    }
+
     /// After a 101: both ways as a tunnel.
-    async fn tunnel(&mut self, t: Tunnel) {
+    async fn tunnel(&mut self, t: Tunnel<'rt>) {
         let Tunnel {
             server,
             sbuf,
             timeouts,
+            _slot,
         } = t;
         if !sbuf.is_empty() && write_all(&self.client, sbuf.avail()).await.is_err() {
             return;
@@ -934,17 +1063,26 @@ struct Done {
 /// How a response failed: the failure, the stage, and the status to send if nothing was sent yet.
 enum Early {
     Fail(Fail, Stage, Option<u16>),
+    /// A reused connection closed before answering: the request goes again on a new one.
+    Retry,
 }
 
 /// The response half of one request.
 struct Exchange<'c, 'rt> {
     conn: &'c Conn<'rt>,
+    be_idx: usize,
     be: &'c Backend,
     srv: usize,
     req: &'c Request,
     seen: Seen,
     first_seen: Option<u64>,
     client_keep: bool,
+    /// The request asked to switch protocols (a 101 is only accepted then).
+    upgrade: bool,
+    /// A reused connection and a request without body: a close before any answer is retried.
+    may_retry: bool,
+    /// The request body is still moving (the wait for the response head does not time out).
+    uploading: &'c AtomicBool,
     fe_rules: &'c [HttpRule],
 }
 
@@ -966,6 +1104,7 @@ impl Exchange<'_, '_> {
             };
             Early::Fail(f, Stage::Headers, Some(status))
         };
+        let mut interim = false;
         // Read heads until a final one; interim (1xx) heads go to the client as they are.
         let (res, head) = loop {
             let res = loop {
@@ -974,12 +1113,17 @@ impl Exchange<'_, '_> {
                     Err(ResponseError::Incomplete) => {}
                     Err(e) => {
                         tracing::debug!(server = self.srv, "bad response: {e}");
-                        return Err(head_fail(Fail::Framing(Side::Server)));
+                        return Err(head_fail(Fail::Invalid));
                     }
                 }
                 match within(to_server, sbuf.fill(server)).await {
+                    // `timeout server` counts once the request is sent, not while it uploads.
+                    None if self.uploading.load(Relaxed) => {}
                     None => return Err(head_fail(Fail::Timeout(Side::Server))),
                     Some(Ok(n)) if n > 0 => {}
+                    Some(_) if self.may_retry && !interim && sbuf.is_empty() => {
+                        return Err(Early::Retry);
+                    }
                     Some(_) => return Err(head_fail(Fail::Abort(Side::Server))),
                 }
             };
@@ -993,15 +1137,34 @@ impl Exchange<'_, '_> {
                     return Err(Early::Fail(Fail::Abort(Side::Client), Stage::Data, None));
                 }
                 *moved += head.len() as u64;
+                interim = true;
                 continue;
+            }
+            if res.status == 101 && !self.upgrade {
+                tracing::debug!(
+                    server = self.srv,
+                    "101 to a request that asked for no upgrade"
+                );
+                return Err(head_fail(Fail::Invalid));
             }
             break (res, head);
         };
         let t_response = sent_at.elapsed().as_millis() as u64;
         let body = framing::response_body(res.status, &self.req.method, &res.headers)
-            .map_err(|_| head_fail(Fail::Framing(Side::Server)))?;
-        let (head, cookie) = self.edit_response(head, &res);
+            .map_err(|_| head_fail(Fail::Invalid))?;
+        let (mut head, cookie) = self.edit_response(head, &res);
+        // Chunked with a Content-Length too: the length goes (RFC 9112 §6.3), so nobody after us
+        // reads the body differently, and the server connection is not trusted again.
+        let both = body == BodyLen::Chunked
+            && res
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+        if both {
+            head = rewrite::remove_header(&head, "content-length");
+        }
         let server_keep = res.minor >= 1
+            && !both
             && !message::has_token(&res.headers, "connection", "close")
             && body != BodyLen::UntilClose;
         let client_keep = self.client_keep && body != BodyLen::UntilClose && res.status != 101;
@@ -1051,7 +1214,12 @@ impl Exchange<'_, '_> {
     /// The response head with the http-response rules and the persistence cookie applied.
     fn edit_response(&self, mut head: Vec<u8>, res: &Response) -> (Vec<u8>, [char; 2]) {
         let conn = self.conn;
-        let facts = conn.facts(Some(self.req), &[]);
+        let mut facts = conn.facts(Some(self.req), &[]);
+        facts.res = Some(&res.headers);
+        // `stick store-response`: keys the response gives (res.cook, res.hdr).
+        if self.be.stick_rules.iter().any(|r| r.response) {
+            session::store_sticks(conn.rt, self.be_idx, &facts, self.srv);
+        }
         for (rules, acls) in [
             (&self.be.http.response_rules[..], &self.be.acls[..]),
             (self.fe_rules, &conn.rt.cfg.frontends[conn.fe_idx].acls[..]),
@@ -1101,7 +1269,7 @@ impl Exchange<'_, '_> {
                             &cookie::set_cookie(c, value, self.first_seen),
                         );
                         if c.nocache {
-                            head = message::set_header(&head, "Cache-Control", "private");
+                            head = rewrite::add_header(&head, "Cache-Control", "private");
                         }
                         if has_right_one { 'U' } else { 'I' }
                     } else if server_sets {

@@ -318,6 +318,7 @@ mod tests {
             peeked: 100,
             raw: &[],
             stick: None,
+            res: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Facts<'a> {
     pub raw: &'a [u8],
     /// Stick tables and what this session tracks, when the config has tables.
     pub stick: Option<&'a crate::stick::StickCtx<'a>>,
+    /// The response's headers (http mode, once a response head arrived).
+    pub res: Option<&'a [(String, String)]>,
 }
 
 /// One sample value.
@@ -83,6 +85,12 @@ pub enum Fetch {
     DstPort,
     /// `req.len`: bytes read from the client so far.
     ReqLen,
+    /// `req.cook(NAME)`: the request's cookie NAME.
+    ReqCook(String),
+    /// `res.cook(NAME)`: the cookie NAME the response sets.
+    ResCook(String),
+    /// `res.hdr(NAME)`: each value of a response header.
+    ResHdr(String),
     /// `always_true` / `always_false`.
     Const(bool),
     /// `scN_<data>`: from the entry tracked by counter N.
@@ -150,6 +158,25 @@ impl Fetch {
             Fetch::SrcPort => vec![Value::Int(i64::from(f.client.port()))],
             Fetch::DstPort => vec![Value::Int(i64::from(f.dst.port()))],
             Fetch::ReqLen => vec![Value::Int(f.peeked as i64)],
+            Fetch::ReqCook(name) => f
+                .http
+                .and_then(|r| crate::l7::cookie::request_cookie(&r.headers, name))
+                .map(|v| vec![Value::Str(v.to_string())])
+                .unwrap_or_default(),
+            Fetch::ResCook(name) => f
+                .res
+                .and_then(|h| crate::l7::cookie::response_cookie(h, name))
+                .map(|v| vec![Value::Str(v.to_string())])
+                .unwrap_or_default(),
+            Fetch::ResHdr(name) => f
+                .res
+                .map(|h| {
+                    h.iter()
+                        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| Value::Str(v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             Fetch::Const(b) => vec![Value::Int(i64::from(*b))],
             Fetch::Sc(n, what) => f
                 .stick
@@ -183,6 +210,16 @@ impl Fetch {
                 Some(a) if !a.is_empty() => Ok(Fetch::Hdr(a.to_ascii_lowercase())),
                 _ => Err(format!("'{name}' needs a header name; write {name}(host)")),
             },
+            "req.cook" | "cook" | "res.cook" | "scook" | "res.hdr" | "shdr" => {
+                let a = arg
+                    .filter(|a| !a.is_empty() && !a.contains(','))
+                    .ok_or_else(|| format!("'{name}' needs a name; write {name}(NAME)"))?;
+                Ok(match name {
+                    "req.cook" | "cook" => Fetch::ReqCook(a.to_string()),
+                    "res.cook" | "scook" => Fetch::ResCook(a.to_string()),
+                    _ => Fetch::ResHdr(a.to_ascii_lowercase()),
+                })
+            }
             "method" => no_arg(Fetch::Method),
             "path" => no_arg(Fetch::Path),
             "url" => no_arg(Fetch::Url),
@@ -210,7 +247,7 @@ impl Fetch {
                 ))
             }
             _ => Err(format!(
-                "unknown sample fetch '{name}'; gatehouse knows req.ssl_sni, req.ssl_alpn, req.ssl_hello_type, req.ssl_ver, req.ssl_ech, req.hdr(NAME), method, path, url, src, dst, src_port, dst_port, req.len"
+                "unknown sample fetch '{name}'; gatehouse knows req.ssl_sni, req.ssl_alpn, req.ssl_hello_type, req.ssl_ver, req.ssl_ech, req.hdr(NAME), req.cook(NAME), res.cook(NAME), res.hdr(NAME), method, path, url, src, dst, src_port, dst_port, req.len"
             )),
         }
     }
@@ -460,6 +497,7 @@ mod tests {
             peeked: 517,
             raw: &[],
             stick: None,
+            res: None,
         }
     }
 

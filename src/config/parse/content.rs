@@ -437,23 +437,19 @@ fn data_type(d: &str) -> Result<DataType, String> {
 
 /// `stick match|on|store-request KEY [table T] [if|unless COND]`.
 pub(super) fn h_stick(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
-    const USAGE: &str = "stick match|on|store-request KEY [table TABLE] [if|unless CONDITION]";
+    const USAGE: &str =
+        "stick match|on|store-request|store-response KEY [table TABLE] [if|unless CONDITION]";
     let (what, cond) = split_cond(args);
     let (verb, key, table) = match what {
         [v, k] => (v.as_str(), k, None),
         [v, k, t, name] if t == "table" => (v.as_str(), k, Some(name.clone())),
         _ => return Err(format!("write '{USAGE}'")),
     };
-    let (matches, stores) = match verb {
-        "match" => (true, false),
-        "on" => (true, true),
-        "store-request" => (false, true),
-        "store-response" => {
-            return Err(
-                "'stick store-response' is not supported yet; it arrives with http mode (issue #4)"
-                    .into(),
-            );
-        }
+    let (matches, stores, response) = match verb {
+        "match" => (true, false, false),
+        "on" => (true, true, false),
+        "store-request" => (false, true, false),
+        "store-response" => (false, true, true),
         other => return Err(format!("unknown 'stick {other}'; write '{USAGE}'")),
     };
     let maps = &mut sec.global.maps;
@@ -462,6 +458,7 @@ pub(super) fn h_stick(sec: &mut Section<'_>, args: &[String]) -> Result<(), Stri
     sec.px().stick_rules.push(StickRule {
         matches,
         stores,
+        response,
         key,
         table: (table, usize::MAX),
         cond,

@@ -235,8 +235,7 @@ fn header_action(
 }
 
 pub(super) fn h_http_request(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
-    const KNOWN: &str =
-        "allow, deny [deny_status N], redirect, set-header, add-header, del-header and set-path";
+    const KNOWN: &str = "allow, deny [deny_status N], reject, redirect, set-header, add-header, del-header and set-path";
     let (words, cond) = split_cond(args);
     let Some(verb) = words.first() else {
         return Err(format!(
@@ -245,7 +244,8 @@ pub(super) fn h_http_request(sec: &mut Section<'_>, args: &[String]) -> Result<(
     };
     let action = match verb.as_str() {
         "allow" if words.len() == 1 => HttpAction::Allow,
-        "deny" | "reject" => {
+        "reject" if words.len() == 1 => HttpAction::Reject,
+        "deny" => {
             let status = match &words[1..] {
                 [] => 403,
                 [k, v] if k == "deny_status" || k == "status" => status_code(v, "deny_status")?,
