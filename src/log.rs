@@ -4,17 +4,61 @@
 //!
 //! written to standard output, one line per session, as HAProxy's `log stdout format raw` would.
 //! Diagnostics go through `tracing` to standard error instead.
+//!
+//! Lines are gathered and written in batches (at 16 KiB, or 100 ms after the oldest waiting line,
+//! by the next line or by a flusher thread): a write per request would cost http mode a system
+//! call per request. Lines keep their order; [`flush`] writes what waits (gatehouse calls it on
+//! exit).
 
 use std::io::Write;
-use std::time::SystemTime;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::account::{Runtime, Tally};
 use crate::session::Record;
 
+/// `%t` as it is written: `dd/Mon/yyyy:HH:MM:SS.mmm` in local time, without an allocation.
+struct Date(SystemTime);
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        thread_local! {
+            static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+        }
+        let since = self
+            .0
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let (secs, ms) = (since.as_secs(), since.subsec_millis());
+        SECOND.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != secs {
+                let dt: chrono::DateTime<chrono::Local> = self.0.into();
+                c.1 = dt.format("%d/%b/%Y:%H:%M:%S").to_string();
+                c.0 = secs;
+            }
+            write!(f, "{}.{ms:03}", c.1)
+        })
+    }
+}
+
 /// `%t`: the accept date, `dd/Mon/yyyy:HH:MM:SS.mmm` in local time.
 pub fn accept_date(t: SystemTime) -> String {
-    let dt: chrono::DateTime<chrono::Local> = t.into();
-    dt.format("%d/%b/%Y:%H:%M:%S%.3f").to_string()
+    // The local-time part changes once a second: formatted once per second and thread.
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let (secs, ms) = (since.as_secs(), since.subsec_millis());
+    SECOND.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let dt: chrono::DateTime<chrono::Local> = t.into();
+            c.1 = dt.format("%d/%b/%Y:%H:%M:%S").to_string();
+            c.0 = secs;
+        }
+        format!("{}.{ms:03}", c.1)
+    })
 }
 
 /// The tcplog line for a finished session.
@@ -51,6 +95,19 @@ pub fn tcplog(rt: &Runtime, r: &Record, t: &Tally) -> String {
 ///
 /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r`
 pub fn httplog(rt: &Runtime, r: &Record, t: &Tally, h: &crate::l7::stream::HttpLog) -> String {
+    let mut out = Vec::new();
+    write_httplog(&mut out, rt, r, t, h);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes the httplog line (without its newline) into `out`.
+fn write_httplog(
+    out: &mut Vec<u8>,
+    rt: &Runtime,
+    r: &Record,
+    t: &Tally,
+    h: &crate::l7::stream::HttpLog,
+) {
     let fe = &rt.cfg.frontends[r.frontend];
     let be = r.backend.map(|b| &rt.cfg.backends[b]);
     let backend = be.map_or(fe.name.as_str(), |b| b.name.as_str());
@@ -60,11 +117,12 @@ pub fn httplog(rt: &Runtime, r: &Record, t: &Tally, h: &crate::l7::stream::HttpL
     };
     let ms = |v: Option<u64>| v.map_or(-1, |v| v as i64);
     let status = h.status.map_or(-1, i64::from);
-    format!(
+    let _ = write!(
+        out,
         "{}:{} [{}] {} {}/{} {}/{}/{}/{}/{} {} {} - - {}{}{} {}/{}/{}/{}/{} 0/0 \"{}\"",
         r.client.ip(),
         r.client.port(),
-        accept_date(r.accepted_at),
+        Date(r.accepted_at),
         fe.name,
         backend,
         server,
@@ -84,7 +142,63 @@ pub fn httplog(rt: &Runtime, r: &Record, t: &Tally, h: &crate::l7::stream::HttpL
         t.server,
         t.retries,
         h.request_line.escape_debug(),
-    )
+    );
+}
+
+struct Pending {
+    data: Vec<u8>,
+    /// When the oldest waiting line came.
+    since: Option<Instant>,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    data: Vec::new(),
+    since: None,
+});
+
+const FLUSH_BYTES: usize = 16 * 1024;
+const FLUSH_AFTER: Duration = Duration::from_millis(100);
+
+/// Queues one line (with its newline); writes the batch when it is big or old enough.
+fn emit(line: &str) {
+    emit_with(|out| out.extend_from_slice(line.as_bytes()));
+}
+
+/// Queues the line `write` puts into the batch (without its newline).
+fn emit_with(write: impl FnOnce(&mut Vec<u8>)) {
+    static FLUSHER: std::sync::Once = std::sync::Once::new();
+    FLUSHER.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("gatehouse-log".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(FLUSH_AFTER);
+                    flush();
+                }
+            });
+    });
+    let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    write(&mut p.data);
+    p.data.push(b'\n');
+    let now = Instant::now();
+    let since = *p.since.get_or_insert(now);
+    if p.data.len() >= FLUSH_BYTES || now - since >= FLUSH_AFTER {
+        write_out(&mut p);
+    }
+}
+
+fn write_out(p: &mut Pending) {
+    if !p.data.is_empty() {
+        let _ = std::io::stdout().lock().write_all(&p.data);
+        p.data.clear();
+    }
+    p.since = None;
+}
+
+/// Writes every waiting line now.
+pub fn flush() {
+    let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    write_out(&mut p);
 }
 
 pub fn session(rt: &Runtime, r: &Record, t: &Tally) {
@@ -92,9 +206,7 @@ pub fn session(rt: &Runtime, r: &Record, t: &Tally) {
         if h.silent {
             return;
         }
-        let mut line = httplog(rt, r, t, h);
-        line.push('\n');
-        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        emit_with(|out| write_httplog(out, rt, r, t, h));
         return;
     }
     let mut line = tcplog(rt, r, t);
@@ -104,15 +216,10 @@ pub fn session(rt: &Runtime, r: &Record, t: &Tally) {
         line.push_str(name);
         line.push('}');
     }
-    line.push('\n');
-    // One write per line, so lines from different threads never interleave.
-    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    emit(&line);
 }
 
 /// Any other line for the log stream (server state changes), one write per line.
 pub fn line(msg: &str) {
-    let mut l = String::with_capacity(msg.len() + 1);
-    l.push_str(msg);
-    l.push('\n');
-    let _ = std::io::stdout().lock().write_all(l.as_bytes());
+    emit(msg);
 }

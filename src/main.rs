@@ -149,6 +149,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let threads = cfg.global.nbthread;
     let result = gatehouse::server::serve(cfg, threads, shutdown_signal());
+    gatehouse::log::flush();
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }

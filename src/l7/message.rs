@@ -29,8 +29,18 @@ pub enum ResponseError {
     Malformed(String),
 }
 
-/// Reads the response head at the start of `buf`.
-pub fn parse_response(buf: &[u8]) -> Result<Response, ResponseError> {
+/// The response headers gatehouse itself reads (framing, connection, cookies).
+const FRAMING: [&str; 4] = [
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "set-cookie",
+];
+
+/// Reads the response head at the start of `buf`. `all`: keep every header in `headers`, not
+/// only those gatehouse reads itself (rules with `res.hdr` need them; the plain path saves the
+/// copies).
+pub fn parse_response(buf: &[u8], all: bool) -> Result<Response, ResponseError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut headers);
     let head_len = match res.parse(buf) {
@@ -43,6 +53,9 @@ pub fn parse_response(buf: &[u8]) -> Result<Response, ResponseError> {
     };
     let mut list = Vec::with_capacity(res.headers.len());
     for h in res.headers.iter() {
+        if !all && !FRAMING.iter().any(|n| h.name.eq_ignore_ascii_case(n)) {
+            continue;
+        }
         let v = String::from_utf8_lossy(h.value)
             .trim_matches([' ', '\t'])
             .to_string();
@@ -106,18 +119,18 @@ mod tests {
     #[test]
     fn responses_parse_over_every_prefix() {
         let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nSet-Cookie: a=b\r\n\r\nhello";
-        let full = parse_response(r).unwrap();
+        let full = parse_response(r, true).unwrap();
         assert_eq!(full.status, 200);
         assert_eq!(full.head_len, r.len() - 5);
         for i in 0..full.head_len {
             assert_eq!(
-                parse_response(&r[..i]),
+                parse_response(&r[..i], true),
                 Err(ResponseError::Incomplete),
                 "prefix {i}"
             );
         }
         assert!(matches!(
-            parse_response(b"HTTP/1.1 2x0 OK\r\n\r\n"),
+            parse_response(b"HTTP/1.1 2x0 OK\r\n\r\n", true),
             Err(ResponseError::Malformed(_))
         ));
     }

@@ -90,7 +90,17 @@ impl Buf {
             s.readable().await?;
             self.data.reserve(READ);
             match s.try_read_buf(&mut self.data) {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    if n > 0 && self.data.len() < self.data.capacity() {
+                        // A short read drained the socket: forget its readiness now, so that the
+                        // next wait goes to epoll instead of a read that would say EAGAIN (tokio
+                        // keeps the readiness if an event came in meanwhile).
+                        let _ = s.try_io(tokio::io::Interest::READABLE, || {
+                            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
@@ -161,11 +171,13 @@ impl Fail {
     }
 }
 
-/// Relays a body framed by `len` from `from` (its buffered bytes first) to `to`. Returns the bytes
-/// relayed.
+/// Relays a body framed by `len` from `from` (its buffered bytes first) to `to`, after `first`
+/// (the message head), which goes out in the same write as the body bytes already buffered: one
+/// system call for a small response instead of two. `moved` counts the body bytes.
 #[allow(clippy::too_many_arguments)]
 async fn relay_body(
     len: BodyLen,
+    mut first: Vec<u8>,
     buf: &mut Buf,
     from: &TcpStream,
     from_side: Side,
@@ -178,13 +190,32 @@ async fn relay_body(
         Side::Client => Side::Server,
         Side::Server => Side::Client,
     };
+    let send_first = async |first: &mut Vec<u8>| -> Result<(), Fail> {
+        match within(write_timeout, write_all(to, first)).await {
+            None => Err(Fail::Timeout(to_side)),
+            Some(Err(_)) => Err(Fail::Abort(to_side)),
+            Some(Ok(())) => {
+                first.clear();
+                Ok(())
+            }
+        }
+    };
     let mut left = match len {
-        BodyLen::None => return Ok(()),
+        BodyLen::None => {
+            if !first.is_empty() {
+                send_first(&mut first).await?;
+            }
+            return Ok(());
+        }
         BodyLen::Length(n) => n,
         BodyLen::Chunked | BodyLen::UntilClose => u64::MAX,
     };
     let mut chunked = (len == BodyLen::Chunked).then(Chunked::default);
     loop {
+        if buf.is_empty() && !first.is_empty() {
+            // Nothing of the body here yet: the head goes alone, at once.
+            send_first(&mut first).await?;
+        }
         if buf.is_empty() {
             match within(read_timeout, buf.fill(from)).await {
                 None => return Err(Fail::Timeout(from_side)),
@@ -199,10 +230,15 @@ async fn relay_body(
             Some(c) => c.feed(avail).map_err(|_| Fail::Framing(from_side))?,
             None => avail.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
         };
-        match within(write_timeout, write_all(to, &avail[..n])).await {
-            None => return Err(Fail::Timeout(to_side)),
-            Some(Err(_)) => return Err(Fail::Abort(to_side)),
-            Some(Ok(())) => {}
+        if first.is_empty() {
+            match within(write_timeout, write_all(to, &avail[..n])).await {
+                None => return Err(Fail::Timeout(to_side)),
+                Some(Err(_)) => return Err(Fail::Abort(to_side)),
+                Some(Ok(())) => {}
+            }
+        } else {
+            first.extend_from_slice(&avail[..n]);
+            send_first(&mut first).await?;
         }
         buf.consume(n);
         *moved += n as u64;
@@ -772,6 +808,9 @@ impl<'rt> Conn<'rt> {
             &fe.http.response_rules
         };
 
+        let all_headers = !fe_rules.is_empty()
+            || !be.http.response_rules.is_empty()
+            || be.stick_rules.iter().any(|r| r.response);
         let mut in_server: Option<Presence<'rt>> = None;
         let mut attempt = 0;
         loop {
@@ -783,7 +822,11 @@ impl<'rt> Conn<'rt> {
                     .iter()
                     .position(|i| i.backend == be_idx && i.server == srv)
                     .map(|p| self.idle.remove(p))
-                    .filter(|i| i.buf.is_empty() && still_open(&i.stream))
+                    // A request without a body is retried if the connection turns out closed, so
+                    // the probe (a system call per request) is only for those with one.
+                    .filter(|i| {
+                        i.buf.is_empty() && (body == BodyLen::None || still_open(&i.stream))
+                    })
             } else {
                 None
             };
@@ -861,12 +904,14 @@ impl<'rt> Conn<'rt> {
                 may_retry: was_reused && body == BodyLen::None,
                 uploading: &uploading,
                 fe_rules,
+                all_headers,
             };
             let (up_res, down_res) = {
                 let client = &self.client;
                 let upload = async {
                     let r = relay_body(
                         body,
+                        Vec::new(),
                         &mut cbuf,
                         client,
                         Side::Client,
@@ -1084,6 +1129,8 @@ struct Exchange<'c, 'rt> {
     /// The request body is still moving (the wait for the response head does not time out).
     uploading: &'c AtomicBool,
     fe_rules: &'c [HttpRule],
+    /// Response rules or `stick store-response` read the response's headers: keep them all.
+    all_headers: bool,
 }
 
 impl Exchange<'_, '_> {
@@ -1108,7 +1155,7 @@ impl Exchange<'_, '_> {
         // Read heads until a final one; interim (1xx) heads go to the client as they are.
         let (res, head) = loop {
             let res = loop {
-                match message::parse_response(sbuf.avail()) {
+                match message::parse_response(sbuf.avail(), self.all_headers) {
                     Ok(r) => break r,
                     Err(ResponseError::Incomplete) => {}
                     Err(e) => {
@@ -1181,16 +1228,18 @@ impl Exchange<'_, '_> {
         } else {
             message::set_header(&head, "Connection", "close")
         };
-        if !matches!(
-            within(to_client, write_all(client, &head)).await,
-            Some(Ok(()))
-        ) {
-            return Err(Early::Fail(Fail::Abort(Side::Client), Stage::Data, None));
-        }
         *moved += head.len() as u64;
-        if res.status != 101 {
+        if res.status == 101 {
+            if !matches!(
+                within(to_client, write_all(client, &head)).await,
+                Some(Ok(()))
+            ) {
+                return Err(Early::Fail(Fail::Abort(Side::Client), Stage::Data, None));
+            }
+        } else {
             relay_body(
                 body,
+                head,
                 sbuf,
                 server,
                 Side::Server,
