@@ -21,7 +21,8 @@
 # against HAProxy's do-resolve + set-dst; direct routing dials the server's address, without SNI),
 # L7 http req/s (wrk, 64 connections, to the proxy's own address :8080 in mode http: keep-alive on both
 # sides, option forwardfor, round robin over two server addresses 10.90.2.2 and .3 of the same nginx;
-# "-" for direct routing), bulk MiB/s (100 MiB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB:
+# "-" for direct routing; HAProxy runs it twice: as installed, logging nothing, and with `log stdout` and
+# `option httplog`, the line per request that gatehouse always writes), bulk MiB/s (100 MiB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB:
 # IDLE_CONNS held open, growth of the proxy's VmRSS divided by their count; "-" for direct routing).
 #
 # Env: GATEHOUSE (binary; default target/release/gatehouse, built with cargo first), HAPROXY (haproxy),
@@ -128,6 +129,8 @@ fresh_topology() {
 cat >"$GH_TMP/haproxy.cfg" <<EOF
 global
     maxconn 9000
+    # Only the l7log frontend logs (the same httplog line per request that gatehouse writes).
+    log stdout format raw local0
 defaults
     mode tcp
     timeout connect 5s
@@ -167,6 +170,14 @@ backend two
     balance roundrobin
     server a 10.90.2.2:80
     server b 10.90.2.3:80
+# The same, writing an httplog line per request as gatehouse does (HAProxy writes each to stdout).
+frontend l7log
+    mode http
+    bind 10.90.1.1:8081
+    log global
+    option httplog
+    option forwardfor
+    default_backend two
 EOF
 
 # gatehouse: the embedded default (port 80 to the original destination) plus the same SNI job on 443.
@@ -333,6 +344,10 @@ measure() {  # measure NAME PID|-
         gh_x "$C" curl -sS --max-time 5 -o /dev/null "http://$GWC4:8080/" ||
             gh_fail "$name: the L7 path does not work"
         URL=http://$GWC4:8080/ wrk_run "$name" l7 "$pid"
+        # HAProxy again with an httplog line per request, the work gatehouse always does.
+        if [ "$name" = haproxy ]; then
+            URL=http://$GWC4:8081/ wrk_run "$name" l7log "$pid"
+        fi
     fi
     bulk "$name"
     if [ "$pid" = - ]; then R[$name,rss]="-"; else idle_rss "$name" "$pid"; fi
@@ -404,13 +419,16 @@ if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
     awk -v a="${R[gatehouse,ka]}" -v b="${R[haproxy,ka]}" -v c="${R[gatehouse,new]}" -v d="${R[haproxy,new]}" \
         -v e="${R[gatehouse,bulk]}" -v f="${R[haproxy,bulk]}" -v g="${R[gatehouse,rss]}" -v h="${R[haproxy,rss]}" \
         -v i="${R[gatehouse,tls]}" -v j="${R[haproxy,tls]}" -v k="${R[gatehouse,l7]}" -v l="${R[haproxy,l7]}" \
-        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, L7 http %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, k/l, e/f, (h == 0 ? 0 : g/h)}'
+        -v m="${R[haproxy,l7log]:-0}" \
+        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, L7 http %.2fx (%.2fx against HAProxy also logging each request), bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, k/l, (m == 0 ? 0 : k/m), e/f, (h == 0 ? 0 : g/h)}'
 fi
 echo
 echo "CPU during the wrk runs, % of one core (proxy / nginx):"
 for n in "${rows[@]}"; do
     echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}, TLS ${PCPU[$n,tls]:--} / ${NCPU[$n,tls]}, L7 ${PCPU[$n,l7]:--} / ${NCPU[$n,l7]:--}"
 done
+[ -n "${R[haproxy,l7log]:-}" ] &&
+    NOTES+=("haproxy l7 with an httplog line per request (log stdout, as gatehouse logs every request): ${R[haproxy,l7log]} req/s, CPU ${PCPU[haproxy,l7log]:--} / ${NCPU[haproxy,l7log]:--}")
 if [ ${#NOTES[@]} -gt 0 ]; then
     echo "notes:"
     printf '  %s\n' "${NOTES[@]}"

@@ -108,6 +108,7 @@ fn write_httplog(
     t: &Tally,
     h: &crate::l7::stream::HttpLog,
 ) {
+    // Written field by field (itoa, no formatting machinery): this runs once per request.
     let fe = &rt.cfg.frontends[r.frontend];
     let be = r.backend.map(|b| &rt.cfg.backends[b]);
     let backend = be.map_or(fe.name.as_str(), |b| b.name.as_str());
@@ -115,34 +116,73 @@ fn write_httplog(
         (Some(b), Some(s)) => b.servers[s].name.as_str(),
         _ => "<NOSRV>",
     };
-    let ms = |v: Option<u64>| v.map_or(-1, |v| v as i64);
-    let status = h.status.map_or(-1, i64::from);
-    let _ = write!(
-        out,
-        "{}:{} [{}] {} {}/{} {}/{}/{}/{}/{} {} {} - - {}{}{} {}/{}/{}/{}/{} 0/0 \"{}\"",
-        r.client.ip(),
-        r.client.port(),
-        Date(r.accepted_at),
-        fe.name,
-        backend,
-        server,
-        ms(h.t_request),
-        ms(h.t_queue),
-        ms(r.connect_ms),
-        ms(h.t_response),
-        r.total_ms,
-        status,
-        r.traffic.bytes_out,
-        r.termination,
-        h.cookie[0],
-        h.cookie[1],
-        t.process,
-        t.frontend,
-        t.backend,
-        t.server,
-        t.retries,
-        h.request_line.escape_debug(),
-    );
+    let mut num = itoa::Buffer::new();
+    let mut n = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(num.format(v).as_bytes());
+    match r.client.ip() {
+        std::net::IpAddr::V4(ip) => {
+            for (k, o) in ip.octets().into_iter().enumerate() {
+                if k > 0 {
+                    out.push(b'.');
+                }
+                n(out, u64::from(o));
+            }
+        }
+        ip => {
+            let _ = write!(out, "{ip}");
+        }
+    }
+    out.push(b':');
+    n(out, u64::from(r.client.port()));
+    let _ = write!(out, " [{}] ", Date(r.accepted_at));
+    out.extend_from_slice(fe.name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(backend.as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(server.as_bytes());
+    for (k, v) in [
+        h.t_request,
+        h.t_queue,
+        r.connect_ms,
+        h.t_response,
+        Some(r.total_ms),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out.push(if k == 0 { b' ' } else { b'/' });
+        match v {
+            Some(v) => n(out, v),
+            None => out.extend_from_slice(b"-1"),
+        }
+    }
+    out.push(b' ');
+    match h.status {
+        Some(s) => n(out, u64::from(s)),
+        None => out.extend_from_slice(b"-1"),
+    }
+    out.push(b' ');
+    n(out, r.traffic.bytes_out);
+    let _ = write!(out, " - - {}{}{} ", r.termination, h.cookie[0], h.cookie[1]);
+    for (k, v) in [t.process, t.frontend, t.backend, t.server, t.retries]
+        .into_iter()
+        .enumerate()
+    {
+        if k > 0 {
+            out.push(b'/');
+        }
+        n(out, v);
+    }
+    out.extend_from_slice(b" 0/0 \"");
+    let line = &h.request_line;
+    if line
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.extend_from_slice(line.as_bytes());
+    } else {
+        let _ = write!(out, "{}", line.escape_debug());
+    }
+    out.push(b'"');
 }
 
 struct Pending {

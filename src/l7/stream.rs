@@ -483,7 +483,9 @@ impl<'rt> Conn<'rt> {
         let mut live = self.live(SystemTime::now(), started);
         // The head, within `timeout http-request` of its first byte.
         let head_limit = fe.http.timeout_request.or(fe.timeout_client);
-        let deadline = head_limit.map(|d| started + d);
+        // For a connection's first request HAProxy counts from the accept, so a client that waits and
+        // then trickles gets no more than the timeout in all.
+        let deadline = head_limit.map(|d| if first { conn_start + d } else { started + d });
         // Bytes already seen without a line end: a head trickled byte by byte is parsed once per
         // line, not once per byte.
         let mut seen_len = 0usize;
