@@ -190,7 +190,6 @@ const fn kw(name: &'static str, sections: u8, act: Act) -> Kw {
     }
 }
 
-const BACKENDS: &str = "backend features (issue #4)";
 const OPS: &str = "logging and the runtime API (issue #5)";
 const TLS: &str = "TLS (issue #6)";
 const PRIVDROP: &str = "gatehouse keeps its privileges until privilege dropping arrives (issue #5)";
@@ -288,8 +287,16 @@ static KEYWORDS: &[Kw] = &[
         PX,
         Act::Handle(http::h_timeout_http_keep_alive),
     ),
-    kw("timeout client-fin", FE, Act::Later(BACKENDS)),
-    kw("timeout server-fin", BE, Act::Later(BACKENDS)),
+    kw(
+        "timeout client-fin",
+        FE,
+        Act::Ignore("a half-closed client side ends with timeout client"),
+    ),
+    kw(
+        "timeout server-fin",
+        BE,
+        Act::Ignore("a half-closed server side ends with timeout server"),
+    ),
     kw("balance", BE, Act::Handle(h_balance)),
     kw("option tcplog", FE, Act::Handle(h_noop)),
     kw(
@@ -358,10 +365,32 @@ static KEYWORDS: &[Kw] = &[
         BE,
         Act::Handle(checks::h_option_tcp_check),
     ),
-    kw("option tcpka", PX, Act::Later(BACKENDS)),
-    kw("option clitcpka", FE, Act::Later(BACKENDS)),
-    kw("option srvtcpka", BE, Act::Later(BACKENDS)),
-    kw("option abortonclose", BE, Act::Later(BACKENDS)),
+    kw(
+        "option tcpka",
+        PX,
+        Act::Ignore(
+            "gatehouse sets no TCP keep-alive probes; idle connections end by their timeouts",
+        ),
+    ),
+    kw(
+        "option clitcpka",
+        FE,
+        Act::Ignore(
+            "gatehouse sets no TCP keep-alive probes; idle connections end by their timeouts",
+        ),
+    ),
+    kw(
+        "option srvtcpka",
+        BE,
+        Act::Ignore(
+            "gatehouse sets no TCP keep-alive probes; idle connections end by their timeouts",
+        ),
+    ),
+    kw(
+        "option abortonclose",
+        BE,
+        Act::Refuse("'option abortonclose' is not supported; remove the line"),
+    ),
     kw("retries", BE, Act::Handle(h_retries)),
     kw("default-server", BE, Act::Handle(h_default_server)),
     kw("hash-type", BE, Act::Handle(h_hash_type)),
@@ -372,7 +401,11 @@ static KEYWORDS: &[Kw] = &[
         Act::Handle(content::h_stick_table),
     ),
     kw("stick", B | L, Act::Handle(content::h_stick)),
-    kw("fullconn", BE, Act::Later(BACKENDS)),
+    kw(
+        "fullconn",
+        BE,
+        Act::Ignore("it only scales minconn, which gatehouse does not have"),
+    ),
     kw("http-check", BE, Act::Handle(checks::h_http_check)),
     kw("tcp-check", BE, Act::Handle(checks::h_tcp_check)),
     kw("http-request", F | B | L, Act::Handle(http::h_http_request)),
@@ -388,7 +421,11 @@ static KEYWORDS: &[Kw] = &[
     kw("acl", F | B | L, Act::Handle(content::h_acl)),
     kw("use_backend", F | L, Act::Handle(content::h_use_backend)),
     kw("tcp-request", FE, Act::Handle(content::h_tcp_request)),
-    kw("tcp-response", BE, Act::Later(BACKENDS)),
+    kw(
+        "tcp-response",
+        BE,
+        Act::Refuse("'tcp-response' rules are not supported; remove the line"),
+    ),
     kw("dial-resolved", FE, Act::Handle(content::h_dial_resolved)),
     kw("dial-original", FE, Act::Handle(content::h_dial_original)),
     kw("require-match", FE, Act::Handle(content::h_require_match)),
@@ -402,17 +439,17 @@ static KEYWORDS: &[Kw] = &[
 const LATER_SECTIONS: &[(&str, &str)] = &[
     (
         "peers",
-        "stick-table replication, after the backends issue (issue #4)",
+        "stick-table replication is not planned in an issue yet (tables are local to one gatehouse)",
     ),
-    ("userlist", "the stats page (issue #5)"),
-    ("http-errors", "http mode (issue #4)"),
-    ("cache", "http mode (issue #4)"),
+    ("userlist", "they arrive with the stats page (issue #5)"),
     (
-        "mailers",
-        "nothing yet: email alerts are not planned; use the log",
+        "http-errors",
+        "write 'errorfile CODE FILE' in the proxy sections instead",
     ),
-    ("ring", "logging (issue #5)"),
-    ("log-forward", "logging (issue #5)"),
+    ("cache", "gatehouse does not cache responses"),
+    ("mailers", "email alerts are not planned; use the log"),
+    ("ring", "they arrive with logging (issue #5)"),
+    ("log-forward", "they arrive with logging (issue #5)"),
 ];
 
 /// Per-directive state handed to handlers.
@@ -558,7 +595,7 @@ pub fn parse(lines: &[Line], diags: &mut Vec<Diagnostic>) -> Drafts {
             err(
                 diags,
                 &line.pos,
-                format!("'{head}' sections are not supported yet; they arrive with {what}"),
+                format!("'{head}' sections are not supported yet; {what}"),
             );
             cur = Cur::Skipped;
             continue;
@@ -1417,7 +1454,7 @@ fn source_of(args: &[String]) -> Result<Source, String> {
             "clientip" => UseSrc::ClientIp,
             "client" => UseSrc::Client,
             v if v.starts_with("hdr_ip") => {
-                return Err("'usesrc hdr_ip(...)' is not supported yet; it arrives with http mode (issue #4)".into());
+                return Err("'usesrc hdr_ip(...)' is not supported; use 'usesrc clientip'".into());
             }
             v => {
                 let (ip, port) = split_addr(v)?;

@@ -35,7 +35,7 @@ pub struct ServerOpts {
     pub cookie: Option<String>,
 }
 
-/// Options that arrive later in issue #4 (http mode and stick tables) or not at all.
+/// HAProxy server options gatehouse does not have.
 const LATER: &[&str] = &[
     "track",
     "observe",
@@ -210,9 +210,7 @@ pub fn parse(words: &[String], o: &mut ServerOpts) -> Result<(), String> {
             o if SERVER_LATER_PROXY.contains(&o) => format!(
                 "server option '{o}' is not supported yet; it arrives with the PROXY protocol (issue #6)"
             ),
-            o if LATER.contains(&o) => format!(
-                "server option '{o}' is not supported yet; it arrives with http mode and stick tables (issue #4)"
-            ),
+            o if LATER.contains(&o) => format!("server option '{o}' is not supported; remove it"),
             o => {
                 let best = WITH_VALUE
                     .iter()
