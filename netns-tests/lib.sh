@@ -281,7 +281,8 @@ gh_stop() {
 }
 
 # gh_wait_grep PATTERN FILE WHAT: waits up to 5 s for a line matching PATTERN (ERE) in FILE, else fails.
-# gatehouse writes a connection's log line when the connection ends, a moment after the client is done.
+# gatehouse writes a connection's log line when the connection ends, a moment after the client is done,
+# and writes lines in batches (at most 100 ms late).
 gh_wait_grep() {
     local pattern=$1 file=$2 what=$3 _
     for _ in $(seq 50); do

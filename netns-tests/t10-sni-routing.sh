@@ -66,6 +66,8 @@ grep -q "20337-byte hello" "$GH_TMP/hello-big.out" || gh_fail "the big hello was
 # One byte per TCP segment, 5 ms apart: about 2 s of dribble, well inside inspect-delay.
 gh_x "$C" timeout 20 python3 "$GH_ROOT/netns-tests/tls_hello.py" "$FAKE" 443 --sni a.example.test --split bytes --pause 0.005 \
     >"$GH_TMP/hello-bytes.out" 2>&1 || gh_fail "hello in 1-byte segments: $(cat "$GH_TMP/hello-bytes.out")"
+# Log lines are written in batches (up to 100 ms late): wait for the five.
+for _ in $(seq 50); do [ "$(grep -c '{b.example.test}$' "$GH_TMP/gw.log")" -ge 5 ] && break; sleep 0.1; done
 [ "$(grep -c '{b.example.test}$' "$GH_TMP/gw.log")" -ge 5 ] || gh_fail "split hellos were not all routed by name: $(cat "$GH_TMP/gw.log")"
 # Every line is the tcplog layout with the name appended.
 bad=$(grep -vE -- "$GH_TCPLOG_NAMED" "$GH_TMP/gw.log") && gh_fail "log lines not in tcplog layout with {NAME}: $bad"

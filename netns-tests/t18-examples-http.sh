@@ -82,7 +82,7 @@ grep -qi '^www-authenticate: basic' "$GH_TMP/head" || gh_fail "01: no Basic chal
 # httplog lines, HAProxy's layout.
 HTTPLOG='^10\.48\.1\.2:[0-9]+ \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:.]+\] test test/web[12] [0-9]+/[0-9]+/[0-9]+/[0-9]+/[0-9]+ 200 [0-9]+ - - ---- [0-9]+/[0-9]+/[0-9]+/[0-9]+/[0-9]+ 0/0 "GET /\?rr1 HTTP/1\.1"$'
 gh_wait_grep "$HTTPLOG" "$GH_TMP/ex1.log" "01: httplog line"
-gh_assert_grep ' test test/<NOSRV> .* 401 .* LR-- .*"GET /admin\?stats HTTP/1\.1"$' "$GH_TMP/ex1.log" "01: 401 logged"
+gh_wait_grep ' test test/<NOSRV> .* 401 .* LR-- .*"GET /admin\?stats HTTP/1\.1"$' "$GH_TMP/ex1.log" "01: 401 logged"
 gh_stop ex1
 
 # --- 02: routing by Host, leastconn, TCP checks ---------------------------------------------------
@@ -93,7 +93,7 @@ start ex2 02-host-routing.cfg
 [ "$(hits 118 '/?www')" = 1 ] && [ "$(hits 119 '/?blog')" = 1 ] && [ "$(hits 118 '/?other')" = 1 ] ||
     gh_fail "02: Host routing: www→$(hits 118 '/?www') blog→$(hits 119 '/?blog') other→$(hits 118 '/?other')"
 [ "$(hits 119 '/?www')" = 0 ] || gh_fail "02: www reached blog's server"
-gh_assert_grep ' test blog/web1 .* "GET /\?blog HTTP/1\.1"$' "$GH_TMP/ex2.log" "02: blog logged"
+gh_wait_grep ' test blog/web1 .* "GET /\?blog HTTP/1\.1"$' "$GH_TMP/ex2.log" "02: blog logged"
 gh_stop ex2
 
 # --- 03: deny by source, user-agent redirects, path and extension routing, backups, errorfiles ---
