@@ -42,27 +42,9 @@ impl std::fmt::Display for Date {
     }
 }
 
-/// `%t`: the accept date, `dd/Mon/yyyy:HH:MM:SS.mmm` in local time.
-pub fn accept_date(t: SystemTime) -> String {
-    // The local-time part changes once a second: formatted once per second and thread.
-    thread_local! {
-        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
-    }
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let (secs, ms) = (since.as_secs(), since.subsec_millis());
-    SECOND.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != secs {
-            let dt: chrono::DateTime<chrono::Local> = t.into();
-            c.1 = dt.format("%d/%b/%Y:%H:%M:%S").to_string();
-            c.0 = secs;
-        }
-        format!("{}.{ms:03}", c.1)
-    })
-}
-
-/// The tcplog line for a finished session.
-pub fn tcplog(rt: &Runtime, r: &Record, t: &Tally) -> String {
+/// `%ft`, `%b` and `%s`: the frontend's name, the backend's (the frontend's own when there is
+/// none) and the server's (`<NOSRV>` when none was chosen).
+fn names<'a>(rt: &'a Runtime, r: &Record) -> (&'a str, &'a str, &'a str) {
     let fe = &rt.cfg.frontends[r.frontend];
     let be = r.backend.map(|b| &rt.cfg.backends[b]);
     let backend = be.map_or(fe.name.as_str(), |b| b.name.as_str());
@@ -70,13 +52,19 @@ pub fn tcplog(rt: &Runtime, r: &Record, t: &Tally) -> String {
         (Some(b), Some(s)) => b.servers[s].name.as_str(),
         _ => "<NOSRV>",
     };
+    (fe.name.as_str(), backend, server)
+}
+
+/// The tcplog line for a finished session.
+pub fn tcplog(rt: &Runtime, r: &Record, t: &Tally) -> String {
+    let (frontend, backend, server) = names(rt, r);
     let tc = r.connect_ms.map_or(-1, |ms| ms as i64);
     format!(
         "{}:{} [{}] {} {}/{} 0/{}/{} {} {} {}/{}/{}/{}/{} 0/0",
         r.client.ip(),
         r.client.port(),
-        accept_date(r.accepted_at),
-        fe.name,
+        Date(r.accepted_at),
+        frontend,
         backend,
         server,
         tc,
@@ -109,13 +97,7 @@ fn write_httplog(
     h: &crate::l7::stream::HttpLog,
 ) {
     // Written field by field (itoa, no formatting machinery): this runs once per request.
-    let fe = &rt.cfg.frontends[r.frontend];
-    let be = r.backend.map(|b| &rt.cfg.backends[b]);
-    let backend = be.map_or(fe.name.as_str(), |b| b.name.as_str());
-    let server = match (be, r.server) {
-        (Some(b), Some(s)) => b.servers[s].name.as_str(),
-        _ => "<NOSRV>",
-    };
+    let (frontend, backend, server) = names(rt, r);
     let mut num = itoa::Buffer::new();
     let mut n = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(num.format(v).as_bytes());
     match r.client.ip() {
@@ -134,7 +116,7 @@ fn write_httplog(
     out.push(b':');
     n(out, u64::from(r.client.port()));
     let _ = write!(out, " [{}] ", Date(r.accepted_at));
-    out.extend_from_slice(fe.name.as_bytes());
+    out.extend_from_slice(frontend.as_bytes());
     out.push(b' ');
     out.extend_from_slice(backend.as_bytes());
     out.push(b'/');

@@ -387,7 +387,7 @@ async fn setup<'rt>(
     };
     // replay: the peeked bytes go first, as received.
     if !peeked.buf.is_empty() {
-        let write = write_all(&server, &peeked.buf);
+        let write = forward::write_all(&server, &peeked.buf);
         let limit = backend
             .timeout_server
             .or(backend.timeout_tunnel)
@@ -625,17 +625,4 @@ fn refuse(client: &TcpStream, peeked: &Peeked, why: &Refusal) {
         return;
     };
     let _ = client.try_write(&msg);
-}
-
-/// Writes all of `buf` to a shared stream.
-async fn write_all(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        s.writable().await?;
-        match s.try_write(buf) {
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

@@ -25,7 +25,7 @@ use crate::classify::http::{self as req_parse, HttpError, Request};
 use crate::config::model::{
     Backend, CookieMode, Frontend, HttpAction, HttpConnMode, HttpRule, HttpSettings,
 };
-use crate::forward::{Timeouts, Traffic};
+use crate::forward::{Timeouts, Traffic, write_all};
 use crate::rules::sample::Facts;
 use crate::session::{self, Cause, Failure, Live, Record, Stage, Termination};
 use crate::stick::{StickCtx, Tracked};
@@ -108,18 +108,6 @@ impl Buf {
     }
 }
 
-async fn write_all(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        s.writable().await?;
-        match s.try_write(buf) {
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 async fn within<T>(limit: Option<Duration>, f: impl std::future::Future<Output = T>) -> Option<T> {
     match limit {
         Some(d) => tokio::time::timeout(d, f).await.ok(),
@@ -134,6 +122,15 @@ struct Idle {
     stream: TcpStream,
     buf: Buf,
 }
+
+const CLIENT_TIMEOUT: Termination = Termination {
+    cause: Cause::ClientTimeout,
+    stage: Stage::Request,
+};
+const CLIENT_ABORT: Termination = Termination {
+    cause: Cause::ClientAbort,
+    stage: Stage::Request,
+};
 
 /// How long, and how many bytes, a closing client connection is drained (see `Conn::linger`).
 const LINGER: Duration = Duration::from_secs(1);
@@ -457,23 +454,11 @@ impl<'rt> Conn<'rt> {
                     // connection that sent nothing logs one (unless dontlognull).
                     if first {
                         let mut live = self.live(SystemTime::now(), conn_start);
-                        let h = live.rec.http.as_mut().expect("http record");
-                        h.request_line = "<BADREQ>".into();
-                        h.silent = fe.http.dontlognull;
-                        if res.is_none() {
-                            let next = self
-                                .error(
-                                    &mut live,
-                                    408,
-                                    None,
-                                    Termination::new(Cause::ClientTimeout, Stage::Request),
-                                )
-                                .await;
-                            live.finish();
-                            return next;
-                        }
-                        live.rec.termination = Termination::new(Cause::ClientAbort, Stage::Request);
-                        live.finish();
+                        live.rec.http.as_mut().expect("http record").silent = fe.http.dontlognull;
+                        return match res {
+                            None => self.bad_request(live, Some(408), CLIENT_TIMEOUT).await,
+                            Some(_) => self.bad_request(live, None, CLIENT_ABORT).await,
+                        };
                     }
                     return Next::Close;
                 }
@@ -504,8 +489,6 @@ impl<'rt> Conn<'rt> {
                 Ok(r) => break r,
                 Err(HttpError::Incomplete) => {}
                 Err(e) => {
-                    let h = live.rec.http.as_mut().expect("http record");
-                    h.request_line = "<BADREQ>".into();
                     let status = if matches!(e, HttpError::TooLarge(_)) {
                         431
                     } else {
@@ -513,16 +496,8 @@ impl<'rt> Conn<'rt> {
                     };
                     tracing::debug!(client = %self.peer, "bad request: {e}");
                     live.rec.traffic.bytes_in += self.cbuf.avail().len() as u64;
-                    let next = self
-                        .error(
-                            &mut live,
-                            status,
-                            None,
-                            Termination::new(Cause::Proxy, Stage::Request),
-                        )
-                        .await;
-                    live.finish();
-                    return next;
+                    let end = Termination::new(Cause::Proxy, Stage::Request);
+                    return self.bad_request(live, Some(status), end).await;
                 }
             }
             let read = match deadline {
@@ -533,27 +508,8 @@ impl<'rt> Conn<'rt> {
             };
             match read {
                 Some(Ok(n)) if n > 0 => {}
-                Some(_) => {
-                    let h = live.rec.http.as_mut().expect("http record");
-                    h.request_line = "<BADREQ>".into();
-                    live.rec.termination = Termination::new(Cause::ClientAbort, Stage::Request);
-                    live.finish();
-                    return Next::Close;
-                }
-                None => {
-                    let h = live.rec.http.as_mut().expect("http record");
-                    h.request_line = "<BADREQ>".into();
-                    let next = self
-                        .error(
-                            &mut live,
-                            408,
-                            None,
-                            Termination::new(Cause::ClientTimeout, Stage::Request),
-                        )
-                        .await;
-                    live.finish();
-                    return next;
-                }
+                Some(_) => return self.bad_request(live, None, CLIENT_ABORT).await,
+                None => return self.bad_request(live, Some(408), CLIENT_TIMEOUT).await,
             }
         };
         self.served += 1;
@@ -578,6 +534,25 @@ impl<'rt> Conn<'rt> {
         }
         live.finish();
         next
+    }
+
+    /// Ends a request whose head could not be read: `<BADREQ>` in the log, the error page for
+    /// `status` if there is one, and the connection closes.
+    async fn bad_request(
+        &self,
+        mut live: Live<'rt>,
+        status: Option<u16>,
+        end: Termination,
+    ) -> Next<'rt> {
+        live.rec.http.as_mut().expect("http record").request_line = "<BADREQ>".into();
+        match status {
+            Some(s) => {
+                self.error(&mut live, s, None, end).await;
+            }
+            None => live.rec.termination = end,
+        }
+        live.finish();
+        Next::Close
     }
 
     /// Applies a section's http-request rules. `Err` carries the response that ends the request.
