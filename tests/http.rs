@@ -704,3 +704,16 @@ async fn review_fixes_host_lf_heads_h2c_reject_and_bad_chunks() {
     assert!(closed(&mut c).await);
     assert_eq!(ca.requests.load(Relaxed), before);
 }
+
+#[tokio::test]
+async fn request_rules_run_in_haproxys_phase_order() {
+    let (a, _) = origin("A").await;
+    // Written redirect first, then deny: HAProxy runs http-request rules before redirect rules.
+    let (gw, _rt, _stop) = gateway(&format!(
+        "defaults\n    mode http\nfrontend f\n    bind 127.0.0.1:0\n    redirect location /elsewhere if {{ path /a }}\n    http-request deny if {{ path /a }}\n    default_backend be\nbackend be\n    server a {a}\n"
+    ))
+    .await;
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    let r = roundtrip(&mut c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(r.status, 403);
+}

@@ -679,6 +679,16 @@ pub struct ForwardFor {
 pub struct HttpRule {
     pub action: HttpAction,
     pub cond: Option<Cond>,
+    /// Which keyword wrote it: HAProxy runs `block` lines, then `http-request`, then `redirect`.
+    pub phase: RulePhase,
+}
+
+/// The order in which HAProxy runs a section's request rules, whatever order they are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RulePhase {
+    Block,
+    HttpRequest,
+    Redirect,
 }
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use super::content::{cond_of, split_cond};
 use super::{Section, SectionKind, parse_duration};
 use crate::config::model::{
     CookieMode, CookieSettings, ForwardFor, HttpAction, HttpConnMode, HttpRule, Redirect,
-    RedirectKind, StatsSettings,
+    RedirectKind, RulePhase, StatsSettings,
 };
 use crate::rules::pattern::Method;
 use crate::rules::sample::Template;
@@ -178,14 +178,41 @@ fn redirect(sec: &mut Section<'_>, words: &[String]) -> Result<Redirect, String>
     Ok(r)
 }
 
+/// Adds a request rule where HAProxy runs it: after the section's rules of its own phase and
+/// before those of later phases (block, then http-request, then redirect). A line that lands
+/// before one written above it draws a warning saying so.
+fn push_request_rule(sec: &mut Section<'_>, rule: HttpRule, word: &str) {
+    let rules = &mut sec.px().http.request_rules;
+    let at = rules
+        .iter()
+        .position(|r| r.phase > rule.phase)
+        .unwrap_or(rules.len());
+    let over = rules.get(at).map(|r| match r.phase {
+        RulePhase::Block => "block",
+        RulePhase::HttpRequest => "http-request",
+        RulePhase::Redirect => "redirect",
+    });
+    rules.insert(at, rule);
+    if let Some(over) = over {
+        sec.warnings.push(format!(
+            "this '{word}' line runs before the '{over}' lines above it (HAProxy runs block, then http-request, then redirect rules); move it up to make the order visible"
+        ));
+    }
+}
+
 pub(super) fn h_redirect(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     let (words, cond) = split_cond(args);
     let r = redirect(sec, words)?;
     let cond = cond_of(sec, cond)?;
-    sec.px().http.request_rules.push(HttpRule {
-        action: HttpAction::Redirect(r),
-        cond,
-    });
+    push_request_rule(
+        sec,
+        HttpRule {
+            action: HttpAction::Redirect(r),
+            cond,
+            phase: RulePhase::Redirect,
+        },
+        "redirect",
+    );
     Ok(())
 }
 
@@ -203,10 +230,15 @@ pub(super) fn h_block(sec: &mut Section<'_>, args: &[String]) -> Result<(), Stri
     sec.warnings.push(
         "'block' is HAProxy's old spelling; 'http-request deny if CONDITION' says the same".into(),
     );
-    sec.px().http.request_rules.push(HttpRule {
-        action: HttpAction::Deny { status: 403 },
-        cond,
-    });
+    push_request_rule(
+        sec,
+        HttpRule {
+            action: HttpAction::Deny { status: 403 },
+            cond,
+            phase: RulePhase::Block,
+        },
+        "block",
+    );
     Ok(())
 }
 
@@ -270,7 +302,15 @@ pub(super) fn h_http_request(sec: &mut Section<'_>, args: &[String]) -> Result<(
         }
     };
     let cond = cond_of(sec, cond)?;
-    sec.px().http.request_rules.push(HttpRule { action, cond });
+    push_request_rule(
+        sec,
+        HttpRule {
+            action,
+            cond,
+            phase: RulePhase::HttpRequest,
+        },
+        "http-request",
+    );
     Ok(())
 }
 
@@ -294,7 +334,11 @@ pub(super) fn h_http_response(sec: &mut Section<'_>, args: &[String]) -> Result<
         }
     };
     let cond = cond_of(sec, cond)?;
-    sec.px().http.response_rules.push(HttpRule { action, cond });
+    sec.px().http.response_rules.push(HttpRule {
+        action,
+        cond,
+        phase: RulePhase::HttpRequest,
+    });
     Ok(())
 }
 
