@@ -137,6 +137,34 @@ pub struct Record {
     pub http: Option<Box<crate::l7::stream::HttpLog>>,
 }
 
+impl Record {
+    /// A session (or, in http mode, a request) that has just begun: nothing chosen, nothing moved.
+    pub fn new(
+        client: std::net::SocketAddr,
+        orig_dst: std::net::SocketAddr,
+        accepted_at: SystemTime,
+        frontend: usize,
+    ) -> Record {
+        Record {
+            client: ClientAddr::new(client),
+            orig_dst: OrigDstAddr::new(orig_dst),
+            accepted_at,
+            frontend,
+            backend: None,
+            server: None,
+            connect_ms: None,
+            total_ms: 0,
+            traffic: Traffic::default(),
+            // Until a stage says otherwise: what a kill at this point would be logged as.
+            termination: Termination::new(Cause::Killed, Stage::Request),
+            name: None,
+            retries: 0,
+            tracked: None,
+            http: None,
+        }
+    }
+}
+
 /// Runs one accepted connection to its end.
 pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_port: u16) {
     let started = Instant::now();
@@ -168,23 +196,7 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
         rt: &rt,
         started,
         finished: false,
-        rec: Record {
-            client: ClientAddr::new(peer),
-            orig_dst: OrigDstAddr::new(local),
-            accepted_at: SystemTime::now(),
-            frontend,
-            backend: None,
-            server: None,
-            connect_ms: None,
-            total_ms: 0,
-            traffic: Traffic::default(),
-            // Until a stage says otherwise: what a kill at this point would be logged as.
-            termination: Termination::new(Cause::Killed, Stage::Request),
-            name: None,
-            retries: 0,
-            tracked: None,
-            http: None,
-        },
+        rec: Record::new(peer, local, SystemTime::now(), frontend),
     };
     let end = stages(&rt, &client, &mut live.rec, listen_port, &mut in_server).await;
     live.rec.termination = end;

@@ -20,7 +20,6 @@ use super::message::{self, Response, ResponseError};
 use super::reply;
 use super::rewrite;
 use crate::account::{Presence, Runtime};
-use crate::addr::{ClientAddr, OrigDstAddr};
 use crate::classify::http::{self as req_parse, HttpError, Request};
 use crate::config::model::{
     Backend, CookieMode, Frontend, HttpAction, HttpConnMode, HttpRule, HttpSettings,
@@ -382,23 +381,11 @@ impl<'rt> Conn<'rt> {
             started,
             finished: false,
             rec: Record {
-                client: ClientAddr::new(self.peer),
-                orig_dst: OrigDstAddr::new(self.local),
-                accepted_at: at,
-                frontend: self.fe_idx,
-                backend: None,
-                server: None,
-                connect_ms: None,
-                total_ms: 0,
-                traffic: Traffic::default(),
-                termination: Termination::new(Cause::Killed, Stage::Request),
-                name: None,
-                retries: 0,
-                tracked: None,
                 http: Some(Box::new(HttpLog {
                     cookie: ['-', '-'],
                     ..HttpLog::default()
                 })),
+                ..Record::new(self.peer, self.local, at, self.fe_idx)
             },
         }
     }
@@ -683,10 +670,12 @@ impl<'rt> Conn<'rt> {
         // persistence cookie, else stick rules and balancing
         let health = &rt.backends[be_idx].health;
         let usable = |i: usize| health[i].up.load(Relaxed) && !health[i].maint.load(Relaxed);
-        let server_cookies: Vec<Option<&str>> =
-            be.servers.iter().map(|s| s.cookie.as_deref()).collect();
         let (seen, first_seen) = match &be.http.cookie {
-            Some(c) => cookie::lookup(c, &req.headers, &server_cookies, usable),
+            Some(c) => {
+                let server_cookies: Vec<Option<&str>> =
+                    be.servers.iter().map(|s| s.cookie.as_deref()).collect();
+                cookie::lookup(c, &req.headers, &server_cookies, usable)
+            }
             None => (Seen::None, None),
         };
         let queued_at = Instant::now();
