@@ -262,14 +262,10 @@ impl Runtime {
 
     /// Adds a finished session to the counters.
     pub fn account(&self, r: &Record) {
-        let mut all = vec![&self.frontends[r.frontend].counters];
-        if let Some(be) = r.backend {
-            all.push(&self.backends[be].counters);
-            if let Some(s) = r.server {
-                all.push(&self.backends[be].servers[s]);
-            }
-        }
-        for c in all {
+        let fe = Some(&self.frontends[r.frontend].counters);
+        let be = r.backend.map(|b| &self.backends[b]);
+        let srv = be.zip(r.server).map(|(b, s)| &b.servers[s]);
+        for c in [fe, be.map(|b| &b.counters), srv].into_iter().flatten() {
             if r.http.is_some() {
                 c.http_requests.fetch_add(1, Relaxed);
             }

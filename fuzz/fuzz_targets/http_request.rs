@@ -8,8 +8,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = parse(data, DEFAULT_MAX_HEAD) {
         assert!(r.head_len <= data.len());
-        if let Some(h) = &r.host {
-            assert_eq!(h, &h.to_ascii_lowercase());
+        if let Some(h) = r.host() {
+            assert_eq!(h, h.to_ascii_lowercase());
             assert!(h.starts_with('[') || !h.contains(':'));
         }
     }

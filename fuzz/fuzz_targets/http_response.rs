@@ -14,11 +14,14 @@ fuzz_target!(|data: &[u8]| {
         let again = message::parse_response(&edited, true).expect("an edited head still parses");
         assert_eq!(again.status, r.status);
         let _ = rewrite::remove_header(head, "set-cookie");
+        let mut appended = head.to_vec();
+        rewrite::append_header(&mut appended, "X-Test", b"1");
+        assert_eq!(appended, rewrite::add_header(head, "X-Test", "1"));
         let _ = cookie::response_cookie(&r.headers, "SRV");
     }
     let _ = message::set_target(data, "/x");
     let _ = message::request_line(data);
     let text = String::from_utf8_lossy(data);
-    let headers = vec![("Cookie".to_string(), text.to_string())];
+    let headers: gatehouse::classify::http::Headers = [("Cookie", &*text)].into_iter().collect();
     let _ = cookie::request_cookie(&headers, "SRV");
 });

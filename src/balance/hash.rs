@@ -37,7 +37,7 @@ pub fn key(balance: &Balance, f: &Facts<'_>) -> Option<u64> {
         }
         Balance::Hash(t) => t.render(f)?,
         Balance::Uri { whole, len, depth } => {
-            let target = &f.http?.target;
+            let target = f.http?.target();
             let mut uri: &str = if *whole {
                 target
             } else {
@@ -59,7 +59,7 @@ pub fn key(balance: &Balance, f: &Facts<'_>) -> Option<u64> {
             uri.to_string()
         }
         Balance::UrlParam(name) => {
-            let query = f.http?.target.split_once('?')?.1;
+            let query = f.http?.target().split_once('?')?.1;
             query
                 .split('&')
                 .filter_map(|kv| kv.split_once('='))
@@ -69,7 +69,7 @@ pub fn key(balance: &Balance, f: &Facts<'_>) -> Option<u64> {
         Balance::Hdr { name, domain_only } => {
             let r = f.http?;
             let v = if name == "host" {
-                r.host.clone()?
+                r.host()?.to_string()
             } else {
                 r.header(name).next()?.to_string()
             };
@@ -183,7 +183,6 @@ mod tests {
     use super::super::testing::*;
     use super::super::{Ctx, candidates};
     use super::*;
-    use crate::classify::http::Request;
 
     fn who(rt: &crate::account::Runtime, key: u64) -> usize {
         let c = candidates(rt, 0, &[]).unwrap();
@@ -259,15 +258,11 @@ mod tests {
 
     #[test]
     fn keys_from_the_request() {
-        let req = Request {
-            method: "GET".into(),
-            target: "/a/b/c?x=1&user=bob".into(),
-            path: "/a/b/c".into(),
-            host: Some("www.example.test".into()),
-            headers: vec![("X-Id".into(), "42".into())],
-            head_len: 0,
-            minor: 1,
-        };
+        let req = crate::classify::http::parse(
+            b"GET /a/b/c?x=1&user=bob HTTP/1.1\r\nHost: www.example.test\r\nX-Id: 42\r\n\r\n",
+            4096,
+        )
+        .unwrap();
         let mut f = facts();
         f.http = Some(&req);
         let k = |b: Balance| key(&b, &f);

@@ -56,9 +56,10 @@ pub enum NoServer {
 pub fn candidates(rt: &Runtime, be: usize, exclude: &[usize]) -> Result<Vec<Candidate>, NoServer> {
     let backend = &rt.cfg.backends[be];
     let state = &rt.backends[be];
-    let now_ms = rt.started.elapsed().as_millis() as u64;
+    // The clock is read only for a server in slow start.
+    let now_ms = std::cell::OnceCell::new();
     let pick_from = |backup: bool, first_only: bool| {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(backend.servers.len());
         let mut full = false;
         for (i, s) in backend.servers.iter().enumerate() {
             if s.backup != backup || exclude.contains(&i) {
@@ -72,7 +73,8 @@ pub fn candidates(rt: &Runtime, be: usize, exclude: &[usize]) -> Result<Vec<Cand
             if let Some(ss) = s.slowstart {
                 let since = h.up_since_ms.load(Relaxed);
                 let ramp = ss.as_millis() as u64;
-                let up_for = now_ms.saturating_sub(since);
+                let now = *now_ms.get_or_init(|| rt.started.elapsed().as_millis() as u64);
+                let up_for = now.saturating_sub(since);
                 if since > 0 && up_for < ramp {
                     weight = ((u64::from(weight) * up_for / ramp) as u32).max(1);
                 }

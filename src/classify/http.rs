@@ -12,17 +12,95 @@ pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
 /// Headers a request head may have.
 const MAX_HEADERS: usize = 100;
 
+/// A message head's header fields, names as sent and values trimmed, kept in one string: two
+/// allocations for a head instead of two per field (this runs for every request and response).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    text: String,
+    /// Each field's name start, name end (= value start) and value end in `text`.
+    fields: Vec<[u32; 3]>,
+}
+
+/// A piece of `Headers::text` that is no header field (a request's method, target, path, host).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span(u32, u32);
+
+impl Headers {
+    /// Room for `bytes` of text and `fields` fields.
+    pub fn with_capacity(bytes: usize, fields: usize) -> Headers {
+        Headers {
+            text: String::with_capacity(bytes),
+            fields: Vec::with_capacity(fields),
+        }
+    }
+
+    pub fn push(&mut self, name: &str, value: &str) {
+        let a = self.text.len() as u32;
+        self.text.push_str(name);
+        let b = self.text.len() as u32;
+        self.text.push_str(value);
+        self.fields.push([a, b, self.text.len() as u32]);
+    }
+
+    /// Every field, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.fields.iter().map(|&[a, b, c]| {
+            (
+                &self.text[a as usize..b as usize],
+                &self.text[b as usize..c as usize],
+            )
+        })
+    }
+
+    /// The values of the fields named `name` (any case).
+    pub fn get<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Whether a field is named `name` (any case).
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).next().is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    fn stash(&mut self, s: &str) -> Span {
+        let a = self.text.len() as u32;
+        self.text.push_str(s);
+        Span(a, self.text.len() as u32)
+    }
+
+    fn at(&self, s: Span) -> &str {
+        &self.text[s.0 as usize..s.1 as usize]
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Headers {
+        let mut h = Headers::default();
+        for (n, v) in iter {
+            h.push(n.as_ref(), v.as_ref());
+        }
+        h
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    pub method: String,
-    /// The request target as sent.
-    pub target: String,
-    /// The path without the query; from an absolute-form target too; `*` stays `*`.
-    pub path: String,
-    /// Lower-case, without port; an IPv6 literal keeps its brackets.
-    pub host: Option<String>,
-    /// Names as sent, values trimmed.
-    pub headers: Vec<(String, String)>,
+    /// The header fields; the method, target, path and host live in the same text.
+    pub headers: Headers,
+    method: Span,
+    target: Span,
+    path: Span,
+    host: Option<Span>,
     /// Bytes of the head, the final empty line included.
     pub head_len: usize,
     /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
@@ -44,12 +122,24 @@ pub enum HttpError {
 }
 
 impl Request {
+    pub fn method(&self) -> &str {
+        self.headers.at(self.method)
+    }
+    /// The request target as sent.
+    pub fn target(&self) -> &str {
+        self.headers.at(self.target)
+    }
+    /// The path without the query; from an absolute-form target too; `*` stays `*`.
+    pub fn path(&self) -> &str {
+        self.headers.at(self.path)
+    }
+    /// Lower-case, without port; an IPv6 literal keeps its brackets.
+    pub fn host(&self) -> Option<&str> {
+        self.host.map(|s| self.headers.at(s))
+    }
     /// The values of header `name` (any case).
     pub fn header<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 }
 
@@ -96,10 +186,12 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Request, HttpError> {
     if head_len > max_head {
         return Err(HttpError::TooLarge(max_head));
     }
-    let method = req.method.unwrap_or_default().to_string();
-    let target = req.path.unwrap_or_default().to_string();
+    let method = req.method.unwrap_or_default();
+    let target = req.path.unwrap_or_default();
+    let (authority, path) = split_target(target);
+    let text_len = head_len + path.len() + authority.map_or(0, str::len) + 8;
+    let mut list = Headers::with_capacity(text_len, req.headers.len());
     let mut host_header: Option<&str> = None;
-    let mut list = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value)
             .map_err(|_| HttpError::Malformed(format!("header {} is not text", h.name)))?
@@ -112,20 +204,26 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Request, HttpError> {
                 _ => host_header = Some(value),
             }
         }
-        list.push((h.name.to_string(), value.to_string()));
+        list.push(h.name, value);
     }
-    let (authority, path) = split_target(&target);
+    let method = list.stash(method);
+    let target = list.stash(target);
+    let path = list.stash(path);
     let host = match authority.or(host_header) {
-        Some(a) => Some(host_of(a)?),
+        Some(a) => {
+            let start = list.text.len() as u32;
+            host_of(a, &mut list.text)?;
+            Some(Span(start, list.text.len() as u32))
+        }
         None => None,
     }
-    .filter(|h| !h.is_empty());
+    .filter(|s| s.1 > s.0);
     Ok(Request {
-        method,
-        path: path.to_string(),
-        target,
-        host,
         headers: list,
+        method,
+        target,
+        path,
+        host,
         head_len,
         minor: req.version.unwrap_or(1),
     })
@@ -133,13 +231,14 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Request, HttpError> {
 
 /// An absolute-form target's authority, and the path without the query.
 pub(crate) fn split_target(target: &str) -> (Option<&str>, &str) {
-    let lower = target
-        .get(..8)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let rest = if lower.starts_with("http://") {
+    let scheme = |s: &str| {
+        target
+            .get(..s.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(s))
+    };
+    let rest = if scheme("http://") {
         Some(&target[7..])
-    } else if lower.starts_with("https://") {
+    } else if scheme("https://") {
         Some(&target[8..])
     } else {
         None
@@ -158,8 +257,8 @@ pub(crate) fn split_target(target: &str) -> (Option<&str>, &str) {
     (authority, path)
 }
 
-/// `Host` (or authority) → lower-case host without port.
-fn host_of(v: &str) -> Result<String, HttpError> {
+/// `Host` (or authority) → lower-case host without port, appended to `out`.
+fn host_of(v: &str, out: &mut String) -> Result<(), HttpError> {
     let bad = || HttpError::Malformed(format!("'{v}' is not a host"));
     let host = if let Some(rest) = v.strip_prefix('[') {
         let (inner, tail) = rest.split_once(']').ok_or_else(bad)?;
@@ -173,7 +272,10 @@ fn host_of(v: &str) -> Result<String, HttpError> {
         {
             return Err(bad());
         }
-        return Ok(format!("[{}]", inner.to_ascii_lowercase()));
+        out.push('[');
+        out.extend(inner.chars().map(|c| c.to_ascii_lowercase()));
+        out.push(']');
+        return Ok(());
     } else {
         match v.rsplit_once(':') {
             Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -188,7 +290,8 @@ fn host_of(v: &str) -> Result<String, HttpError> {
     {
         return Err(bad());
     }
-    Ok(host.to_ascii_lowercase())
+    out.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -241,8 +344,8 @@ mod tests {
             ),
         ] {
             let r = p(req).unwrap_or_else(|e| panic!("{req:?}: {e}"));
-            assert_eq!(r.host.as_deref(), host, "{req:?}");
-            assert_eq!(r.path, path, "{req:?}");
+            assert_eq!(r.host(), host, "{req:?}");
+            assert_eq!(r.path(), path, "{req:?}");
             assert_eq!(r.head_len, req.len());
         }
         assert_eq!(
@@ -270,7 +373,7 @@ mod tests {
             assert_eq!(p(&req[..i]), Err(HttpError::Incomplete), "prefix {i}");
         }
         let r = p(req).unwrap();
-        assert_eq!((r.method.as_str(), r.head_len), ("POST", head));
+        assert_eq!((r.method(), r.head_len), ("POST", head));
         assert_eq!(r.header("user-agent").collect::<Vec<_>>(), ["curl/7.88.1"]);
         let long = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(200));
         assert_eq!(parse(long.as_bytes(), 100), Err(HttpError::TooLarge(100)));
@@ -298,7 +401,7 @@ mod tests {
                 );
             }
             let r = parse(wire, DEFAULT_MAX_HEAD).unwrap();
-            assert_eq!((r.host.as_deref(), r.path.as_str()), (Some(host), path));
+            assert_eq!((r.host(), r.path()), (Some(host), path));
             assert_eq!(r.head_len, wire.len());
         }
     }

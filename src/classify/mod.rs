@@ -50,7 +50,7 @@ impl Peeked {
         self.hello
             .as_ref()
             .and_then(|h| h.sni.as_deref())
-            .or_else(|| self.http.as_ref().and_then(|r| r.host.as_deref()))
+            .or_else(|| self.http.as_ref().and_then(|r| r.host()))
     }
 
     /// Whether the client speaks TLS (a refusal is then sent as a TLS alert).
@@ -91,7 +91,7 @@ fn judge(p: &mut Peeked, max_head: usize) -> Judgement {
     }
     match http::parse(b, max_head) {
         Ok(r) => {
-            if r.host.is_none() {
+            if r.host().is_none() {
                 p.miss = Some(Miss::NoName);
             }
             p.http = Some(r);

@@ -6,25 +6,24 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::classify::http::Headers;
 use crate::config::model::{CookieMode, CookieSettings};
 
 /// The value of cookie `name` in the request's `Cookie` headers, if any.
-pub fn request_cookie<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub fn request_cookie<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
     headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
-        .flat_map(|(_, v)| v.split(';'))
+        .get("cookie")
+        .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| n.trim() == name)
         .map(|(_, v)| v.trim())
 }
 
 /// The value of cookie `name` set by a response's `Set-Cookie` headers, if any.
-pub fn response_cookie<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub fn response_cookie<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
     headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-        .filter_map(|(_, v)| v.split(';').next()?.trim().split_once('='))
+        .get("set-cookie")
+        .filter_map(|v| v.split(';').next()?.trim().split_once('='))
         .find(|(n, _)| n.trim() == name)
         .map(|(_, v)| v.trim())
 }
@@ -70,7 +69,7 @@ fn now_secs() -> u64 {
 /// take requests.
 pub fn lookup(
     c: &CookieSettings,
-    headers: &[(String, String)],
+    headers: &Headers,
     servers: &[Option<&str>],
     usable: impl Fn(usize) -> bool,
 ) -> (Seen, Option<u64>) {
@@ -105,16 +104,10 @@ pub fn lookup(
 
 /// The `Cookie` header values without cookie `name` (for `indirect`, and for `prefix`, where the
 /// server's own value is given back without our prefix). `None` when nothing changes.
-pub fn strip_request_cookie(
-    headers: &[(String, String)],
-    c: &CookieSettings,
-) -> Option<Vec<String>> {
+pub fn strip_request_cookie(headers: &Headers, c: &CookieSettings) -> Option<Vec<String>> {
     let mut changed = false;
     let mut out = Vec::new();
-    for (_, v) in headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
-    {
+    for v in headers.get("cookie") {
         let mut kept = Vec::new();
         for pair in v.split(';') {
             let p = pair.trim();
@@ -209,8 +202,8 @@ mod tests {
         }
     }
 
-    fn h(v: &str) -> Vec<(String, String)> {
-        vec![("Cookie".into(), v.into())]
+    fn h(v: &str) -> Headers {
+        [("Cookie", v)].into_iter().collect()
     }
 
     #[test]
@@ -218,7 +211,7 @@ mod tests {
         let c = settings(CookieMode::Insert);
         let servers = [Some("app1"), Some("app2"), None];
         let up = |i: usize| i != 1;
-        assert_eq!(lookup(&c, &[], &servers, up).0, Seen::None);
+        assert_eq!(lookup(&c, &Headers::default(), &servers, up).0, Seen::None);
         assert_eq!(
             lookup(&c, &h("a=1; SRV=app1"), &servers, up).0,
             Seen::Valid(0)

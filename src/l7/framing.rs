@@ -5,6 +5,8 @@
 //! `Content-Length`, or with differing `Content-Length`s, or a transfer coding that does not end in
 //! `chunked`, is refused, since two hops could disagree on where it ends (request smuggling).
 
+use crate::classify::http::Headers;
+
 /// How a message body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyLen {
@@ -30,19 +32,15 @@ pub enum FramingError {
     BadChunk(&'static str),
 }
 
-fn values<'a>(
-    headers: &'a [(String, String)],
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
+fn values<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
-        .iter()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .flat_map(|(_, v)| v.split(','))
+        .get(name)
+        .flat_map(|v| v.split(','))
         .map(|v| v.trim_matches([' ', '\t']))
         .filter(|v| !v.is_empty())
 }
 
-fn content_length(headers: &[(String, String)]) -> Result<Option<u64>, FramingError> {
+fn content_length(headers: &Headers) -> Result<Option<u64>, FramingError> {
     let mut found: Option<u64> = None;
     for v in values(headers, "content-length") {
         if !v.bytes().all(|b| b.is_ascii_digit()) {
@@ -57,19 +55,15 @@ fn content_length(headers: &[(String, String)]) -> Result<Option<u64>, FramingEr
     Ok(found)
 }
 
-/// The last transfer coding, lower-cased, if any.
-fn last_coding(headers: &[(String, String)]) -> Option<String> {
-    values(headers, "transfer-encoding")
-        .last()
-        .map(str::to_ascii_lowercase)
+/// The last transfer coding, if any.
+fn last_coding(headers: &Headers) -> Option<&str> {
+    values(headers, "transfer-encoding").last()
 }
 
 /// A request's body framing.
-pub fn request_body(headers: &[(String, String)]) -> Result<BodyLen, FramingError> {
+pub fn request_body(headers: &Headers) -> Result<BodyLen, FramingError> {
     let cl = content_length(headers)?;
-    let has_te = headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
+    let has_te = headers.has("transfer-encoding");
     if has_te && cl.is_some() {
         return Err(FramingError::Ambiguous);
     }
@@ -85,7 +79,7 @@ pub fn request_body(headers: &[(String, String)]) -> Result<BodyLen, FramingErro
     }
     match (last_coding(headers), cl) {
         (Some(_), Some(_)) => Err(FramingError::Ambiguous),
-        (Some(c), None) if c == "chunked" => Ok(BodyLen::Chunked),
+        (Some(c), None) if c.eq_ignore_ascii_case("chunked") => Ok(BodyLen::Chunked),
         (Some(_), None) => Err(FramingError::BadCoding),
         (None, Some(0)) | (None, None) => Ok(BodyLen::None),
         (None, Some(n)) => Ok(BodyLen::Length(n)),
@@ -96,7 +90,7 @@ pub fn request_body(headers: &[(String, String)]) -> Result<BodyLen, FramingErro
 pub fn response_body(
     status: u16,
     method: &str,
-    headers: &[(String, String)],
+    headers: &Headers,
 ) -> Result<BodyLen, FramingError> {
     if method.eq_ignore_ascii_case("HEAD")
         || (100..200).contains(&status)
@@ -109,7 +103,7 @@ pub fn response_body(
         return Ok(BodyLen::UntilClose);
     }
     match last_coding(headers) {
-        Some(c) if c == "chunked" => return Ok(BodyLen::Chunked),
+        Some(c) if c.eq_ignore_ascii_case("chunked") => return Ok(BodyLen::Chunked),
         Some(_) => return Ok(BodyLen::UntilClose),
         None => {}
     }
@@ -287,10 +281,8 @@ impl Chunked {
 mod tests {
     use super::*;
 
-    fn h(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
+    fn h(list: &[(&str, &str)]) -> Headers {
+        list.iter().copied().collect()
     }
 
     #[test]

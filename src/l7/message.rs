@@ -2,6 +2,7 @@
 //! additions: replacing a header, replacing the request target, reading Connection tokens.
 
 use super::rewrite::{add_header, remove_header};
+use crate::classify::http::Headers;
 
 /// The largest response head read.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -14,7 +15,7 @@ pub struct Response {
     /// 1 for HTTP/1.1, 0 for HTTP/1.0.
     pub minor: u8,
     /// Names as sent, values trimmed.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Bytes of the head, the final empty line included.
     pub head_len: usize,
 }
@@ -51,15 +52,17 @@ pub fn parse_response(buf: &[u8], all: bool) -> Result<Response, ResponseError> 
         Ok(httparse::Status::Partial) => return Err(ResponseError::Incomplete),
         Err(e) => return Err(ResponseError::Malformed(e.to_string())),
     };
-    let mut list = Vec::with_capacity(res.headers.len());
-    for h in res.headers.iter() {
-        if !all && !FRAMING.iter().any(|n| h.name.eq_ignore_ascii_case(n)) {
-            continue;
-        }
-        let v = String::from_utf8_lossy(h.value)
-            .trim_matches([' ', '\t'])
-            .to_string();
-        list.push((h.name.to_string(), v));
+    let kept =
+        |h: &httparse::Header<'_>| all || FRAMING.iter().any(|n| h.name.eq_ignore_ascii_case(n));
+    let (mut bytes, mut fields) = (0, 0);
+    for h in res.headers.iter().filter(|h| kept(h)) {
+        bytes += h.name.len() + h.value.len();
+        fields += 1;
+    }
+    let mut list = Headers::with_capacity(bytes, fields);
+    for h in res.headers.iter().filter(|h| kept(h)) {
+        let v = String::from_utf8_lossy(h.value);
+        list.push(h.name, v.trim_matches([' ', '\t']));
     }
     Ok(Response {
         status: res.code.unwrap_or(0),
@@ -70,11 +73,10 @@ pub fn parse_response(buf: &[u8], all: bool) -> Result<Response, ResponseError> 
 }
 
 /// Whether header `name` lists `token` (any case), as `Connection: keep-alive, Upgrade` does.
-pub fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
+pub fn has_token(headers: &Headers, name: &str, token: &str) -> bool {
     headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .flat_map(|(_, v)| v.split(','))
+        .get(name)
+        .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
@@ -147,7 +149,9 @@ mod tests {
             b"GET /b?q=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\n"
         );
         assert_eq!(request_line(h), "GET /a?q=1 HTTP/1.1");
-        let hs = vec![("Connection".to_string(), "keep-alive, Upgrade".to_string())];
+        let hs: Headers = [("Connection", "keep-alive, Upgrade")]
+            .into_iter()
+            .collect();
         assert!(has_token(&hs, "connection", "upgrade"));
         assert!(!has_token(&hs, "connection", "close"));
     }

@@ -3,20 +3,9 @@
 
 /// `head` (a complete head, ending with CRLF CRLF) with `name: value` added as its last header.
 pub fn add_header(head: &[u8], name: &str, value: &str) -> Vec<u8> {
-    // Before the final empty line, which is CRLF or (as httparse also accepts) a bare LF.
-    let end = if head.ends_with(b"\n\r\n") {
-        head.len() - 2
-    } else if head.ends_with(b"\n\n") {
-        head.len() - 1
-    } else {
-        head.len()
-    };
-    let mut out = Vec::with_capacity(head.len() + name.len() + value.len() + 4);
-    out.extend_from_slice(&head[..end]);
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
+    let mut out = Vec::with_capacity(head.len() + name.len() + value.len() + 6);
+    out.extend_from_slice(head);
+    append_header(&mut out, name, value.as_bytes());
     out
 }
 
@@ -37,23 +26,32 @@ pub fn remove_header(head: &[u8], name: &str) -> Vec<u8> {
     out
 }
 
-/// `head` with `X-Forwarded-For` (or `header`) added for `client`, unless the client is in `except`,
-/// as HAProxy's `option forwardfor [except CIDR] [header NAME]` does: a new header line is added, any
-/// existing one is kept.
-pub fn forwarded_for(
-    head: &[u8],
-    client: std::net::IpAddr,
-    except: &[ipnet::IpNet],
-    header: Option<&str>,
-) -> Vec<u8> {
-    if except.iter().any(|n| n.contains(&client)) {
-        return head.to_vec();
-    }
-    add_header(
-        head,
-        header.unwrap_or("X-Forwarded-For"),
-        &client.to_string(),
-    )
+/// Adds `name: value` to a complete head as its last header, in place.
+pub fn append_header(head: &mut Vec<u8>, name: &str, value: &[u8]) {
+    let end = if head.ends_with(b"\n\r\n") {
+        head.len() - 2
+    } else if head.ends_with(b"\n\n") {
+        head.len() - 1
+    } else {
+        head.len()
+    };
+    head.truncate(end);
+    head.reserve(name.len() + value.len() + 6);
+    head.extend_from_slice(name.as_bytes());
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Adds `X-Forwarded-For` (or `header`) for `client` to a complete head, in place, with no
+/// allocation when the head has room (the per-request path of `option forwardfor`).
+pub fn append_forwarded_for(head: &mut Vec<u8>, client: std::net::IpAddr, header: Option<&str>) {
+    use std::io::Write;
+    let mut ip = [0u8; 48];
+    let mut w = &mut ip[..];
+    let _ = write!(w, "{client}");
+    let n = 48 - w.len();
+    append_header(head, header.unwrap_or("X-Forwarded-For"), &ip[..n]);
 }
 
 #[cfg(test)]
@@ -86,11 +84,13 @@ mod tests {
     }
 
     #[test]
-    fn forwardfor_except() {
-        let c: std::net::IpAddr = "10.0.0.2".parse().unwrap();
-        let local = ["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(forwarded_for(HEAD, c, &local, None), HEAD);
-        let out = forwarded_for(HEAD, c, &[], Some("X-Client"));
-        assert!(out.ends_with(b"X-Client: 10.0.0.2\r\n\r\n"));
+    fn forwardfor() {
+        let mut h = HEAD.to_vec();
+        append_forwarded_for(&mut h, "10.0.0.2".parse().unwrap(), Some("X-Client"));
+        assert!(h.ends_with(b"X-Client: 10.0.0.2\r\n\r\n"));
+        let mut h = HEAD.to_vec();
+        let v6: std::net::IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        append_forwarded_for(&mut h, v6, None);
+        assert_eq!(h, add_header(HEAD, "X-Forwarded-For", "2001:db8::ffff:1"));
     }
 }

@@ -7,6 +7,7 @@
 //! and the response relayed at once (so `Expect: 100-continue` and early answers work) → the
 //! response rules and cookie → one httplog line. Bytes we do not edit pass as they came.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
@@ -58,6 +59,22 @@ struct Buf {
 
 const READ: usize = 16 * 1024;
 
+/// Buffers a thread keeps for its connections' next reads.
+const SPARE_BUFS: usize = 64;
+
+thread_local! {
+    /// Emptied read buffers, lent again: an idle connection holds none, and a busy one does not
+    /// pay an allocation and a free of 16 KiB per request.
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        self.pos = self.data.len();
+        self.release();
+    }
+}
+
 impl Buf {
     fn avail(&self) -> &[u8] {
         &self.data[self.pos..]
@@ -74,9 +91,19 @@ impl Buf {
     }
     /// Gives the memory back while nothing is buffered (an idle keep-alive connection holds none).
     fn release(&mut self) {
-        if self.is_empty() {
-            self.data = Vec::new();
+        if self.is_empty() && self.data.capacity() > 0 {
+            let mut data = std::mem::take(&mut self.data);
             self.pos = 0;
+            // A buffer that grew for a big head is not kept.
+            if data.capacity() <= 2 * READ {
+                data.clear();
+                SPARE.with(|s| {
+                    let mut s = s.borrow_mut();
+                    if s.len() < SPARE_BUFS {
+                        s.push(data);
+                    }
+                });
+            }
         }
     }
     /// Reads what the socket has (waiting for it); `Ok(0)` at its end.
@@ -87,7 +114,12 @@ impl Buf {
         }
         loop {
             s.readable().await?;
-            self.data.reserve(READ);
+            if self.data.capacity() == 0 {
+                self.data = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+            }
+            if self.data.capacity() - self.data.len() < READ / 4 {
+                self.data.reserve(READ);
+            }
             match s.try_read_buf(&mut self.data) {
                 Ok(n) => {
                     if n > 0 && self.data.len() < self.data.capacity() {
@@ -167,13 +199,15 @@ impl Fail {
     }
 }
 
-/// Relays a body framed by `len` from `from` (its buffered bytes first) to `to`, after `first`
-/// (the message head), which goes out in the same write as the body bytes already buffered: one
-/// system call for a small response instead of two. `moved` counts the body bytes.
+/// Relays a body framed by `len` from `from` (its buffered bytes first) to `to`, after the message
+/// head, which goes out in the same write as the body bytes already buffered: one system call for
+/// a small response instead of two. The head is `first` if we edited it, else the `lead` bytes at
+/// the front of `buf` (not copied at all). `moved` counts the body bytes.
 #[allow(clippy::too_many_arguments)]
 async fn relay_body(
     len: BodyLen,
     mut first: Vec<u8>,
+    mut lead: usize,
     buf: &mut Buf,
     from: &TcpStream,
     from_side: Side,
@@ -196,10 +230,21 @@ async fn relay_body(
             }
         }
     };
+    let send = async |bytes: &[u8]| -> Result<(), Fail> {
+        match within(write_timeout, write_all(to, bytes)).await {
+            None => Err(Fail::Timeout(to_side)),
+            Some(Err(_)) => Err(Fail::Abort(to_side)),
+            Some(Ok(())) => Ok(()),
+        }
+    };
     let mut left = match len {
         BodyLen::None => {
             if !first.is_empty() {
                 send_first(&mut first).await?;
+            }
+            if lead > 0 {
+                send(&buf.avail()[..lead]).await?;
+                buf.consume(lead);
             }
             return Ok(());
         }
@@ -208,9 +253,15 @@ async fn relay_body(
     };
     let mut chunked = (len == BodyLen::Chunked).then(Chunked::default);
     loop {
-        if buf.is_empty() && !first.is_empty() {
+        if buf.avail().len() == lead && (lead > 0 || !first.is_empty()) {
             // Nothing of the body here yet: the head goes alone, at once.
-            send_first(&mut first).await?;
+            if lead > 0 {
+                send(&buf.avail()[..lead]).await?;
+                buf.consume(lead);
+                lead = 0;
+            } else {
+                send_first(&mut first).await?;
+            }
         }
         if buf.is_empty() {
             match within(read_timeout, buf.fill(from)).await {
@@ -222,21 +273,19 @@ async fn relay_body(
             }
         }
         let avail = buf.avail();
+        let body = &avail[lead..];
         let n = match &mut chunked {
-            Some(c) => c.feed(avail).map_err(|_| Fail::Framing(from_side))?,
-            None => avail.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
+            Some(c) => c.feed(body).map_err(|_| Fail::Framing(from_side))?,
+            None => body.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
         };
         if first.is_empty() {
-            match within(write_timeout, write_all(to, &avail[..n])).await {
-                None => return Err(Fail::Timeout(to_side)),
-                Some(Err(_)) => return Err(Fail::Abort(to_side)),
-                Some(Ok(())) => {}
-            }
+            send(&avail[..lead + n]).await?;
         } else {
-            first.extend_from_slice(&avail[..n]);
+            first.extend_from_slice(&body[..n]);
             send_first(&mut first).await?;
         }
-        buf.consume(n);
+        buf.consume(lead + n);
+        lead = 0;
         *moved += n as u64;
         if len != BodyLen::UntilClose {
             left = left.saturating_sub(n as u64);
@@ -500,7 +549,9 @@ impl<'rt> Conn<'rt> {
             }
         };
         self.served += 1;
-        let mut head: Vec<u8> = self.cbuf.avail()[..req.head_len].to_vec();
+        // Room for the usual edits (X-Forwarded-For, Connection) without growing.
+        let mut head: Vec<u8> = Vec::with_capacity(req.head_len + 96);
+        head.extend_from_slice(&self.cbuf.avail()[..req.head_len]);
         self.cbuf.consume(req.head_len);
         live.rec.traffic.bytes_in += head.len() as u64;
         {
@@ -508,7 +559,7 @@ impl<'rt> Conn<'rt> {
             h.request_line = message::request_line(&head);
             h.t_request = Some(started.elapsed().as_millis() as u64);
         }
-        live.rec.name = req.host.as_deref().map(Box::from);
+        live.rec.name = req.host().map(Box::from);
         let next = self.serve(&mut live, req, &mut head).await;
         self.traffic.bytes_in += live.rec.traffic.bytes_in;
         self.traffic.bytes_out += live.rec.traffic.bytes_out;
@@ -569,7 +620,7 @@ impl<'rt> Conn<'rt> {
                 }
                 HttpAction::Redirect(r) => {
                     let rendered = r.to.render(&facts).unwrap_or_default();
-                    let loc = reply::location(r, &rendered, &req.target, req.host.as_deref());
+                    let loc = reply::location(r, &rendered, req.target(), req.host());
                     return Err(Stop::Reply(reply::redirect(r.code, &loc, true)));
                 }
                 HttpAction::SetHeader(name, t) => {
@@ -583,7 +634,7 @@ impl<'rt> Conn<'rt> {
                 HttpAction::DelHeader(name) => rewrite::remove_header(head, name),
                 HttpAction::SetPath(t) => {
                     let path = t.render(&facts).unwrap_or_default();
-                    let target = match req.target.split_once('?') {
+                    let target = match req.target().split_once('?') {
                         Some((_, q)) => format!("{path}?{q}"),
                         None => path,
                     };
@@ -719,7 +770,7 @@ impl<'rt> Conn<'rt> {
         let mut out = std::mem::take(head);
         // An absolute-form target names the host: the server gets it as Host (RFC 9112 §3.2.2),
         // so that it serves the host the rules saw.
-        if let (Some(authority), _) = req_parse::split_target(&req.target) {
+        if let (Some(authority), _) = req_parse::split_target(req.target()) {
             out = message::set_header(&out, "Host", authority);
         }
         if h2c {
@@ -753,7 +804,7 @@ impl<'rt> Conn<'rt> {
                 .any(|f| f.except.iter().any(|n| n.contains(&self.peer.ip())));
             let client_sent_one = ff.if_none && req.header(name).next().is_some();
             if !(excepted || client_sent_one) {
-                out = rewrite::forwarded_for(&out, self.peer.ip(), &[], ff.header.as_deref());
+                rewrite::append_forwarded_for(&mut out, self.peer.ip(), ff.header.as_deref());
             }
         }
         let server_close = mode >= HttpConnMode::ServerClose && !upgrade;
@@ -878,6 +929,7 @@ impl<'rt> Conn<'rt> {
                     let r = relay_body(
                         body,
                         Vec::new(),
+                        0,
                         &mut cbuf,
                         client,
                         Side::Client,
@@ -1002,7 +1054,7 @@ impl<'rt> Conn<'rt> {
         req: &Request,
     ) -> Option<Next<'rt>> {
         let st = http.stats.as_ref()?;
-        if !req.target.starts_with(&st.uri) {
+        if !req.target().starts_with(&st.uri) {
             return None;
         }
         let end = Termination::new(Cause::Local, Stage::Request);
@@ -1012,7 +1064,7 @@ impl<'rt> Conn<'rt> {
                     .await,
             );
         }
-        let page = super::stats::page(self.rt, st, req.target.ends_with(";csv"));
+        let page = super::stats::page(self.rt, st, req.target().ends_with(";csv"));
         Some(self.answer(live, &page, end).await)
     }
 
@@ -1119,7 +1171,7 @@ impl Exchange<'_, '_> {
         };
         let mut interim = false;
         // Read heads until a final one; interim (1xx) heads go to the client as they are.
-        let (res, head) = loop {
+        let res = loop {
             let res = loop {
                 match message::parse_response(sbuf.avail(), self.all_headers) {
                     Ok(r) => break r,
@@ -1140,16 +1192,16 @@ impl Exchange<'_, '_> {
                     Some(_) => return Err(head_fail(Fail::Abort(Side::Server))),
                 }
             };
-            let head = sbuf.avail()[..res.head_len].to_vec();
-            sbuf.consume(res.head_len);
             if (100..200).contains(&res.status) && res.status != 101 {
+                let head = &sbuf.avail()[..res.head_len];
                 if !matches!(
-                    within(to_client, write_all(client, &head)).await,
+                    within(to_client, write_all(client, head)).await,
                     Some(Ok(()))
                 ) {
                     return Err(Early::Fail(Fail::Abort(Side::Client), Stage::Data, None));
                 }
-                *moved += head.len() as u64;
+                sbuf.consume(res.head_len);
+                *moved += res.head_len as u64;
                 interim = true;
                 continue;
             }
@@ -1160,12 +1212,13 @@ impl Exchange<'_, '_> {
                 );
                 return Err(head_fail(Fail::Invalid));
             }
-            break (res, head);
+            break res;
         };
         let t_response = sent_at.elapsed().as_millis() as u64;
-        let body = framing::response_body(res.status, &self.req.method, &res.headers)
+        let body = framing::response_body(res.status, self.req.method(), &res.headers)
             .map_err(|_| head_fail(Fail::Invalid))?;
-        let (mut head, cookie) = self.edit_response(head, &res);
+        // The head stays in `sbuf` unless an edit makes a new one.
+        let (mut head, cookie) = self.edit_response(&sbuf.avail()[..res.head_len], &res);
         // Chunked with a Content-Length too: the length goes (RFC 9112 §6.3), so nobody after us
         // reads the body differently, and the server connection is not trusted again.
         let both = body == BodyLen::Chunked
@@ -1174,7 +1227,7 @@ impl Exchange<'_, '_> {
                 .iter()
                 .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
         if both {
-            head = rewrite::remove_header(&head, "content-length");
+            head = Cow::Owned(rewrite::remove_header(&head, "content-length"));
         }
         let server_keep = res.minor >= 1
             && !both
@@ -1183,29 +1236,44 @@ impl Exchange<'_, '_> {
         let client_keep = self.client_keep && body != BodyLen::UntilClose && res.status != 101;
         let head = if client_keep {
             if self.req.minor == 0 {
-                message::set_header(&head, "Connection", "keep-alive")
+                Cow::Owned(message::set_header(&head, "Connection", "keep-alive"))
             } else if message::has_token(&res.headers, "connection", "close") {
-                rewrite::remove_header(&head, "connection")
+                Cow::Owned(rewrite::remove_header(&head, "connection"))
             } else {
                 head
             }
         } else if res.status == 101 {
             head
         } else {
-            message::set_header(&head, "Connection", "close")
+            Cow::Owned(message::set_header(&head, "Connection", "close"))
         };
         *moved += head.len() as u64;
+        // An edited head goes from its own buffer, an unedited one from `sbuf`.
+        let (head, lead) = match head {
+            Cow::Owned(h) => {
+                sbuf.consume(res.head_len);
+                (h, 0)
+            }
+            Cow::Borrowed(_) => (Vec::new(), res.head_len),
+        };
         if res.status == 101 {
+            let bytes = if lead > 0 {
+                &sbuf.avail()[..lead]
+            } else {
+                &head
+            };
             if !matches!(
-                within(to_client, write_all(client, &head)).await,
+                within(to_client, write_all(client, bytes)).await,
                 Some(Ok(()))
             ) {
                 return Err(Early::Fail(Fail::Abort(Side::Client), Stage::Data, None));
             }
+            sbuf.consume(lead);
         } else {
             relay_body(
                 body,
                 head,
+                lead,
                 sbuf,
                 server,
                 Side::Server,
@@ -1227,7 +1295,8 @@ impl Exchange<'_, '_> {
     }
 
     /// The response head with the http-response rules and the persistence cookie applied.
-    fn edit_response(&self, mut head: Vec<u8>, res: &Response) -> (Vec<u8>, [char; 2]) {
+    fn edit_response<'h>(&self, head: &'h [u8], res: &Response) -> (Cow<'h, [u8]>, [char; 2]) {
+        let mut head = Cow::Borrowed(head);
         let conn = self.conn;
         let mut facts = conn.facts(Some(self.req), &[]);
         facts.res = Some(&res.headers);
@@ -1245,7 +1314,7 @@ impl Exchange<'_, '_> {
                 {
                     continue;
                 }
-                head = match &rule.action {
+                head = Cow::Owned(match &rule.action {
                     HttpAction::Allow => break,
                     HttpAction::SetHeader(n, t) => {
                         message::set_header(&head, n, &t.render(&facts).unwrap_or_default())
@@ -1254,8 +1323,8 @@ impl Exchange<'_, '_> {
                         rewrite::add_header(&head, n, &t.render(&facts).unwrap_or_default())
                     }
                     HttpAction::DelHeader(n) => rewrite::remove_header(&head, n),
-                    _ => head,
-                };
+                    _ => continue,
+                });
             }
         }
         let Some(c) = &self.be.http.cookie else {
@@ -1272,19 +1341,20 @@ impl Exchange<'_, '_> {
                     'P'
                 } else {
                     if server_sets {
-                        head = remove_set_cookie(&head, &c.name);
+                        head = Cow::Owned(remove_set_cookie(&head, &c.name));
                     }
                     let has_right_one = self.seen == Seen::Valid(self.srv);
                     let refresh = c.maxidle.is_some() || c.maxlife.is_some();
-                    let post_ok = !c.postonly || self.req.method.eq_ignore_ascii_case("POST");
+                    let post_ok = !c.postonly || self.req.method().eq_ignore_ascii_case("POST");
                     if post_ok && (!has_right_one || refresh) {
-                        head = rewrite::add_header(
+                        head = Cow::Owned(rewrite::add_header(
                             &head,
                             "Set-Cookie",
                             &cookie::set_cookie(c, value, self.first_seen),
-                        );
+                        ));
                         if c.nocache {
-                            head = rewrite::add_header(&head, "Cache-Control", "private");
+                            head =
+                                Cow::Owned(rewrite::add_header(&head, "Cache-Control", "private"));
                         }
                         if has_right_one { 'U' } else { 'I' }
                     } else if server_sets {
@@ -1301,13 +1371,14 @@ impl Exchange<'_, '_> {
                         .iter()
                         .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
                         .map(|(_, v)| {
-                            cookie::rewrite_set_cookie(c, v, value).unwrap_or_else(|| v.clone())
+                            cookie::rewrite_set_cookie(c, v, value).unwrap_or_else(|| v.to_string())
                         })
                         .collect();
-                    head = rewrite::remove_header(&head, "set-cookie");
+                    let mut h = rewrite::remove_header(&head, "set-cookie");
                     for l in lines {
-                        head = rewrite::add_header(&head, "Set-Cookie", &l);
+                        h = rewrite::add_header(&h, "Set-Cookie", &l);
                     }
+                    head = Cow::Owned(h);
                     'R'
                 } else {
                     'N'

@@ -24,7 +24,7 @@ pub struct Facts<'a> {
     /// Stick tables and what this session tracks, when the config has tables.
     pub stick: Option<&'a crate::stick::StickCtx<'a>>,
     /// The response's headers (http mode, once a response head arrived).
-    pub res: Option<&'a [(String, String)]>,
+    pub res: Option<&'a crate::classify::http::Headers>,
 }
 
 /// One sample value.
@@ -137,21 +137,23 @@ impl Fetch {
                 .map(|h| vec![Value::Int(i64::from(h.ech))])
                 .unwrap_or_default(),
             Fetch::Hdr(name) => match f.http {
-                Some(r) if name == "host" => r.host.iter().map(|h| Value::Str(h.clone())).collect(),
+                Some(r) if name == "host" => {
+                    r.host().iter().map(|h| Value::Str(h.to_string())).collect()
+                }
                 Some(r) => r.header(name).map(|v| Value::Str(v.to_string())).collect(),
                 None => Vec::new(),
             },
             Fetch::Method => f
                 .http
-                .map(|r| vec![Value::Str(r.method.clone())])
+                .map(|r| vec![Value::Str(r.method().to_string())])
                 .unwrap_or_default(),
             Fetch::Path => f
                 .http
-                .map(|r| vec![Value::Str(r.path.clone())])
+                .map(|r| vec![Value::Str(r.path().to_string())])
                 .unwrap_or_default(),
             Fetch::Url => f
                 .http
-                .map(|r| vec![Value::Str(r.target.clone())])
+                .map(|r| vec![Value::Str(r.target().to_string())])
                 .unwrap_or_default(),
             Fetch::Src => vec![Value::Ip(f.client.ip())],
             Fetch::Dst => vec![Value::Ip(f.dst.ip())],
@@ -170,12 +172,7 @@ impl Fetch {
                 .unwrap_or_default(),
             Fetch::ResHdr(name) => f
                 .res
-                .map(|h| {
-                    h.iter()
-                        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| Value::Str(v.clone()))
-                        .collect()
-                })
+                .map(|h| h.get(name).map(|v| Value::Str(v.to_string())).collect())
                 .unwrap_or_default(),
             Fetch::Const(b) => vec![Value::Int(i64::from(*b))],
             Fetch::Sc(n, what) => f
