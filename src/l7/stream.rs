@@ -146,6 +146,22 @@ async fn within<T>(limit: Option<Duration>, f: impl std::future::Future<Output =
     }
 }
 
+/// `write_all` under a time limit. The bytes are offered to the socket first: a write that goes
+/// through at once (the usual case) reads no clock and arms no timer.
+async fn write_within(
+    limit: Option<Duration>,
+    s: &TcpStream,
+    mut bytes: &[u8],
+) -> Option<std::io::Result<()>> {
+    match s.try_write(bytes) {
+        Ok(n) if n == bytes.len() => return Some(Ok(())),
+        Ok(n) => bytes = &bytes[n..],
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) => return Some(Err(e)),
+    }
+    within(limit, write_all(s, bytes)).await
+}
+
 /// A server connection kept open after a response, for this client's next request to that server.
 struct Idle {
     backend: usize,
@@ -221,7 +237,7 @@ async fn relay_body(
         Side::Server => Side::Client,
     };
     let send_first = async |first: &mut Vec<u8>| -> Result<(), Fail> {
-        match within(write_timeout, write_all(to, first)).await {
+        match write_within(write_timeout, to, first).await {
             None => Err(Fail::Timeout(to_side)),
             Some(Err(_)) => Err(Fail::Abort(to_side)),
             Some(Ok(())) => {
@@ -231,7 +247,7 @@ async fn relay_body(
         }
     };
     let send = async |bytes: &[u8]| -> Result<(), Fail> {
-        match within(write_timeout, write_all(to, bytes)).await {
+        match write_within(write_timeout, to, bytes).await {
             None => Err(Fail::Timeout(to_side)),
             Some(Err(_)) => Err(Fail::Abort(to_side)),
             Some(Ok(())) => Ok(()),
@@ -471,7 +487,9 @@ impl<'rt> Conn<'rt> {
         let rt = self.rt;
         let fe = &rt.cfg.frontends[self.fe_idx];
         let first = self.served == 0;
-        let conn_start = Instant::now();
+        // Only a connection's first request counts from here (the accept); the clock is read
+        // once less for the others.
+        let conn_start = first.then(Instant::now);
         // Wait for the request's first byte.
         let wait = if first {
             fe.http.timeout_request.or(fe.timeout_client)
@@ -488,7 +506,7 @@ impl<'rt> Conn<'rt> {
                 res => {
                     // Nothing came: an idle keep-alive connection ends without a log line; a new
                     // connection that sent nothing logs one (unless dontlognull).
-                    if first {
+                    if let Some(conn_start) = conn_start {
                         let mut live = self.live(SystemTime::now(), conn_start);
                         live.rec.http.as_mut().expect("http record").silent = fe.http.dontlognull;
                         return match res {
@@ -506,7 +524,7 @@ impl<'rt> Conn<'rt> {
         let head_limit = fe.http.timeout_request.or(fe.timeout_client);
         // For a connection's first request HAProxy counts from the accept, so a client that waits and
         // then trickles gets no more than the timeout in all.
-        let deadline = head_limit.map(|d| if first { conn_start + d } else { started + d });
+        let deadline = head_limit.map(|d| conn_start.unwrap_or(started) + d);
         // Bytes already seen without a line end: a head trickled byte by byte is parsed once per
         // line, not once per byte.
         let mut seen_len = 0usize;
@@ -892,10 +910,7 @@ impl<'rt> Conn<'rt> {
             // Send the head, then the body and the response at once.
             live.rec.termination = Termination::new(Cause::Killed, Stage::Data);
             let sent_at = Instant::now();
-            if !matches!(
-                within(to_server, write_all(&server, &out)).await,
-                Some(Ok(()))
-            ) {
+            if !matches!(write_within(to_server, &server, &out).await, Some(Ok(()))) {
                 if was_reused {
                     // The server had closed its idle connection: a fresh one.
                     continue;
@@ -1194,10 +1209,7 @@ impl Exchange<'_, '_> {
             };
             if (100..200).contains(&res.status) && res.status != 101 {
                 let head = &sbuf.avail()[..res.head_len];
-                if !matches!(
-                    within(to_client, write_all(client, head)).await,
-                    Some(Ok(()))
-                ) {
+                if !matches!(write_within(to_client, client, head).await, Some(Ok(()))) {
                     return Err(Early::Fail(Fail::Abort(Side::Client), Stage::Data, None));
                 }
                 sbuf.consume(res.head_len);
@@ -1262,10 +1274,7 @@ impl Exchange<'_, '_> {
             } else {
                 &head
             };
-            if !matches!(
-                within(to_client, write_all(client, bytes)).await,
-                Some(Ok(()))
-            ) {
+            if !matches!(write_within(to_client, client, bytes).await, Some(Ok(()))) {
                 return Err(Early::Fail(Fail::Abort(Side::Client), Stage::Data, None));
             }
             sbuf.consume(lead);
