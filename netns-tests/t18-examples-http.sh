@@ -47,6 +47,7 @@ rewrite() {
     sed -e 's/172\.16\.10\./10.48.2./g' -e 's/192\.168\.1\./10.48.2./g' \
         -e 's/bind\( *\)\*:80/bind\110.48.1.1:80/' -e 's/bind\( *\)0\.0\.0\.0:80/bind\110.48.1.1:80/' \
         -e 's#10\.96\.20\.0/24#10.48.1.0/24#' -e "s#/var/run/haproxy.pid#$GH_TMP/haproxy.pid#" \
+        -e "s#/var/lib/haproxy/stats#$GH_TMP/${1%%.cfg}.sock#" -e "s#/usr/local/haproxy/stats#$GH_TMP/${1%%.cfg}.sock#" \
         "$EX/$1" >"$GH_TMP/ex/$1"
 }
 # start NAME FILE: gatehouse on the rewritten example, from the examples' folder (errorfile paths).
@@ -101,6 +102,10 @@ start ex3 03-path-ua-acl-deny.cfg
 # Checks: give the HTTP checks (HEAD /check.html, HEAD /index.jsp) a moment to pass.
 gh_wait_grep '"HEAD /check.html HTTP/1.0"' "$GH_TMP/s118-access.log" "03: httpchk www"
 gh_wait_grep '"HEAD /index.jsp HTTP/1.1"' "$GH_TMP/s119-access.log" "03: httpchk blog"
+# The runtime API on the example's admin socket, as an operator would use it with socat.
+SOCK=$GH_TMP/03-path-ua-acl-deny.sock
+echo "show info" | socat - "UNIX-CONNECT:$SOCK" | grep -q '^Name: gatehouse$' || gh_fail "03: show info"
+echo "show stat" | socat - "UNIX-CONNECT:$SOCK" | grep -q '^www,web1,.*,UP,' || gh_fail "03: show stat: $(echo "show stat" | socat - "UNIX-CONNECT:$SOCK")"
 [ "$(get --interface 10.48.3.2 "$GW/?denied")" = 403 ] || gh_fail "03: deny by source"
 grep -q 'Request forbidden by administrative rules' "$GH_TMP/body" || gh_fail "03: not the 403 errorfile: $(cat "$GH_TMP/body")"
 gh_wait_grep ' test test/<NOSRV> .* 403 .* PR-- .*"GET /\?denied HTTP/1\.1"$' "$GH_TMP/ex3.log" "03: deny logged"
@@ -116,6 +121,7 @@ grep -qi '^location: http://3g-android.test.com/p' "$GH_TMP/head" || gh_fail "03
 # web1 dies: the check (inter 1000 fall 1) marks it DOWN; both backups take the traffic (allbackups).
 kill "${NGINX_PID[118]}"
 gh_wait_grep 'Server www/web1 is DOWN' "$GH_TMP/ex3.log" "03: web1 DOWN"
+echo "show stat" | socat - "UNIX-CONNECT:$SOCK" | grep -q '^www,web1,.*,DOWN,' || gh_fail "03: show stat after web1 died"
 for i in 1 2 3 4; do [ "$(get "$GW/?bk$i")" = 200 ] || gh_fail "03: backup request $i"; done
 b7=$(grep -c '"GET /?bk' "$GH_TMP/s7-access.log")
 b8=$(grep -c '"GET /?bk' "$GH_TMP/s8-access.log")

@@ -25,6 +25,7 @@ pub mod addr;
 pub mod balance;
 pub mod checks;
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod forward;

@@ -23,6 +23,8 @@ pub enum ServeError {
     Resolvers(#[from] crate::resolve::ResolverSetupError),
     #[error(transparent)]
     Names(#[from] crate::target::StartError),
+    #[error(transparent)]
+    Cli(#[from] crate::cli::CliError),
 }
 
 /// Accepts on `bound` until `shutdown` completes; sessions still open are dropped with the runtime.
@@ -33,6 +35,17 @@ pub async fn run(rt: Arc<Runtime>, bound: Vec<Bound>, shutdown: impl Future<Outp
     }
     shutdown.await;
     tasks.abort_all();
+}
+
+/// Files removed when dropped (the stats sockets' files).
+struct RemoveOnDrop(Vec<std::path::PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// Binds, installs the plumbing unit, runs until `shutdown`, then removes the unit. The unit is
@@ -62,6 +75,13 @@ pub fn serve(
     }
     control.block_on(crate::target::resolve_at_start(&mut runtime))?;
     let bound = listener::bind_all_std(&cfg, threads)?;
+    let cli = crate::cli::bind(&cfg.global.stats_sockets)?;
+    let cli_files: Vec<std::path::PathBuf> = cli
+        .iter()
+        .filter_map(|l| l.path().map(Into::into))
+        .collect();
+    // The socket files go on every way out, as the plumbing does.
+    let _cli_files = RemoveOnDrop(cli_files);
     for b in &bound {
         tracing::info!(frontend = %cfg.frontends[b.frontend].name, addr = %b.addr, threads, "listening");
     }
@@ -75,6 +95,7 @@ pub fn serve(
     // thread.
     control.spawn(crate::target::watch_names(rt.clone()));
     control.spawn(crate::checks::run(rt.clone()));
+    control.spawn(crate::cli::serve(rt.clone(), cli));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Deal the copies out: worker i takes the i-th socket of every bind line.
     let mut per_worker: Vec<Vec<(usize, crate::addr::ListenAddr, std::net::TcpListener)>> =

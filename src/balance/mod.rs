@@ -9,6 +9,7 @@
 //! A hash algorithm whose key is missing (no SNI, no such header) falls back to round robin, as in
 //! HAProxy.
 
+pub mod admin;
 mod hash;
 mod leastconn;
 
@@ -66,7 +67,7 @@ pub fn candidates(rt: &Runtime, be: usize, exclude: &[usize]) -> Result<Vec<Cand
                 continue;
             }
             let h = &state.health[i];
-            if h.maint.load(Relaxed) || !h.up.load(Relaxed) {
+            if h.maint.load(Relaxed) || !h.up.load(Relaxed) || h.drain.load(Relaxed) {
                 continue;
             }
             let mut weight = h.weight.load(Relaxed);

@@ -47,6 +47,40 @@ pub struct Global {
     /// Worker threads; `None` lets tokio use one per core.
     pub nbthread: Option<usize>,
     pub plumbing: PlumbingSettings,
+    /// `stats socket` lines: the runtime API's listeners.
+    pub stats_sockets: Vec<StatsSocket>,
+    /// `stats timeout`: how long a runtime API connection may stay idle.
+    pub stats_timeout: std::time::Duration,
+}
+
+/// The runtime API's access levels, lowest first (HAProxy's `level user|operator|admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CliLevel {
+    /// Reads counters, no sensitive data, changes nothing.
+    User,
+    /// Reads everything, makes harmless changes (clears counters and tables).
+    Operator,
+    /// Everything, including taking servers in and out.
+    Admin,
+}
+
+/// Where a `stats socket` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliAddr {
+    Unix(std::path::PathBuf),
+    Tcp(std::net::SocketAddr),
+}
+
+/// One `stats socket` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSocket {
+    pub addr: CliAddr,
+    /// `mode`: the socket file's permissions (unix sockets).
+    pub mode: Option<u32>,
+    /// `uid`/`user`, `gid`/`group`: the socket file's owner (unix sockets).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub level: CliLevel,
 }
 
 /// How gatehouse installs its interception unit (a gatehouse extension; see docs/plumbing.md).

@@ -15,7 +15,7 @@ use super::lexer::{Line, Pos};
 use super::model::{
     Balance, Bind, Check, Dial, EchPolicy, Families, Family, FirewallBackend, HashType, Hold,
     HttpConnMode, InitAddr, Mode, PlumbingSettings, PortRange, PortSpec, ResolversSection, Rule,
-    Selector, Server, ServerTarget, Source, UseSrc,
+    Selector, Server, ServerTarget, Source, StatsSocket, UseSrc,
 };
 use crate::guard::NamePolicy;
 use crate::rules::sample::Template;
@@ -73,6 +73,8 @@ pub struct GlobalDraft {
     pub pidfile: Option<std::path::PathBuf>,
     pub nbthread: Option<usize>,
     pub plumbing: PlumbingSettings,
+    pub stats_sockets: Vec<StatsSocket>,
+    pub stats_timeout: Option<Duration>,
     /// Where the marks were set, for the check that they differ.
     pub marks_pos: Option<Pos>,
     /// Map files read so far, shared by every line that names one.

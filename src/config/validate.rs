@@ -46,6 +46,11 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         pidfile: g.pidfile,
         nbthread: g.nbthread,
         plumbing: g.plumbing,
+        stats_sockets: g.stats_sockets,
+        // HAProxy's default.
+        stats_timeout: g
+            .stats_timeout
+            .unwrap_or(std::time::Duration::from_secs(10)),
     };
     if global.plumbing.outbound_mark != 0 && global.plumbing.outbound_mark == global.plumbing.mark {
         // Outbound packets with the tproxy mark would be routed to the local table: a loop.

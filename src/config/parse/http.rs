@@ -3,10 +3,10 @@
 //! `block`, `errorfile`, `cookie`, and the proxy side of `stats`.
 
 use super::content::{cond_of, split_cond};
-use super::{Section, SectionKind, parse_duration};
+use super::{Section, SectionKind, parse_duration, parse_u32};
 use crate::config::model::{
-    CookieMode, CookieSettings, ForwardFor, HttpAction, HttpConnMode, HttpRule, Redirect,
-    RedirectKind, RulePhase, StatsSettings,
+    CliAddr, CliLevel, CookieMode, CookieSettings, ForwardFor, HttpAction, HttpConnMode, HttpRule,
+    Redirect, RedirectKind, RulePhase, StatsSettings, StatsSocket,
 };
 use crate::rules::pattern::Method;
 use crate::rules::sample::Template;
@@ -449,15 +449,138 @@ pub(super) fn h_cookie(sec: &mut Section<'_>, args: &[String]) -> Result<(), Str
 
 /// `stats …`: in global the runtime API's lines (issue #5) draw a warning; in a proxy the page's
 /// settings are kept (its URI is intercepted and its authentication enforced).
+/// `stats socket ADDR [options]`, `stats timeout T` and the other global `stats` lines.
+fn global_stats(sec: &mut Section<'_>, what: &str, args: &[String]) -> Result<(), String> {
+    match what {
+        "socket" => {
+            let s = stats_socket(args)?;
+            if sec.global.stats_sockets.iter().any(|o| o.addr == s.addr) {
+                return Err(
+                    "this stats socket address is already used by another 'stats socket' line"
+                        .into(),
+                );
+            }
+            sec.global.stats_sockets.push(s);
+        }
+        "timeout" => {
+            let [t] = args else {
+                return Err("write 'stats timeout TIME', e.g. 'stats timeout 2m'".into());
+            };
+            sec.global.stats_timeout = Some(parse_duration(t)?);
+        }
+        "maxconn" | "bind-process" => sec
+            .warnings
+            .push(format!("'stats {what}' is ignored by gatehouse")),
+        w => {
+            return Err(format!(
+                "'stats {w}' is not a global keyword; gatehouse takes 'stats socket' and 'stats timeout' here (stats enable/uri/auth belong in a frontend or listen section)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A `stats socket` line's address and options.
+fn stats_socket(args: &[String]) -> Result<StatsSocket, String> {
+    let Some(addr) = args.first() else {
+        return Err("write 'stats socket /run/gatehouse.sock mode 600 level admin' or 'stats socket ipv4@127.0.0.1:9999 level operator'".into());
+    };
+    let tcp = |a: &str| {
+        a.parse::<std::net::SocketAddr>()
+            .map_err(|_| format!("'{a}' is not ADDRESS:PORT (IPv6 in brackets: [::1]:9999)"))
+    };
+    let addr = if let Some(a) = addr.strip_prefix("ipv4@").or(addr.strip_prefix("ipv6@")) {
+        CliAddr::Tcp(tcp(a)?)
+    } else if let Some(p) = addr.strip_prefix("unix@") {
+        CliAddr::Unix(p.into())
+    } else if addr.starts_with('/') || addr.starts_with('.') {
+        CliAddr::Unix(addr.into())
+    } else if addr.contains('@') {
+        return Err(format!(
+            "'{addr}': gatehouse's stats socket is a unix path, unix@PATH, ipv4@ADDR:PORT or ipv6@[ADDR]:PORT"
+        ));
+    } else {
+        CliAddr::Tcp(tcp(addr)?)
+    };
+    let mut s = StatsSocket {
+        addr,
+        mode: None,
+        uid: None,
+        gid: None,
+        level: CliLevel::Operator,
+    };
+    let mut rest = args[1..].iter();
+    while let Some(opt) = rest.next() {
+        let mut val = || {
+            rest.next()
+                .map(String::as_str)
+                .ok_or_else(|| format!("'{opt}' needs a value"))
+        };
+        match opt.as_str() {
+            "level" => {
+                s.level = match val()? {
+                    "user" => CliLevel::User,
+                    "operator" => CliLevel::Operator,
+                    "admin" => CliLevel::Admin,
+                    l => return Err(format!("unknown level '{l}'; use user, operator or admin")),
+                }
+            }
+            "mode" => {
+                let m = val()?;
+                s.mode = Some(
+                    u32::from_str_radix(m, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| format!("mode '{m}' is not an octal file mode like 600"))?,
+                );
+            }
+            "uid" => s.uid = Some(parse_u32(val()?, "uid")?),
+            "gid" => s.gid = Some(parse_u32(val()?, "gid")?),
+            "user" => {
+                let u = val()?;
+                s.uid = Some(
+                    nix::unistd::User::from_name(u)
+                        .ok()
+                        .flatten()
+                        .ok_or_else(|| format!("no user '{u}' on this system"))?
+                        .uid
+                        .as_raw(),
+                );
+            }
+            "group" => {
+                let g = val()?;
+                s.gid = Some(
+                    nix::unistd::Group::from_name(g)
+                        .ok()
+                        .flatten()
+                        .ok_or_else(|| format!("no group '{g}' on this system"))?
+                        .gid
+                        .as_raw(),
+                );
+            }
+            "expose-fd" => {
+                val()?;
+            }
+            o => {
+                return Err(format!(
+                    "unknown stats socket option '{o}'; gatehouse takes mode, uid, gid, user, group and level"
+                ));
+            }
+        }
+    }
+    if matches!(s.addr, CliAddr::Tcp(_)) && (s.mode.is_some() || s.uid.is_some() || s.gid.is_some())
+    {
+        return Err("mode, uid, gid, user and group apply to unix sockets only".into());
+    }
+    Ok(s)
+}
+
 pub(super) fn h_stats(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     let Some(what) = args.first() else {
         return Err("missing stats keyword; write 'stats enable', 'stats uri PATH', …".into());
     };
     if sec.kind() == SectionKind::Global {
-        sec.warnings.push(format!(
-            "'stats {what}' is ignored: the runtime API arrives with issue #5"
-        ));
-        return Ok(());
+        return global_stats(sec, what, &args[1..]);
     }
     let st = sec.px().http.stats.get_or_insert_with(|| StatsSettings {
         uri: "/haproxy?stats".into(),

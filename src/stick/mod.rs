@@ -18,12 +18,52 @@ use std::time::{Duration, Instant};
 
 use crate::config::model::{DataType, KeyType, StickTableDef};
 
+pub mod cli;
+
+/// An entry as `show table` lists it: key, milliseconds to expiry, stored values by name.
+pub type Dumped = (Key, Option<u64>, Vec<(String, u64)>);
+
 /// A table key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
     Ip(IpAddr),
     Int(i64),
     Str(Box<str>),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Ip(ip) => write!(f, "{ip}"),
+            Key::Int(n) => write!(f, "{n}"),
+            Key::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A stored data type: what reads it, and its name in `show table` (rates with their period in
+/// milliseconds).
+pub fn data_name(d: DataType) -> (Read, String) {
+    let rate = |r: Read, name: &str, p: Duration| (r, format!("{name}({})", p.as_millis()));
+    match d {
+        DataType::ServerId => (Read::ServerId, "server_id".into()),
+        DataType::ConnCnt => (Read::ConnCnt, "conn_cnt".into()),
+        DataType::ConnCur => (Read::ConnCur, "conn_cur".into()),
+        DataType::ConnRate(p) => rate(Read::ConnRate, "conn_rate", p),
+        DataType::SessCnt => (Read::SessCnt, "sess_cnt".into()),
+        DataType::SessRate(p) => rate(Read::SessRate, "sess_rate", p),
+        DataType::HttpReqCnt => (Read::HttpReqCnt, "http_req_cnt".into()),
+        DataType::HttpReqRate(p) => rate(Read::HttpReqRate, "http_req_rate", p),
+        DataType::HttpErrCnt => (Read::HttpErrCnt, "http_err_cnt".into()),
+        DataType::HttpErrRate(p) => rate(Read::HttpErrRate, "http_err_rate", p),
+        DataType::BytesInCnt => (Read::BytesInCnt, "bytes_in_cnt".into()),
+        DataType::BytesOutCnt => (Read::BytesOutCnt, "bytes_out_cnt".into()),
+        DataType::BytesInRate(p) => rate(Read::BytesInRate, "bytes_in_rate", p),
+        DataType::BytesOutRate(p) => rate(Read::BytesOutRate, "bytes_out_rate", p),
+        DataType::Gpc0 => (Read::Gpc0, "gpc0".into()),
+        DataType::Gpc0Rate(p) => rate(Read::Gpc0Rate, "gpc0_rate", p),
+        DataType::Gpt0 => (Read::Gpt0, "gpt0".into()),
+    }
 }
 
 impl Key {
@@ -325,6 +365,12 @@ impl Table {
 
     /// Reads one value of `key`'s entry (0 when the key is not in the table, as HAProxy returns).
     pub fn read(&self, key: &Key, what: Read) -> u64 {
+        let now = Instant::now();
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        map.get_mut(key).map_or(0, |e| self.value(e, what, now))
+    }
+
+    fn value(&self, e: &mut Entry, what: Read, now: Instant) -> u64 {
         let Periods {
             conn: p_conn,
             sess: p_sess,
@@ -334,11 +380,6 @@ impl Table {
             http_req: p_req,
             http_err: p_err,
         } = self.periods;
-        let now = Instant::now();
-        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(e) = map.get_mut(key) else {
-            return 0;
-        };
         let rate = |r: &mut Rate, p: Option<Duration>| p.map_or(0, |p| r.read(now, p));
         match what {
             Read::ConnCnt => e.conn_cnt,
@@ -369,6 +410,76 @@ impl Table {
     /// Remembers that `key` went to `server`.
     pub fn stick(&self, key: &Key, server: usize) {
         self.with(key, true, |e, _, _| e.server_id = Some(server));
+    }
+
+    /// Every live entry with its milliseconds to expiry (`None`: never) and the values the table
+    /// stores, named as HAProxy's `show table` names them (`conn_cnt`, `http_req_rate(10000)`).
+    pub fn entries(&self) -> Vec<Dumped> {
+        let now = Instant::now();
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(map.len());
+        for (k, e) in map.iter_mut() {
+            let exp = match (self.def.expire, e.last_used) {
+                (Some(exp), Some(t)) => {
+                    let left = exp.saturating_sub(now.saturating_duration_since(t));
+                    if left.is_zero() && e.conn_cur == 0 {
+                        continue;
+                    }
+                    Some(left.as_millis() as u64)
+                }
+                _ => None,
+            };
+            let mut values = Vec::new();
+            if let Some(s) = e.server_id {
+                values.push(("server_id".to_string(), s as u64 + 1));
+            }
+            for d in &self.def.store {
+                let (what, name) = data_name(*d);
+                if what != Read::ServerId {
+                    values.push((name, self.value(e, what, now)));
+                }
+            }
+            out.push((k.clone(), exp, values));
+        }
+        out
+    }
+
+    /// Removes `key`'s entry, or every entry, leaving those a session tracks now (as HAProxy's
+    /// `clear table` does). Returns how many went.
+    pub fn clear(&self, key: Option<&Key>) -> usize {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let before = map.len();
+        map.retain(|k, e| e.conn_cur > 0 || key.is_some_and(|only| only != k));
+        before - map.len()
+    }
+
+    /// Sets a stored counter of `key`'s entry (creating it), for `set table`. `false` when the
+    /// table does not store that type, or it is a rate.
+    pub fn set(&self, key: &Key, what: Read, v: u64) -> bool {
+        let stored = self.def.store.iter().any(|d| data_name(*d).0 == what);
+        if !stored {
+            return false;
+        }
+        self.with(key, true, |e, _, _| {
+            let slot = match what {
+                Read::ConnCnt => &mut e.conn_cnt,
+                Read::SessCnt => &mut e.sess_cnt,
+                Read::HttpReqCnt => &mut e.http_req_cnt,
+                Read::HttpErrCnt => &mut e.http_err_cnt,
+                Read::BytesInCnt => &mut e.bytes_in_cnt,
+                Read::BytesOutCnt => &mut e.bytes_out_cnt,
+                Read::Gpc0 => &mut e.gpc0,
+                Read::Gpt0 => &mut e.gpt0,
+                Read::ServerId => {
+                    e.server_id = v.checked_sub(1).map(|s| s as usize);
+                    return true;
+                }
+                _ => return false,
+            };
+            *slot = v;
+            true
+        })
+        .unwrap_or(false)
     }
 
     /// Entries now (for tests and the stats socket).

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use tokio::sync::Semaphore;
 
+pub mod cli;
+
 use crate::config::Config;
 use crate::session::{Cause, Record};
 
@@ -59,6 +61,9 @@ pub struct ServerHealth {
     pub up: std::sync::atomic::AtomicBool,
     /// In maintenance (`disabled`): takes no new sessions.
     pub maint: std::sync::atomic::AtomicBool,
+    /// Draining (`set server … state drain`): keeps its sessions and persistent clients, takes no
+    /// new balanced ones.
+    pub drain: std::sync::atomic::AtomicBool,
     /// The weight in use (the configured one unless changed at run time).
     pub weight: std::sync::atomic::AtomicU32,
     /// When it last came up, in milliseconds since the runtime started (for `slowstart`); 0: at start.
@@ -73,6 +78,7 @@ impl ServerHealth {
         ServerHealth {
             up: std::sync::atomic::AtomicBool::new(true),
             maint: std::sync::atomic::AtomicBool::new(disabled),
+            drain: std::sync::atomic::AtomicBool::new(false),
             weight: std::sync::atomic::AtomicU32::new(weight),
             up_since_ms: AtomicU64::new(0),
             marked_down: tokio::sync::watch::channel(0).0,

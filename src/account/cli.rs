@@ -1,0 +1,433 @@
+//! The runtime API's reports of the counters: `show info` and `show stat` (HAProxy's CSV, with its
+//! header and column order, so tools written for HAProxy read it; the columns gatehouse has no
+//! figure for stay empty, as HAProxy leaves columns empty that do not apply).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::{Counters, Runtime};
+use crate::cli::Command;
+use crate::config::model::{Backend, Balance, CliLevel, Mode, PortSpec, ServerTarget};
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        words: &["show", "info"],
+        level: CliLevel::User,
+        help: "[typed] : report information about the running process",
+        run: show_info,
+    },
+    Command {
+        words: &["show", "stat"],
+        level: CliLevel::User,
+        help: "[typed] : report counters for each proxy and server (CSV)",
+        run: show_stat,
+    },
+];
+
+/// HAProxy 2.6's static `show stat` columns, in order, then its end-of-static-fields marker.
+pub const CSV_COLUMNS: &str = "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-";
+
+fn uptime(secs: u64) -> String {
+    format!(
+        "{}d {}h{:02}m{:02}s",
+        secs / 86400,
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// `show info`'s fields, in HAProxy's order (those that apply to gatehouse).
+fn info(rt: &Runtime) -> Vec<(&'static str, String)> {
+    let up = rt.started.elapsed().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(0, |(soft, _)| soft);
+    let sum = |f: fn(&Counters) -> u64| rt.frontends.iter().map(|x| f(&x.counters)).sum::<u64>();
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let threads = rt
+        .cfg
+        .global
+        .nbthread
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let maxconn = rt.cfg.global.maxconn.to_string();
+    vec![
+        ("Name", "gatehouse".into()),
+        ("Version", env!("CARGO_PKG_VERSION").into()),
+        ("Nbthread", threads.to_string()),
+        ("Nbproc", "1".into()),
+        ("Process_num", "1".into()),
+        ("Pid", std::process::id().to_string()),
+        ("Uptime", uptime(up)),
+        ("Uptime_sec", up.to_string()),
+        ("Ulimit-n", nofile.to_string()),
+        ("Maxsock", nofile.to_string()),
+        ("Maxconn", maxconn.clone()),
+        ("Hard_maxconn", maxconn),
+        ("CurrConns", rt.active.load(Relaxed).to_string()),
+        ("CumConns", rt.total.load(Relaxed).to_string()),
+        ("CumReq", sum(|c| c.http_requests.load(Relaxed)).to_string()),
+        (
+            "Listeners",
+            rt.cfg
+                .frontends
+                .iter()
+                .map(|f| f.binds.len())
+                .sum::<usize>()
+                .to_string(),
+        ),
+        (
+            "FailedResolutions",
+            rt.policy.dns_failed.load(Relaxed).to_string(),
+        ),
+        (
+            "TotalBytesOut",
+            sum(|c| c.bytes_out.load(Relaxed)).to_string(),
+        ),
+        ("node", node),
+        ("Stopping", "0".into()),
+        ("Start_time_sec", now.saturating_sub(up).to_string()),
+    ]
+}
+
+fn show_info(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    let fields = info(rt);
+    let mut out = String::new();
+    match args {
+        [] => {
+            for (k, v) in fields {
+                let _ = writeln!(out, "{k}: {v}");
+            }
+        }
+        ["typed"] => {
+            // HAProxy's typed form: position.name.process:tags:type:value.
+            for (i, (k, v)) in fields.into_iter().enumerate() {
+                let ty = if v.parse::<u64>().is_ok() {
+                    "u64"
+                } else {
+                    "str"
+                };
+                let _ = writeln!(
+                    out,
+                    "{i}.{k}.1:{}:{ty}:{v}",
+                    if ty == "str" { "POS" } else { "MGP" }
+                );
+            }
+        }
+        _ => return Err("'show info' takes no argument or 'typed'".into()),
+    }
+    Ok(out)
+}
+
+/// One CSV row, filled column by column.
+struct Row(Vec<String>);
+
+impl Row {
+    fn new() -> Row {
+        Row(vec![String::new(); CSV_COLUMNS.split(',').count() - 1])
+    }
+    fn set(&mut self, col: &str, v: impl ToString) -> &mut Row {
+        if let Some(i) = CSV_COLUMNS.split(',').position(|c| c == col) {
+            self.0[i] = v.to_string();
+        }
+        self
+    }
+    fn counters(&mut self, c: &Counters) -> &mut Row {
+        self.set("scur", c.cur.load(Relaxed))
+            .set("stot", c.total.load(Relaxed))
+            .set("bin", c.bytes_in.load(Relaxed))
+            .set("bout", c.bytes_out.load(Relaxed))
+    }
+}
+
+/// A CSV field, quoted when it holds a comma or a quote.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn algo(b: &Backend) -> &'static str {
+    match &b.balance {
+        Balance::RoundRobin => "roundrobin",
+        Balance::StaticRr => "static-rr",
+        Balance::LeastConn => "leastconn",
+        Balance::First => "first",
+        Balance::Source => "source",
+        Balance::Uri { .. } => "uri",
+        Balance::UrlParam(_) => "url_param",
+        Balance::Hdr { .. } => "hdr",
+        Balance::Random(_) => "random",
+        Balance::Hash(_) => "hash",
+        Balance::RdpCookie(_) => "rdp-cookie",
+    }
+}
+
+/// A server's address as `show stat` and `show servers state` give it, with its port.
+pub fn server_addr(t: &ServerTarget) -> (String, Option<u16>) {
+    let port = |p: &PortSpec| match p {
+        PortSpec::Fixed(p) => Some(*p),
+        _ => None,
+    };
+    match t {
+        ServerTarget::Fixed(ip, p) => (ip.to_string(), port(p)),
+        ServerTarget::OrigDst(p) => ("0.0.0.0".into(), port(p)),
+        ServerTarget::Name { host, port: p } => (host.clone(), port(p)),
+        ServerTarget::Dynamic { port: p, .. } => ("0.0.0.0".into(), port(p)),
+    }
+}
+
+/// A server's `status` column.
+pub fn server_status(rt: &Runtime, be: usize, srv: usize) -> &'static str {
+    let h = &rt.backends[be].health[srv];
+    if h.maint.load(Relaxed) {
+        "MAINT"
+    } else if !h.up.load(Relaxed) {
+        "DOWN"
+    } else if h.drain.load(Relaxed) {
+        "DRAIN"
+    } else if rt.cfg.backends[be].servers[srv].check.is_none() {
+        "no check"
+    } else {
+        "UP"
+    }
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Http => "http",
+        _ => "tcp",
+    }
+}
+
+/// The rows of `show stat`: each section in config order, a frontend's row, then a backend's
+/// servers and the backend's own row (a `listen` gives all three).
+pub fn stat_rows(rt: &Runtime) -> Vec<Vec<String>> {
+    enum Part {
+        Fe(usize),
+        Be(usize),
+    }
+    let mut parts: Vec<(&crate::config::lexer::Pos, u8, Part)> = Vec::new();
+    for (i, f) in rt.cfg.frontends.iter().enumerate() {
+        parts.push((&f.pos, 0, Part::Fe(i)));
+    }
+    for (i, b) in rt.cfg.backends.iter().enumerate() {
+        parts.push((&b.pos, 1, Part::Be(i)));
+    }
+    parts.sort_by(|a, b| (&a.0.file, a.0.line, a.1).cmp(&(&b.0.file, b.0.line, b.1)));
+    // Proxy ids: one per section, in order (a listen's frontend and backend share it).
+    let mut ids: Vec<(&crate::config::lexer::Pos, usize)> = Vec::new();
+    let mut rows = Vec::new();
+    for (pos, _, part) in parts {
+        let iid = match ids.iter().find(|(p, _)| *p == pos) {
+            Some((_, id)) => *id,
+            None => {
+                ids.push((pos, ids.len() + 1));
+                ids.len()
+            }
+        };
+        match part {
+            Part::Fe(i) => {
+                let f = &rt.cfg.frontends[i];
+                let c = &rt.frontends[i].counters;
+                let mut r = Row::new();
+                r.set("pxname", &f.name)
+                    .set("svname", "FRONTEND")
+                    .counters(c)
+                    .set("slim", f.maxconn)
+                    .set("status", "OPEN")
+                    .set("pid", 1)
+                    .set("iid", iid)
+                    .set("sid", 0)
+                    .set("type", 0)
+                    .set("mode", mode_name(f.mode));
+                if f.mode == Mode::Http {
+                    r.set("req_tot", c.http_requests.load(Relaxed));
+                }
+                rows.push(r.0);
+            }
+            Part::Be(i) => {
+                let b = &rt.cfg.backends[i];
+                let st = &rt.backends[i];
+                let (mut weight, mut act, mut bck) = (0u64, 0u32, 0u32);
+                for (j, s) in b.servers.iter().enumerate() {
+                    let h = &st.health[j];
+                    let c = &st.servers[j];
+                    let status = server_status(rt, i, j);
+                    let usable = matches!(status, "UP" | "no check");
+                    let w = h.weight.load(Relaxed);
+                    if usable {
+                        weight += u64::from(w);
+                        if s.backup {
+                            bck += 1;
+                        } else {
+                            act += 1;
+                        }
+                    }
+                    let (addr, port) = server_addr(&s.target);
+                    let addr = match (addr.contains(':'), port) {
+                        (true, Some(p)) => format!("[{addr}]:{p}"),
+                        (false, Some(p)) => format!("{addr}:{p}"),
+                        (_, None) => addr,
+                    };
+                    let mut r = Row::new();
+                    r.set("pxname", &b.name)
+                        .set("svname", &s.name)
+                        .set("qcur", 0)
+                        .counters(c)
+                        .set("slim", s.maxconn.map(|m| m.to_string()).unwrap_or_default())
+                        .set("econ", c.connect_errors.load(Relaxed))
+                        .set("cli_abrt", c.client_aborts.load(Relaxed))
+                        .set("srv_abrt", c.server_aborts.load(Relaxed))
+                        .set("status", status)
+                        .set("weight", w)
+                        .set("act", u8::from(!s.backup))
+                        .set("bck", u8::from(s.backup))
+                        .set(
+                            "qlimit",
+                            s.maxqueue.map(|m| m.to_string()).unwrap_or_default(),
+                        )
+                        .set("pid", 1)
+                        .set("iid", iid)
+                        .set("sid", j + 1)
+                        .set("type", 2)
+                        .set("addr", addr)
+                        .set("cookie", s.cookie.as_deref().unwrap_or(""))
+                        .set("mode", mode_name(b.mode))
+                        .set("uweight", s.weight);
+                    if let Some(ck) = &s.check {
+                        r.set("check_rise", ck.rise).set("check_fall", ck.fall);
+                    }
+                    rows.push(r.0);
+                }
+                let c = &st.counters;
+                let mut r = Row::new();
+                r.set("pxname", &b.name)
+                    .set("svname", "BACKEND")
+                    .set("qcur", st.queued.load(Relaxed))
+                    .counters(c)
+                    .set("econ", c.connect_errors.load(Relaxed))
+                    .set("cli_abrt", c.client_aborts.load(Relaxed))
+                    .set("srv_abrt", c.server_aborts.load(Relaxed))
+                    .set("status", if act + bck > 0 { "UP" } else { "DOWN" })
+                    .set("weight", weight)
+                    .set("act", act)
+                    .set("bck", bck)
+                    .set("pid", 1)
+                    .set("iid", iid)
+                    .set("sid", 0)
+                    .set("type", 1)
+                    .set("mode", mode_name(b.mode))
+                    .set("algo", algo(b))
+                    .set(
+                        "uweight",
+                        b.servers.iter().map(|s| u64::from(s.weight)).sum::<u64>(),
+                    );
+                if b.mode == Mode::Http {
+                    r.set("req_tot", c.http_requests.load(Relaxed));
+                }
+                rows.push(r.0);
+            }
+        }
+    }
+    rows
+}
+
+/// `show stat` as CSV: the header line, then one line per row, each ending with a comma.
+pub fn csv(rt: &Runtime) -> String {
+    let mut out = format!("# {CSV_COLUMNS},\n");
+    for row in stat_rows(rt) {
+        for f in row {
+            out.push_str(&field(&f));
+            out.push(',');
+        }
+        // The end-of-static-fields column.
+        out.push_str("-,\n");
+    }
+    out
+}
+
+fn show_stat(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    match args {
+        [] => Ok(csv(rt)),
+        ["typed"] => {
+            // HAProxy's typed form: F|B|S.proxy-id.server-id.column.name.process:tags:type:value
+            // (empty fields left out). Our tags say only "from the config or a counter".
+            let names: Vec<&str> = CSV_COLUMNS.split(',').collect();
+            let mut out = String::new();
+            for row in stat_rows(rt) {
+                let kind = match row[32].as_str() {
+                    "0" => 'F',
+                    "1" => 'B',
+                    _ => 'S',
+                };
+                for (i, v) in row.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+                    let ty = if v.parse::<u64>().is_ok() {
+                        "u64"
+                    } else {
+                        "str"
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{kind}.{}.{}.{i}.{}.1:MGP:{ty}:{v}",
+                        row[27], row[28], names[i]
+                    );
+                }
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        _ => Err("'show stat' takes no argument or 'typed'".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_haproxys_columns() {
+        let cfg = crate::config::from_str(
+            "t.cfg",
+            "frontend f\n bind 127.0.0.1:1\n default_backend b\nbackend b\n server s1 10.0.0.1:80 weight 3\n server s2 10.0.0.2:80 backup\n",
+        )
+        .unwrap()
+        .config;
+        let rt = Runtime::new(std::sync::Arc::new(cfg));
+        let text = csv(&rt);
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap()
+            .trim_start_matches("# ")
+            .split(',')
+            .collect();
+        assert_eq!(&header[..4], ["pxname", "svname", "qcur", "qmax"]);
+        assert_eq!(header[32], "type");
+        assert_eq!(header[73], "addr");
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 4);
+        for r in &rows {
+            assert_eq!(r.len(), header.len(), "{r:?}");
+        }
+        assert_eq!(
+            (rows[0][0], rows[0][1], rows[0][17]),
+            ("f", "FRONTEND", "OPEN")
+        );
+        assert_eq!(
+            (rows[1][1], rows[1][17], rows[1][18]),
+            ("s1", "no check", "3")
+        );
+        assert_eq!((rows[1][73], rows[2][20]), ("10.0.0.1:80", "1"));
+        assert_eq!(
+            (rows[3][1], rows[3][18], rows[3][19], rows[3][20]),
+            ("BACKEND", "4", "1", "1")
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! The runtime API's server commands: taking servers in and out of the balance (`enable|disable
+//! server`, `set server … state`), changing weights (`set server … weight`), and `show servers
+//! state` in HAProxy's format (the one `server-state-file` saves).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::account::Runtime;
+use crate::account::cli::server_addr;
+use crate::cli::{Command, server_ref};
+use crate::config::model::CliLevel;
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        words: &["show", "servers", "state"],
+        level: CliLevel::Operator,
+        help: "[<backend>] : dump the servers' state (HAProxy's server-state format)",
+        run: show_servers_state,
+    },
+    Command {
+        words: &["enable", "server"],
+        level: CliLevel::Admin,
+        help: "<bk>/<srv> : take a server out of maintenance",
+        run: enable_server,
+    },
+    Command {
+        words: &["disable", "server"],
+        level: CliLevel::Admin,
+        help: "<bk>/<srv> : put a server into maintenance",
+        run: disable_server,
+    },
+    Command {
+        words: &["set", "server"],
+        level: CliLevel::Admin,
+        help: "<bk>/<srv> state ready|drain|maint | weight <w>[%] : change a server's state or weight",
+        run: set_server,
+    },
+];
+
+fn enable_server(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    let (be, srv) = server_ref(rt, args.first())?;
+    rt.backends[be].health[srv].maint.store(false, Relaxed);
+    tracing::warn!(
+        "Server {}/{} is UP (leaving forced maintenance).",
+        rt.cfg.backends[be].name,
+        rt.cfg.backends[be].servers[srv].name
+    );
+    Ok(String::new())
+}
+
+fn disable_server(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    let (be, srv) = server_ref(rt, args.first())?;
+    rt.backends[be].health[srv].maint.store(true, Relaxed);
+    tracing::warn!(
+        "Server {}/{} is going DOWN for maintenance.",
+        rt.cfg.backends[be].name,
+        rt.cfg.backends[be].servers[srv].name
+    );
+    Ok(String::new())
+}
+
+/// Parses `W` (absolute, 0..=256) or `W%` (of the configured weight).
+fn weight(configured: u32, arg: &str) -> Result<u32, String> {
+    let bad = || format!("'{arg}' is not a weight: write 0 to 256, or a percentage like 50%");
+    let w = match arg.strip_suffix('%') {
+        Some(p) => {
+            let p: u64 = p.parse().map_err(|_| bad())?;
+            u32::try_from(u64::from(configured) * p / 100).map_err(|_| bad())?
+        }
+        None => arg.parse().map_err(|_| bad())?,
+    };
+    if w > 256 {
+        return Err("Weight is limited to 256.".into());
+    }
+    Ok(w)
+}
+
+fn set_server(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    let (be, srv) = server_ref(rt, args.first())?;
+    let h = &rt.backends[be].health[srv];
+    match &args[1..] {
+        ["state", "ready"] => {
+            h.maint.store(false, Relaxed);
+            h.drain.store(false, Relaxed);
+        }
+        ["state", "drain"] => {
+            h.maint.store(false, Relaxed);
+            h.drain.store(true, Relaxed);
+        }
+        ["state", "maint"] => h.maint.store(true, Relaxed),
+        ["state", ..] => {
+            return Err("'set server <srv> state' expects 'ready', 'drain' and 'maint'.".into());
+        }
+        ["weight", w] => {
+            let w = weight(rt.cfg.backends[be].servers[srv].weight, w)?;
+            h.weight.store(w, Relaxed);
+        }
+        [
+            "addr" | "health" | "agent" | "check-port" | "fqdn" | "ssl",
+            ..,
+        ] => {
+            return Err(format!(
+                "'set server {}' is not supported by gatehouse yet; it takes state and weight",
+                args[1]
+            ));
+        }
+        _ => {
+            return Err("'set server <srv>' only supports 'state' and 'weight'.".into());
+        }
+    }
+    Ok(String::new())
+}
+
+/// HAProxy's admin-state flags: forced maintenance and forced drain.
+const ADMF_FMAINT: u8 = 0x01;
+const ADMF_FDRAIN: u8 = 0x08;
+
+fn show_servers_state(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    let only = match args {
+        [] => None,
+        [b] => Some(
+            rt.cfg
+                .backends
+                .iter()
+                .position(|x| x.name == *b)
+                .ok_or("Can't find backend.")?,
+        ),
+        _ => return Err("'show servers state' takes at most a backend name".into()),
+    };
+    let mut out = String::from(
+        "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n",
+    );
+    for (i, b) in rt.cfg.backends.iter().enumerate() {
+        if only.is_some_and(|o| o != i) {
+            continue;
+        }
+        for (j, s) in b.servers.iter().enumerate() {
+            let h = &rt.backends[i].health[j];
+            // Operational state: 0 stopped, 2 running.
+            let op = if h.up.load(Relaxed) { 2 } else { 0 };
+            let mut admin = 0u8;
+            if h.maint.load(Relaxed) {
+                admin |= ADMF_FMAINT;
+            }
+            if h.drain.load(Relaxed) {
+                admin |= ADMF_FDRAIN;
+            }
+            let (addr, port) = server_addr(&s.target);
+            let check_port = s.check.as_ref().and_then(|c| c.port).unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{} {} {} {} {} {op} {admin} {} {} 0 0 0 0 0 0 0 0 - {} - 0 {check_port} - - 0",
+                i + 1,
+                b.name,
+                j + 1,
+                s.name,
+                addr,
+                h.weight.load(Relaxed),
+                s.weight,
+                port.unwrap_or(0),
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights() {
+        assert_eq!(weight(10, "50%"), Ok(5));
+        assert_eq!(weight(10, "7"), Ok(7));
+        assert!(weight(10, "300").is_err());
+        assert!(weight(10, "x%").is_err());
+    }
+}

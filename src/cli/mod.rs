@@ -1,0 +1,282 @@
+//! The runtime API on `stats socket` listeners, spoken as HAProxy's management guide describes it:
+//! one line of commands separated by `;`, each answer ending with an empty line; the connection
+//! closes after the line unless `prompt` made it interactive (a `> ` prompt before each line, until
+//! `quit` or `stats timeout` of silence).
+//!
+//! This module only listens, reads lines, checks levels and dispatches: the commands belong to the
+//! modules whose state they read or change ([`crate::account::cli`], [`crate::balance::admin`],
+//! [`crate::stick::cli`]), each listing its own in a [`Command`] table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+use crate::account::Runtime;
+use crate::config::model::{CliAddr, CliLevel, StatsSocket};
+
+/// One runtime API command.
+pub struct Command {
+    /// The words that name it (`["show", "stat"]`); the rest of the line are its arguments.
+    pub words: &'static [&'static str],
+    /// The lowest socket level that may run it.
+    pub level: CliLevel,
+    /// Its arguments and what it does, for `help`.
+    pub help: &'static str,
+    /// Runs it with the words after its name. `Ok` is the answer (without the final empty line),
+    /// `Err` a message saying what was wrong.
+    pub run: fn(&Runtime, &[&str]) -> Result<String, String>,
+}
+
+/// Every command, in the order `help` lists them.
+fn commands() -> impl Iterator<Item = &'static Command> {
+    crate::account::cli::COMMANDS
+        .iter()
+        .chain(crate::balance::admin::COMMANDS)
+        .chain(crate::stick::cli::COMMANDS)
+}
+
+/// Longest lines read (a `set map` payload is far shorter).
+const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("stats socket {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A bound `stats socket`.
+pub struct Listener {
+    kind: Kind,
+    level: CliLevel,
+}
+
+enum Kind {
+    Unix(std::os::unix::net::UnixListener, std::path::PathBuf),
+    Tcp(std::net::TcpListener),
+}
+
+impl Listener {
+    /// The socket file to remove at exit, for a unix socket.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match &self.kind {
+            Kind::Unix(_, p) => Some(p),
+            Kind::Tcp(_) => None,
+        }
+    }
+}
+
+/// Binds every `stats socket` line. A socket file left by a killed run is replaced; any other file
+/// at that path is an error, not something we delete.
+pub fn bind(sockets: &[StatsSocket]) -> Result<Vec<Listener>, CliError> {
+    sockets.iter().map(bind_one).collect()
+}
+
+fn bind_one(s: &StatsSocket) -> Result<Listener, CliError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let err = |source: std::io::Error| CliError::Bind {
+        addr: match &s.addr {
+            CliAddr::Unix(p) => p.display().to_string(),
+            CliAddr::Tcp(a) => a.to_string(),
+        },
+        source,
+    };
+    let kind = match &s.addr {
+        CliAddr::Unix(path) => {
+            if let Ok(m) = std::fs::symlink_metadata(path) {
+                if !m.file_type().is_socket() {
+                    return Err(err(std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "a file that is not a socket is in the way",
+                    )));
+                }
+                std::fs::remove_file(path).map_err(err)?;
+            }
+            let l = std::os::unix::net::UnixListener::bind(path).map_err(err)?;
+            if let Some(mode) = s.mode {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(err)?;
+            }
+            if s.uid.is_some() || s.gid.is_some() {
+                std::os::unix::fs::chown(path, s.uid, s.gid).map_err(err)?;
+            }
+            l.set_nonblocking(true).map_err(err)?;
+            Kind::Unix(l, path.clone())
+        }
+        CliAddr::Tcp(a) => {
+            let l = std::net::TcpListener::bind(a).map_err(err)?;
+            l.set_nonblocking(true).map_err(err)?;
+            Kind::Tcp(l)
+        }
+    };
+    Ok(Listener {
+        kind,
+        level: s.level,
+    })
+}
+
+/// Serves the runtime API on `listeners` until the task is dropped.
+pub async fn serve(rt: Arc<Runtime>, listeners: Vec<Listener>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        let rt = rt.clone();
+        tasks.spawn(async move {
+            let timeout = rt.cfg.global.stats_timeout;
+            let level = l.level;
+            match l.kind {
+                Kind::Unix(std_l, path) => {
+                    let Ok(l) = tokio::net::UnixListener::from_std(std_l) else {
+                        tracing::error!(path = %path.display(), "stats socket: cannot register");
+                        return;
+                    };
+                    loop {
+                        if let Ok((s, _)) = l.accept().await {
+                            tokio::spawn(session(rt.clone(), s, level, timeout));
+                        }
+                    }
+                }
+                Kind::Tcp(std_l) => {
+                    let Ok(l) = tokio::net::TcpListener::from_std(std_l) else {
+                        tracing::error!("stats socket: cannot register");
+                        return;
+                    };
+                    loop {
+                        if let Ok((s, _)) = l.accept().await {
+                            tokio::spawn(session(rt.clone(), s, level, timeout));
+                        }
+                    }
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// One runtime API connection.
+pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    rt: Arc<Runtime>,
+    stream: S,
+    level: CliLevel,
+    timeout: Duration,
+) {
+    let (r, mut w) = tokio::io::split(stream);
+    let mut r = BufReader::new(r);
+    let mut interactive = false;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = tokio::time::timeout(
+            timeout,
+            (&mut r).take(MAX_LINE as u64).read_until(b'\n', &mut line),
+        )
+        .await;
+        let Ok(Ok(n)) = read else { return };
+        if n == 0 {
+            return;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let (out, quit) = run_line(&rt, &text, level, &mut interactive);
+        if w.write_all(out.as_bytes()).await.is_err() {
+            return;
+        }
+        if quit || !interactive {
+            let _ = w.shutdown().await;
+            return;
+        }
+        if w.write_all(b"> ").await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs one line's commands; the answers, and whether the connection should close (`quit`).
+pub fn run_line(
+    rt: &Runtime,
+    line: &str,
+    level: CliLevel,
+    interactive: &mut bool,
+) -> (String, bool) {
+    let mut out = String::new();
+    for cmd in line.trim_end_matches(['\r', '\n']).split(';') {
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        match words.as_slice() {
+            [] => continue,
+            ["quit"] => return (out, true),
+            ["prompt"] => {
+                *interactive = !*interactive;
+                out.push('\n');
+                continue;
+            }
+            ["help"] => out.push_str(&help(level)),
+            _ => {
+                let answer = dispatch(rt, &words, level);
+                out.push_str(&answer);
+                if !answer.is_empty() && !answer.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
+        // Every answer ends with an empty line.
+        out.push('\n');
+    }
+    (out, false)
+}
+
+/// The command named by the first words of `words`, run if the level allows it.
+fn dispatch(rt: &Runtime, words: &[&str], level: CliLevel) -> String {
+    let found = commands()
+        .filter(|c| c.words.len() <= words.len() && c.words.iter().zip(words).all(|(a, b)| a == b))
+        .max_by_key(|c| c.words.len());
+    let Some(c) = found else {
+        return format!("Unknown command: '{}'\n{}", words.join(" "), help(level));
+    };
+    if c.level > level {
+        return "Permission denied\n".into();
+    }
+    match (c.run)(rt, &words[c.words.len()..]) {
+        Ok(s) => s,
+        Err(e) => format!("{e}\n"),
+    }
+}
+
+/// The commands this level may run, one per line.
+fn help(level: CliLevel) -> String {
+    let mut out = String::from("The following commands are valid at this level:\n");
+    out.push_str("  help                                    : this list\n");
+    out.push_str(
+        "  prompt                                  : toggle interactive mode with prompt\n",
+    );
+    out.push_str("  quit                                    : disconnect\n");
+    for c in commands().filter(|c| c.level <= level) {
+        let name = c.words.join(" ");
+        let (args, what) = c.help.split_once(" : ").unwrap_or(("", c.help));
+        let left = if args.is_empty() {
+            name
+        } else {
+            format!("{name} {args}")
+        };
+        out.push_str(&format!("  {left:<40}: {what}\n"));
+    }
+    out
+}
+
+/// Finds backend/server for `B/S` (names, or `#ID` numbers as HAProxy allows).
+pub fn server_ref(rt: &Runtime, arg: Option<&&str>) -> Result<(usize, usize), String> {
+    let arg = arg.ok_or("Require 'backend/server'.")?;
+    let (b, s) = arg.split_once('/').ok_or("Require 'backend/server'.")?;
+    let be = rt
+        .cfg
+        .backends
+        .iter()
+        .position(|x| x.name == b)
+        .ok_or("No such backend.")?;
+    let srv = rt.cfg.backends[be]
+        .servers
+        .iter()
+        .position(|x| x.name == s)
+        .ok_or("No such server.")?;
+    Ok((be, srv))
+}

@@ -1,0 +1,240 @@
+//! The runtime API (stats socket): a real unix socket and a TCP one bound from config, driven the
+//! way socat drives HAProxy's: one line of `;`-separated commands, or `prompt` for a session.
+//! Levels are enforced, answers end with an empty line, server changes reach the balancer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse::account::Runtime;
+use gatehouse::config::model::CliLevel;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn runtime(extra_global: &str) -> Arc<Runtime> {
+    let text = format!(
+        "global\n plumbing none\n{extra_global}\ndefaults\n mode http\n timeout client 5s\n timeout server 5s\n timeout connect 1s\nfrontend f\n bind 127.0.0.1:1\n default_backend b\nbackend b\n stick-table type ip size 100 store gpc0\n server s1 10.0.0.1:80 weight 10\n server s2 10.0.0.2:80 weight 10\n"
+    );
+    let cfg = gatehouse::config::from_str("cli.cfg", &text)
+        .unwrap()
+        .config;
+    Arc::new(Runtime::new(Arc::new(cfg)))
+}
+
+/// Sends `input` on a fresh session at `level` and returns everything it answered.
+async fn ask(rt: &Arc<Runtime>, level: CliLevel, input: &str) -> String {
+    let (mut ours, theirs) = tokio::io::duplex(1 << 20);
+    let task = tokio::spawn(gatehouse::cli::session(
+        rt.clone(),
+        theirs,
+        level,
+        Duration::from_secs(2),
+    ));
+    ours.write_all(input.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    ours.read_to_string(&mut out).await.unwrap();
+    task.await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn one_line_several_commands_each_ending_with_an_empty_line() {
+    let rt = runtime("");
+    let out = ask(
+        &rt,
+        CliLevel::Admin,
+        "set server b/s1 weight 50%; show servers state b\n",
+    )
+    .await;
+    let mut parts = out.splitn(2, '\n');
+    assert_eq!(
+        parts.next(),
+        Some(""),
+        "an empty answer is one empty line: {out:?}"
+    );
+    let state = parts.next().unwrap();
+    assert!(
+        state.starts_with("1\n# be_id be_name srv_id srv_name"),
+        "{state}"
+    );
+    assert!(state.contains("\n1 b 1 s1 10.0.0.1 2 0 5 10 "), "{state}");
+    assert!(state.ends_with("\n\n"), "{state:?}");
+    assert_eq!(
+        rt.backends[0].health[0]
+            .weight
+            .load(std::sync::atomic::Ordering::Relaxed),
+        5
+    );
+}
+
+#[tokio::test]
+async fn levels_are_enforced() {
+    let rt = runtime("");
+    assert_eq!(
+        ask(&rt, CliLevel::User, "disable server b/s1\n").await,
+        "Permission denied\n\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "set server b/s1 state maint\n").await,
+        "Permission denied\n\n"
+    );
+    assert_eq!(ask(&rt, CliLevel::Operator, "clear table b\n").await, "\n");
+    assert!(
+        !rt.backends[0].health[0]
+            .maint
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    // A user may read the counters.
+    assert!(
+        ask(&rt, CliLevel::User, "show stat\n")
+            .await
+            .starts_with("# pxname,svname,")
+    );
+    // help lists only what the level may run.
+    let help = ask(&rt, CliLevel::User, "help\n").await;
+    assert!(
+        help.contains("show stat") && !help.contains("disable server"),
+        "{help}"
+    );
+}
+
+#[tokio::test]
+async fn server_state_reaches_the_balancer() {
+    let rt = runtime("");
+    ask(&rt, CliLevel::Admin, "disable server b/s1\n").await;
+    let stat = ask(&rt, CliLevel::Admin, "show stat\n").await;
+    let s1: Vec<&str> = stat
+        .lines()
+        .find(|l| l.starts_with("b,s1,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(s1[17], "MAINT");
+    let cands = gatehouse::balance::candidates(&rt, 0, &[]).unwrap();
+    assert_eq!(cands.iter().map(|c| c.index).collect::<Vec<_>>(), [1]);
+    ask(
+        &rt,
+        CliLevel::Admin,
+        "enable server b/s1; set server b/s2 state drain\n",
+    )
+    .await;
+    let cands = gatehouse::balance::candidates(&rt, 0, &[]).unwrap();
+    assert_eq!(cands.iter().map(|c| c.index).collect::<Vec<_>>(), [0]);
+    let stat = ask(&rt, CliLevel::Admin, "show stat\n").await;
+    assert!(
+        stat.contains("\nb,s2,") && stat.contains(",DRAIN,"),
+        "{stat}"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "set server b/s1 state sleepy\n").await,
+        "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "disable server b/nope\n").await,
+        "No such server.\n\n"
+    );
+}
+
+#[tokio::test]
+async fn prompt_keeps_the_session_until_quit() {
+    let rt = runtime("");
+    let out = ask(
+        &rt,
+        CliLevel::Admin,
+        "prompt\nset table b key 10.0.0.9 data.gpc0 3\nshow table b key 10.0.0.9\nquit\n",
+    )
+    .await;
+    assert!(out.starts_with("\n> \n> # table: b, type: ip, size:100, used:1\n0x1: key=10.0.0.9 use=0 exp=0 gpc0=3\n\n> "), "{out:?}");
+}
+
+#[tokio::test]
+async fn unknown_commands_get_the_help() {
+    let rt = runtime("");
+    let out = ask(&rt, CliLevel::Admin, "show nothing\n").await;
+    assert!(
+        out.starts_with(
+            "Unknown command: 'show nothing'\nThe following commands are valid at this level:\n"
+        ),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn sockets_from_the_config() {
+    let dir = std::env::temp_dir().join(format!("gh-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("admin.sock");
+    // A socket file left by a killed run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rt = runtime(&format!(
+        " stats socket {} mode 600 level admin\n stats socket ipv4@127.0.0.1:{port} level user\n stats timeout 3s",
+        path.display()
+    ));
+    let listeners = gatehouse::cli::bind(&rt.cfg.global.stats_sockets).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let server = tokio::spawn(gatehouse::cli::serve(rt.clone(), listeners));
+
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    s.write_all(b"show info\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(
+        out.starts_with("Name: gatehouse\n") && out.contains("\nPid: "),
+        "{out}"
+    );
+
+    let mut t = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    t.write_all(b"disable server b/s1\n").await.unwrap();
+    let mut out = String::new();
+    t.read_to_string(&mut out).await.unwrap();
+    assert_eq!(out, "Permission denied\n\n");
+    server.abort();
+
+    // Anything but a socket in the way is an error, not deleted.
+    let file = dir.join("file");
+    std::fs::write(&file, "keep").unwrap();
+    let rt = runtime(&format!(" stats socket {} level admin", file.display()));
+    assert!(gatehouse::cli::bind(&rt.cfg.global.stats_sockets).is_err());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn config_errors_name_the_fix() {
+    for (line, want) in [
+        (" stats socket", "write 'stats socket"),
+        (" stats socket /tmp/x level root", "unknown level 'root'"),
+        (" stats socket /tmp/x mode 999", "not an octal file mode"),
+        (
+            " stats socket ipv4@127.0.0.1 level admin",
+            "is not ADDRESS:PORT",
+        ),
+        (
+            " stats socket ipv4@127.0.0.1:1 mode 600",
+            "apply to unix sockets only",
+        ),
+        (
+            " stats socket /tmp/x user no-such-user-here",
+            "no user 'no-such-user-here'",
+        ),
+        (" stats timeout", "stats timeout TIME"),
+    ] {
+        let text = format!("global\n{line}\nfrontend f\n bind 127.0.0.1:1\n");
+        let err = gatehouse::config::from_str("t.cfg", &text)
+            .expect_err(line)
+            .to_string();
+        assert!(
+            err.contains(want) && err.contains("t.cfg:2"),
+            "{line}: {err}"
+        );
+    }
+}
