@@ -64,6 +64,13 @@ get() {
 hits() { grep -cF "\"GET $2 " "$GH_TMP/s$1-access.log" 2>/dev/null || true; }
 GW=http://10.48.1.1
 
+# Examples 01 and 02 log to syslog at 127.0.0.1:514 (facility local0, up to info): a real listener
+# (socat) in the gateway receives the datagrams. Example 03 has no `log` line: its lines go to
+# standard output, gatehouse's default.
+ip netns exec "$G" socat -u UDP-RECV:514,bind=127.0.0.1 OPEN:"$GH_TMP/syslog.log",creat,append {GH_LOCK_FD}>&- &
+GH_PIDS+=("$!")
+SYSLOG='^<134>[A-Z][a-z]{2} [ 1-3][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} gatehouse\[[0-9]+\]: '
+
 # --- 01: listen, round robin, httpclose, forwardfor, stats auth -----------------------------------
 start ex1 01-listen-roundrobin-stats.cfg
 for i in 1 2 3 4; do [ "$(get "$GW/?rr$i")" = 200 ] || gh_fail "01: request $i"; done
@@ -81,9 +88,11 @@ grep -qi '^www-authenticate: basic' "$GH_TMP/head" || gh_fail "01: no Basic chal
 [ "$(get -u admin:admin "$GW/admin?stats")" = 200 ] || gh_fail "01: stats with credentials"
 [ "$(get -u admin:wrong "$GW/admin?stats")" = 401 ] || gh_fail "01: stats with a wrong password"
 # httplog lines, HAProxy's layout.
-HTTPLOG='^10\.48\.1\.2:[0-9]+ \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:.]+\] test test/web[12] [0-9]+/[0-9]+/[0-9]+/[0-9]+/[0-9]+ 200 [0-9]+ - - ---- [0-9]+/[0-9]+/[0-9]+/[0-9]+/[0-9]+ 0/0 "GET /\?rr1 HTTP/1\.1"$'
-gh_wait_grep "$HTTPLOG" "$GH_TMP/ex1.log" "01: httplog line"
-gh_wait_grep ' test test/<NOSRV> .* 401 .* LR-- .*"GET /admin\?stats HTTP/1\.1"$' "$GH_TMP/ex1.log" "01: 401 logged"
+HTTPLOG=$SYSLOG'10\.48\.1\.2:[0-9]+ \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:.]+\] test test/web[12] [0-9]+/[0-9]+/[0-9]+/[0-9]+/[0-9]+ 200 [0-9]+ - - ---- [0-9]+/[0-9]+/[0-9]+/[0-9]+/[0-9]+ 0/0 "GET /\?rr1 HTTP/1\.1"$'
+gh_wait_grep "$HTTPLOG" "$GH_TMP/syslog.log" "01: httplog line by syslog"
+gh_wait_grep ' test test/<NOSRV> .* 401 .* LR-- .*"GET /admin\?stats HTTP/1\.1"$' "$GH_TMP/syslog.log" "01: 401 logged"
+# Logging to syslog, nothing goes to standard output.
+gh_assert_no_grep 'GET /' "$GH_TMP/ex1.log" "01: traffic lines on standard output"
 gh_stop ex1
 
 # --- 02: routing by Host, leastconn, TCP checks ---------------------------------------------------
@@ -94,7 +103,7 @@ start ex2 02-host-routing.cfg
 [ "$(hits 118 '/?www')" = 1 ] && [ "$(hits 119 '/?blog')" = 1 ] && [ "$(hits 118 '/?other')" = 1 ] ||
     gh_fail "02: Host routing: www→$(hits 118 '/?www') blog→$(hits 119 '/?blog') other→$(hits 118 '/?other')"
 [ "$(hits 119 '/?www')" = 0 ] || gh_fail "02: www reached blog's server"
-gh_wait_grep ' test blog/web1 .* "GET /\?blog HTTP/1\.1"$' "$GH_TMP/ex2.log" "02: blog logged"
+gh_wait_grep ' test blog/web1 .* "GET /\?blog HTTP/1\.1"$' "$GH_TMP/syslog.log" "02: blog logged"
 gh_stop ex2
 
 # --- 03: deny by source, user-agent redirects, path and extension routing, backups, errorfiles ---

@@ -311,10 +311,14 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
                         CheckKind::SslHello => "Layer6 check passed",
                         CheckKind::Script(_) => "Layer7 check passed",
                     };
-                    event(&format!(
-                        "Server {}/{} is UP, reason: {layer}, check duration: {took}ms. {a} active and {b} backup servers online.",
-                        backend.name, server.name
-                    ));
+                    event(
+                        &rt,
+                        crate::log::NOTICE,
+                        &format!(
+                            "Server {}/{} is UP, reason: {layer}, check duration: {took}ms. {a} active and {b} backup servers online.",
+                            backend.name, server.name
+                        ),
+                    );
                 }
             }
             Err(Failed(reason, info)) => {
@@ -324,15 +328,20 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
                     health.up.store(false, Relaxed);
                     health.marked_down.send_modify(|n| *n += 1);
                     let (a, b) = servers_up(&rt, bi);
-                    event(&format!(
-                        "Server {}/{} is DOWN, reason: {reason}, info: \"{info}\", check duration: {took}ms. {a} active and {b} backup servers left.",
-                        backend.name, server.name
-                    ));
+                    event(
+                        &rt,
+                        crate::log::ALERT,
+                        &format!(
+                            "Server {}/{} is DOWN, reason: {reason}, info: \"{info}\", check duration: {took}ms. {a} active and {b} backup servers left.",
+                            backend.name, server.name
+                        ),
+                    );
                     if a + b == 0 {
-                        event(&format!(
-                            "backend {} has no server available!",
-                            backend.name
-                        ));
+                        event(
+                            &rt,
+                            crate::log::ALERT,
+                            &format!("backend {} has no server available!", backend.name),
+                        );
                     }
                 }
             }
@@ -369,7 +378,7 @@ fn servers_up(rt: &Runtime, bi: usize) -> (usize, usize) {
 }
 
 /// A server state change: on the log stream, as HAProxy logs it, and on standard error.
-fn event(msg: &str) {
+fn event(rt: &Runtime, level: u8, msg: &str) {
     tracing::warn!("{msg}");
-    crate::log::line(msg);
+    crate::log::line(rt, level, msg);
 }

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::account::{Runtime, Tally};
+use crate::config::model::{LogDest, LogFormat, LogTarget};
 use crate::session::Record;
 
 /// `%t` as it is written: `dd/Mon/yyyy:HH:MM:SS.mmm` in local time, without an allocation.
@@ -181,11 +182,6 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
 const FLUSH_BYTES: usize = 16 * 1024;
 const FLUSH_AFTER: Duration = Duration::from_millis(100);
 
-/// Queues one line (with its newline); writes the batch when it is big or old enough.
-fn emit(line: &str) {
-    emit_with(|out| out.extend_from_slice(line.as_bytes()));
-}
-
 /// Queues the line `write` puts into the batch (without its newline).
 fn emit_with(write: impl FnOnce(&mut Vec<u8>)) {
     static FLUSHER: std::sync::Once = std::sync::Once::new();
@@ -223,25 +219,156 @@ pub fn flush() {
     write_out(&mut p);
 }
 
-pub fn session(rt: &Runtime, r: &Record, t: &Tally) {
+/// Writes a session's line (httplog or tcplog) into `out`, without its newline.
+fn write_session(out: &mut Vec<u8>, rt: &Runtime, r: &Record, t: &Tally) {
     if let Some(h) = &r.http {
-        if h.silent {
-            return;
-        }
-        emit_with(|out| write_httplog(out, rt, r, t, h));
+        write_httplog(out, rt, r, t, h);
         return;
     }
-    let mut line = tcplog(rt, r, t);
+    out.extend_from_slice(tcplog(rt, r, t).as_bytes());
     // The name read from the first bytes, in braces as HAProxy shows captures.
     if let Some(name) = &r.name {
-        line.push_str(" {");
-        line.push_str(name);
-        line.push('}');
+        out.extend_from_slice(b" {");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'}');
     }
-    emit(&line);
 }
 
-/// Any other line for the log stream (server state changes), one write per line.
-pub fn line(msg: &str) {
-    emit(msg);
+/// Logs a finished session (or http request) where its frontend's `log` lines say.
+pub fn session(rt: &Runtime, r: &Record, t: &Tally) {
+    if r.http.as_ref().is_some_and(|h| h.silent) {
+        return;
+    }
+    let targets = &rt.cfg.frontends[r.frontend].logs;
+    match targets.as_slice() {
+        [] => {}
+        // The default, and the common case: raw lines on standard output, written straight into
+        // the batch.
+        [only] if only.dest == LogDest::Stdout && only.format == LogFormat::Raw => {
+            emit_with(|out| write_session(out, rt, r, t));
+        }
+        _ => {
+            let mut line = Vec::with_capacity(256);
+            write_session(&mut line, rt, r, t);
+            send(targets, INFO, &line);
+        }
+    }
+}
+
+/// A process-level line (server state changes) at syslog severity `level`, to the global `log`
+/// lines (standard output when there are none).
+pub fn line(rt: &Runtime, level: u8, msg: &str) {
+    send(&rt.cfg.global.logs, level, msg.as_bytes());
+}
+
+/// Syslog severities gatehouse logs at.
+pub const INFO: u8 = 6;
+pub const NOTICE: u8 = 5;
+pub const ALERT: u8 = 1;
+
+/// Lines that could not be sent (a full socket buffer, an unreachable log server): `show info`'s
+/// `DroppedLogs`.
+pub static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn send(targets: &[LogTarget], level: u8, line: &[u8]) {
+    for t in targets {
+        if level > t.max_level || level < t.min_level {
+            continue;
+        }
+        if t.dest == LogDest::Stdout && t.format == LogFormat::Raw {
+            emit_with(|out| out.extend_from_slice(line));
+            continue;
+        }
+        let mut msg = header(t, level);
+        msg.extend_from_slice(line);
+        msg.truncate(t.len.saturating_sub(1));
+        msg.push(b'\n');
+        let sent = match &t.dest {
+            LogDest::Stdout => {
+                msg.pop();
+                emit_with(|out| out.extend_from_slice(&msg));
+                true
+            }
+            LogDest::Stderr => std::io::stderr().lock().write_all(&msg).is_ok(),
+            LogDest::Udp(addr) => sockets::udp(addr).is_some_and(|s| s.send_to(&msg, addr).is_ok()),
+            LogDest::Unix(path) => sockets::unix().is_some_and(|s| s.send_to(&msg, path).is_ok()),
+        };
+        if !sent {
+            DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The syslog header of a line for `t` (empty for raw lines).
+fn header(t: &LogTarget, level: u8) -> Vec<u8> {
+    let pri = u16::from(t.facility) * 8 + u16::from(level);
+    let now = chrono::Local::now();
+    let mut h = Vec::with_capacity(96);
+    match t.format {
+        LogFormat::Raw => {}
+        LogFormat::Short => {
+            let _ = write!(h, "<{pri}>");
+        }
+        LogFormat::Rfc3164 => {
+            let _ = write!(
+                h,
+                "<{pri}>{} gatehouse[{}]: ",
+                now.format("%b %e %H:%M:%S"),
+                std::process::id()
+            );
+        }
+        LogFormat::Rfc5424 => {
+            let _ = write!(
+                h,
+                "<{pri}>1 {} {} gatehouse {} - - ",
+                now.format("%Y-%m-%dT%H:%M:%S%.6f%:z"),
+                sockets::hostname(),
+                std::process::id()
+            );
+        }
+    }
+    h
+}
+
+/// The sockets syslog lines leave by: one per family for UDP, one unbound unix datagram socket,
+/// all non-blocking (a line that cannot be sent at once is dropped and counted, never waited for).
+mod sockets {
+    use std::net::{SocketAddr, UdpSocket};
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::OnceLock;
+
+    pub fn udp(to: &SocketAddr) -> Option<&'static UdpSocket> {
+        static V4: OnceLock<Option<UdpSocket>> = OnceLock::new();
+        static V6: OnceLock<Option<UdpSocket>> = OnceLock::new();
+        let (cell, bind) = if to.is_ipv4() {
+            (&V4, "0.0.0.0:0")
+        } else {
+            (&V6, "[::]:0")
+        };
+        cell.get_or_init(|| {
+            let s = UdpSocket::bind(bind).ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        })
+        .as_ref()
+    }
+
+    pub fn unix() -> Option<&'static UnixDatagram> {
+        static S: OnceLock<Option<UnixDatagram>> = OnceLock::new();
+        S.get_or_init(|| {
+            let s = UnixDatagram::unbound().ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        })
+        .as_ref()
+    }
+
+    pub fn hostname() -> &'static str {
+        static H: OnceLock<String> = OnceLock::new();
+        H.get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "-".into())
+        })
+    }
 }

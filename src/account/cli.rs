@@ -80,6 +80,7 @@ fn info(rt: &Runtime) -> Vec<(&'static str, String)> {
                 .sum::<usize>()
                 .to_string(),
         ),
+        ("DroppedLogs", crate::log::DROPPED.load(Relaxed).to_string()),
         (
             "FailedResolutions",
             rt.policy.dns_failed.load(Relaxed).to_string(),

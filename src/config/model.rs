@@ -51,6 +51,61 @@ pub struct Global {
     pub stats_sockets: Vec<StatsSocket>,
     /// `stats timeout`: how long a runtime API connection may stay idle.
     pub stats_timeout: std::time::Duration,
+    /// Where process-level lines go (server state changes): the global `log` lines, or standard
+    /// output when the configuration has no `log` line at all.
+    pub logs: Vec<LogTarget>,
+}
+
+/// One `log` destination, as HAProxy's `log <target> [len N] [format F] <facility> [<level>
+/// [<minlevel>]]` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTarget {
+    pub dest: LogDest,
+    /// Longest line sent, header included.
+    pub len: usize,
+    pub format: LogFormat,
+    /// Syslog facility number (local0 = 16).
+    pub facility: u8,
+    /// Lines more severe than or as severe as this are sent (syslog severities: 0 emerg … 7 debug).
+    pub max_level: u8,
+    /// … and no more severe than this.
+    pub min_level: u8,
+}
+
+impl LogTarget {
+    /// Standard output, raw lines: where gatehouse logs when the configuration says nothing.
+    pub fn stdout() -> LogTarget {
+        LogTarget {
+            dest: LogDest::Stdout,
+            len: 1024,
+            format: LogFormat::Raw,
+            facility: 16,
+            max_level: 7,
+            min_level: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogDest {
+    Stdout,
+    Stderr,
+    /// Syslog over UDP.
+    Udp(std::net::SocketAddr),
+    /// Syslog over a unix datagram socket (`/dev/log`).
+    Unix(std::path::PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `<PRI>Mmm dd hh:mm:ss tag[pid]: line`
+    Rfc3164,
+    /// `<PRI>1 timestamp host tag pid - - line`
+    Rfc5424,
+    /// `<PRI>line`
+    Short,
+    /// The line alone.
+    Raw,
 }
 
 /// The runtime API's access levels, lowest first (HAProxy's `level user|operator|admin`).
@@ -280,6 +335,8 @@ pub struct Frontend {
     pub name: String,
     pub pos: Pos,
     pub mode: Mode,
+    /// Where this frontend's traffic log lines go (its `log` lines, `log global` expanded).
+    pub logs: Vec<LogTarget>,
     pub binds: Vec<Bind>,
     pub intercepts: Vec<Intercept>,
     pub maxconn: u32,

@@ -14,8 +14,8 @@ use super::Diagnostic;
 use super::lexer::{Line, Pos};
 use super::model::{
     Balance, Bind, Check, Dial, EchPolicy, Families, Family, FirewallBackend, HashType, Hold,
-    HttpConnMode, InitAddr, Mode, PlumbingSettings, PortRange, PortSpec, ResolversSection, Rule,
-    Selector, Server, ServerTarget, Source, StatsSocket, UseSrc,
+    HttpConnMode, InitAddr, LogTarget, Mode, PlumbingSettings, PortRange, PortSpec,
+    ResolversSection, Rule, Selector, Server, ServerTarget, Source, StatsSocket, UseSrc,
 };
 use crate::guard::NamePolicy;
 use crate::rules::sample::Template;
@@ -75,6 +75,9 @@ pub struct GlobalDraft {
     pub plumbing: PlumbingSettings,
     pub stats_sockets: Vec<StatsSocket>,
     pub stats_timeout: Option<Duration>,
+    pub logs: Vec<LogTarget>,
+    /// Some `log` line was seen anywhere (else traffic logs go to standard output).
+    pub log_seen: bool,
     /// Where the marks were set, for the check that they differ.
     pub marks_pos: Option<Pos>,
     /// Map files read so far, shared by every line that names one.
@@ -124,6 +127,8 @@ pub struct ProxyDraft {
     pub table: Option<super::model::StickTableDef>,
     pub stick_rules: Vec<super::model::StickRule>,
     pub http: super::model::HttpSettings,
+    /// `log` lines (inherited from defaults, added to by the section's own; `no log` empties).
+    pub logs: Vec<log::LogLine>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +166,7 @@ pub struct Drafts {
 mod checks;
 mod content;
 pub mod http;
+pub mod log;
 mod resolvers;
 mod servers;
 
@@ -247,11 +253,7 @@ static KEYWORDS: &[Kw] = &[
         Act::Ignore("descriptions are not shown yet"),
     ),
     kw("node", G, Act::Ignore("node names are not shown yet")),
-    kw(
-        "log",
-        G | PX,
-        Act::Ignore("log lines go to standard output until syslog arrives with issue #5"),
-    ),
+    kw("log", G | PX, Act::Handle(log::h_log)),
     kw("log-format", PX, Act::Later(OPS)),
     kw("stats", G | PX, Act::Handle(http::h_stats)),
     kw("hard-stop-after", G, Act::Later(OPS)),
@@ -706,6 +708,7 @@ fn new_proxy(
             table: None,
             stick_rules: Vec::new(),
             http: super::model::HttpSettings::default(),
+            logs: Vec::new(),
         },
     }
 }
@@ -765,6 +768,9 @@ fn directive(
         };
     }
     let args = &w[used..];
+    if negated && spelled == "log" {
+        return log::h_no_log(sec, args).map(|()| None);
+    }
     match &k.act {
         Act::Handle(h) if negated => {
             let _ = h;

@@ -41,6 +41,24 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
     }
 
     let g = drafts.global;
+    // With no `log` line anywhere, traffic and process lines go to standard output (gatehouse's
+    // default); once the configuration says where logs go, it says it for every proxy, as in
+    // HAProxy (a proxy without `log` lines logs nothing).
+    let log_seen = g.log_seen;
+    let global_logs = g.logs.clone();
+    let proxy_logs = |lines: &[super::parse::log::LogLine]| -> Vec<super::model::LogTarget> {
+        if !log_seen {
+            return vec![super::model::LogTarget::stdout()];
+        }
+        let mut out = Vec::new();
+        for l in lines {
+            match l {
+                super::parse::log::LogLine::Global => out.extend(global_logs.iter().cloned()),
+                super::parse::log::LogLine::Target(t) => out.push(t.clone()),
+            }
+        }
+        out
+    };
     let global = Global {
         maxconn: g.maxconn.unwrap_or(DEFAULT_MAXCONN),
         pidfile: g.pidfile,
@@ -51,6 +69,11 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         stats_timeout: g
             .stats_timeout
             .unwrap_or(std::time::Duration::from_secs(10)),
+        logs: if g.logs.is_empty() {
+            vec![super::model::LogTarget::stdout()]
+        } else {
+            g.logs.clone()
+        },
     };
     if global.plumbing.outbound_mark != 0 && global.plumbing.outbound_mark == global.plumbing.mark {
         // Outbound packets with the tproxy mark would be routed to the local table: a loop.
@@ -305,6 +328,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             name: p.name.clone(),
             pos: p.pos.clone(),
             mode: mode_of(p),
+            logs: proxy_logs(&p.logs),
             binds: p.binds.clone(),
             intercepts,
             maxconn: p.maxconn.unwrap_or(global.maxconn).min(global.maxconn),
