@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use gatehouse::config::{self, ConfigError};
 use gatehouse::plumbing::{self, Firewall, Plan};
+use gatehouse::server::Stop;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -157,14 +158,31 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM: stop now; SIGUSR1: stop gracefully. SIGHUP (a reload) is refused for now.
+async fn shutdown_signal() -> Stop {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    let mut usr1 = signal(SignalKind::user_defined1()).expect("installing SIGUSR1 handler");
+    let mut hup = signal(SignalKind::hangup()).expect("installing SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                return Stop::Now;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: stopping");
+                return Stop::Now;
+            }
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: stopping gracefully");
+                return Stop::Graceful;
+            }
+            _ = hup.recv() => {
+                tracing::warn!("SIGHUP: reloading the configuration is not supported yet; the running configuration stays");
+            }
+        }
     }
 }
 

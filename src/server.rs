@@ -27,6 +27,41 @@ pub enum ServeError {
     Cli(#[from] crate::cli::CliError),
 }
 
+/// How to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// At once: open sessions are killed (and logged as such).
+    Now,
+    /// Stop accepting, let open sessions finish (keep-alive connections close after their current
+    /// request), then stop; `hard-stop-after` bounds the wait.
+    Graceful,
+}
+
+/// Worker phases, sent to every worker thread.
+const RUNNING: u8 = 0;
+const DRAINING: u8 = 1;
+const STOPPED: u8 = 2;
+
+/// Tells systemd (Type=notify) how we are, when it started us: `READY=1`, `STOPPING=1`.
+fn sd_notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let msg = format!("{state}\nMAINPID={}", std::process::id());
+    let _ = match bytes.strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name)
+                .and_then(|a| sock.send_to_addr(msg.as_bytes(), &a))
+        }
+        None => sock.send_to(msg.as_bytes(), &path),
+    };
+}
+
 /// Accepts on `bound` until `shutdown` completes; sessions still open are dropped with the runtime.
 pub async fn run(rt: Arc<Runtime>, bound: Vec<Bound>, shutdown: impl Future<Output = ()>) {
     let mut tasks = tokio::task::JoinSet::new();
@@ -35,6 +70,49 @@ pub async fn run(rt: Arc<Runtime>, bound: Vec<Bound>, shutdown: impl Future<Outp
     }
     shutdown.await;
     tasks.abort_all();
+}
+
+/// Waits for the open sessions to end, for `hard-stop-after`, or for SIGTERM/SIGINT.
+async fn drain(rt: &Runtime) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::signal::unix::{SignalKind, signal};
+    let open = rt.active.load(Relaxed);
+    tracing::info!(
+        sessions = open,
+        hard_stop_after = ?rt.cfg.global.hard_stop_after,
+        "stopping gracefully: no new connections; waiting for open sessions to end"
+    );
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    let limit = async {
+        match rt.cfg.global.hard_stop_after {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(limit);
+    while rt.active.load(Relaxed) > 0 {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            _ = &mut limit => {
+                tracing::warn!(sessions = rt.active.load(Relaxed), "hard-stop-after reached: killing the sessions left");
+                return;
+            }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM while draining: stopping now");
+                return;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT while draining: stopping now");
+                return;
+            }
+        }
+    }
+    tracing::info!("every session ended");
 }
 
 /// Files removed when dropped (the stats sockets' files).
@@ -58,7 +136,7 @@ impl Drop for RemoveOnDrop {
 pub fn serve(
     cfg: Arc<Config>,
     threads: Option<usize>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = Stop>,
 ) -> Result<(), ServeError> {
     let threads = threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -96,7 +174,7 @@ pub fn serve(
     control.spawn(crate::target::watch_names(rt.clone()));
     control.spawn(crate::checks::run(rt.clone()));
     control.spawn(crate::cli::serve(rt.clone(), cli));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(RUNNING);
     // Deal the copies out: worker i takes the i-th socket of every bind line.
     let mut per_worker: Vec<Vec<(usize, crate::addr::ListenAddr, std::net::TcpListener)>> =
         (0..threads).map(|_| Vec::new()).collect();
@@ -117,14 +195,18 @@ pub fn serve(
                     .build()
                     .map_err(ServeError::Runtime)?;
                 local.block_on(async {
-                    let mut bounds = Vec::new();
+                    let mut accepting = tokio::task::JoinSet::new();
                     for (fe, addr, s) in sockets {
-                        bounds.push(Bound::from_std(fe, addr, s)?);
+                        accepting.spawn(listener::accept_loop(
+                            rt.clone(),
+                            Bound::from_std(fe, addr, s)?,
+                        ));
                     }
-                    run(rt, bounds, async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    })
-                    .await;
+                    let _ = stop.wait_for(|p| *p >= DRAINING).await;
+                    // Draining or stopping: the listening sockets close; sessions go on.
+                    accepting.abort_all();
+                    while accepting.join_next().await.is_some() {}
+                    let _ = stop.wait_for(|p| *p >= STOPPED).await;
                     Ok::<(), ServeError>(())
                 })?;
                 // Dropping the runtime drops the sessions still open: each logs itself as killed.
@@ -134,7 +216,7 @@ pub fn serve(
         match spawned {
             Ok(h) => workers.push(h),
             Err(e) => {
-                let _ = stop_tx.send(true);
+                let _ = stop_tx.send(STOPPED);
                 let _ = control.block_on(installed.remove());
                 return Err(ServeError::Runtime(e));
             }
@@ -142,8 +224,16 @@ pub fn serve(
     }
     // Listeners are bound and the unit is in place: connections are taken from here on.
     tracing::info!(pid = std::process::id(), threads, "ready");
-    control.block_on(shutdown);
-    let _ = stop_tx.send(true);
+    sd_notify("READY=1");
+    let how = control.block_on(shutdown);
+    sd_notify("STOPPING=1");
+    if how == Stop::Graceful {
+        rt.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = stop_tx.send(DRAINING);
+        control.block_on(drain(&rt));
+    }
+    let _ = stop_tx.send(STOPPED);
     let mut first_err = None;
     for w in workers {
         match w.join() {

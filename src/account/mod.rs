@@ -140,6 +140,9 @@ pub struct Runtime {
     pub started: std::time::Instant,
     /// The stick tables, by index in `Config::tables`.
     pub tables: Vec<crate::stick::Table>,
+    /// A graceful stop is under way: no new connections; keep-alive connections close after
+    /// their current request.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 /// The five connection counts of an HAProxy log line: `%ac/%fc/%bc/%sc/%rc`.
@@ -228,6 +231,7 @@ impl Runtime {
             start_addrs: std::collections::HashMap::new(),
             started: std::time::Instant::now(),
             tables,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -51,6 +51,8 @@ pub struct Global {
     pub stats_sockets: Vec<StatsSocket>,
     /// `stats timeout`: how long a runtime API connection may stay idle.
     pub stats_timeout: std::time::Duration,
+    /// `hard-stop-after`: how long a graceful stop may wait for sessions to end.
+    pub hard_stop_after: Option<std::time::Duration>,
     /// Where process-level lines go (server state changes): the global `log` lines, or standard
     /// output when the configuration has no `log` line at all.
     pub logs: Vec<LogTarget>,

@@ -75,6 +75,7 @@ pub struct GlobalDraft {
     pub plumbing: PlumbingSettings,
     pub stats_sockets: Vec<StatsSocket>,
     pub stats_timeout: Option<Duration>,
+    pub hard_stop_after: Option<Duration>,
     pub logs: Vec<LogTarget>,
     /// Some `log` line was seen anywhere (else traffic logs go to standard output).
     pub log_seen: bool,
@@ -256,7 +257,7 @@ static KEYWORDS: &[Kw] = &[
     kw("log", G | PX, Act::Handle(log::h_log)),
     kw("log-format", PX, Act::Later(OPS)),
     kw("stats", G | PX, Act::Handle(http::h_stats)),
-    kw("hard-stop-after", G, Act::Later(OPS)),
+    kw("hard-stop-after", G, Act::Handle(h_hard_stop_after)),
     kw(
         "localpeer",
         G,
@@ -957,6 +958,11 @@ fn h_maxconn(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         SectionKind::Global => sec.global.maxconn = Some(n),
         _ => sec.px().maxconn = Some(n),
     }
+    Ok(())
+}
+
+fn h_hard_stop_after(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.global.hard_stop_after = Some(parse_duration(one(args, "hard-stop-after TIME")?)?);
     Ok(())
 }
 

@@ -69,6 +69,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         stats_timeout: g
             .stats_timeout
             .unwrap_or(std::time::Duration::from_secs(10)),
+        hard_stop_after: g.hard_stop_after,
         logs: if g.logs.is_empty() {
             vec![super::model::LogTarget::stdout()]
         } else {

@@ -487,6 +487,10 @@ impl<'rt> Conn<'rt> {
         let rt = self.rt;
         let fe = &rt.cfg.frontends[self.fe_idx];
         let first = self.served == 0;
+        if !first && rt.stopping.load(Relaxed) && self.cbuf.is_empty() {
+            // Stopping: a keep-alive connection ends between requests.
+            return Next::Close;
+        }
         // Only a connection's first request counts from here (the accept); the clock is read
         // once less for the others.
         let conn_start = first.then(Instant::now);
@@ -931,7 +935,9 @@ impl<'rt> Conn<'rt> {
                 req: &req,
                 seen,
                 first_seen,
-                client_keep: mode < HttpConnMode::Close && client_wants_keep,
+                client_keep: mode < HttpConnMode::Close
+                    && client_wants_keep
+                    && !rt.stopping.load(Relaxed),
                 upgrade,
                 may_retry: was_reused && body == BodyLen::None,
                 uploading: &uploading,

@@ -1,0 +1,248 @@
+//! Stopping the real binary: SIGUSR1 stops gracefully (the listeners close at once, open sessions
+//! go on until they end, a keep-alive http connection is closed after its current request, then the
+//! process exits 0), `hard-stop-after` bounds that wait, SIGHUP is refused without harm.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An echo server (tcp) on a thread; each connection echoes until closed.
+fn echo_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A keep-alive HTTP server answering every request with "ok".
+fn http_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut s = s;
+                loop {
+                    let mut line = String::new();
+                    // Read one head.
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+struct Gatehouse {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Gatehouse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(name: &str, cfg: &str, port: u16) -> Gatehouse {
+    let dir = std::env::temp_dir().join(format!("gh-stop-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gh.cfg");
+    std::fs::write(&file, cfg).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("-f")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "gatehouse did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Gatehouse { child, dir }
+}
+
+fn signal(g: &Gatehouse, s: Signal) {
+    kill(Pid::from_raw(g.child.id() as i32), s).unwrap();
+}
+
+/// Waits for the process to exit; its status and standard output.
+fn exit_within(g: &mut Gatehouse, limit: Duration) -> (i32, String) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = g.child.try_wait().unwrap() {
+            let mut out = String::new();
+            g.child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            return (st.code().unwrap_or(-1), out);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gatehouse did not exit in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn echo(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).unwrap();
+    let mut got = vec![0u8; msg.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, msg);
+}
+
+fn tcp_config(port: u16, server: u16, extra: &str) -> String {
+    format!(
+        "global\n plumbing none\n{extra}\ndefaults\n mode tcp\n timeout connect 2s\n timeout client 30s\n timeout server 30s\nfrontend f\n bind 127.0.0.1:{port}\n default_backend b\nbackend b\n server s 127.0.0.1:{server}\n"
+    )
+}
+
+#[test]
+fn sigusr1_drains_then_exits() {
+    let (port, server) = (free_port(), echo_server());
+    let mut g = start("drain", &tcp_config(port, server, ""), port);
+    let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    echo(&mut a, b"before");
+    // A reload request changes nothing.
+    signal(&g, Signal::SIGHUP);
+    echo(&mut a, b"after hup");
+    signal(&g, Signal::SIGUSR1);
+    // The listener closes at once…
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGUSR1");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // …the open session goes on…
+    echo(&mut a, b"while draining");
+    assert!(
+        g.child.try_wait().unwrap().is_none(),
+        "exited with a session open"
+    );
+    // …and when it ends, so does gatehouse.
+    drop(a);
+    let (code, out) = exit_within(&mut g, Duration::from_secs(5));
+    assert_eq!(code, 0);
+    assert!(out.contains(" f b/s ") && out.contains(" -- "), "{out}");
+}
+
+#[test]
+fn hard_stop_after_bounds_the_drain() {
+    let (port, server) = (free_port(), echo_server());
+    let mut g = start(
+        "hard",
+        &tcp_config(port, server, " hard-stop-after 1s"),
+        port,
+    );
+    let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    echo(&mut a, b"held open");
+    let t0 = Instant::now();
+    signal(&g, Signal::SIGUSR1);
+    let (code, out) = exit_within(&mut g, Duration::from_secs(5));
+    assert_eq!(code, 0);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
+    // The session killed at the end is logged with a K termination code.
+    assert!(out.contains(" f b/s ") && out.contains(" KD "), "{out}");
+}
+
+#[test]
+fn keep_alive_connections_close_after_their_request() {
+    let (port, server) = (free_port(), http_server());
+    let cfg = format!(
+        "global\n plumbing none\ndefaults\n mode http\n timeout connect 2s\n timeout client 30s\n timeout server 30s\nfrontend f\n bind 127.0.0.1:{port}\n default_backend b\nbackend b\n server s 127.0.0.1:{server}\n"
+    );
+    let mut g = start("http", &cfg, port);
+    let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut w = a.try_clone().unwrap();
+    let mut r = BufReader::new(a);
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let read_response = |r: &mut BufReader<TcpStream>| -> String {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            head.push_str(&line);
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut body = [0u8; 2];
+        r.read_exact(&mut body).unwrap();
+        head
+    };
+    w.write_all(request).unwrap();
+    let first = read_response(&mut r);
+    assert!(
+        !first.to_ascii_lowercase().contains("connection: close"),
+        "{first}"
+    );
+    signal(&g, Signal::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(300));
+    w.write_all(request).unwrap();
+    let second = read_response(&mut r);
+    assert!(
+        second.to_ascii_lowercase().contains("connection: close"),
+        "{second}"
+    );
+    let mut rest = Vec::new();
+    assert_eq!(
+        r.read_to_end(&mut rest).unwrap(),
+        0,
+        "the connection closes"
+    );
+    let (code, _) = exit_within(&mut g, Duration::from_secs(5));
+    assert_eq!(code, 0);
+}
