@@ -717,3 +717,34 @@ async fn request_rules_run_in_haproxys_phase_order() {
     let r = roundtrip(&mut c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test]
+async fn prometheus_exporter_answers_on_its_path() {
+    let (a, ca) = origin("A").await;
+    let (gw, _rt, _stop) = gateway(&format!(
+        "frontend f\n    bind 127.0.0.1:0\n    mode http\n    http-request use-service prometheus-exporter if {{ path /metrics }}\n    default_backend be\nbackend be\n    mode http\n    server a {a}\n"
+    ))
+    .await;
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    assert_eq!(roundtrip(&mut c, GET).await.status, 200);
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    let r = roundtrip(&mut c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    // The request before counts; the scrape itself went to no server.
+    assert!(
+        r.body
+            .contains("haproxy_server_sessions_total{proxy=\"be\",server=\"a\"} 1\n"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("haproxy_frontend_http_requests_total{proxy=\"f\"} ")
+    );
+    assert_eq!(ca.requests.load(Relaxed), 1);
+}

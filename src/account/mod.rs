@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use tokio::sync::Semaphore;
 
 pub mod cli;
+pub mod prometheus;
 
 use crate::config::Config;
 use crate::session::{Cause, Record};

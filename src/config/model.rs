@@ -801,6 +801,8 @@ pub enum HttpAction {
     DelHeader(String),
     /// `http-request set-path FMT`: the path changes, the query stays.
     SetPath(Template),
+    /// `http-request use-service prometheus-exporter`: gatehouse answers with its metrics.
+    Prometheus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

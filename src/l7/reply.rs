@@ -118,6 +118,17 @@ pub fn redirect(code: u16, location: &str, close: bool) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A 200 answer of ours with `body`; the connection closes after it.
+pub fn ok(content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
 /// The status line's code of a response we send (for the log).
 pub fn status_of(bytes: &[u8]) -> u16 {
     bytes

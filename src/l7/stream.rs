@@ -640,6 +640,13 @@ impl<'rt> Conn<'rt> {
                     self.rt.policy.rejected.fetch_add(1, Relaxed);
                     return Err(Stop::Reject);
                 }
+                HttpAction::Prometheus => {
+                    let body = crate::account::prometheus::render(self.rt);
+                    return Err(Stop::Reply(reply::ok(
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        body.as_bytes(),
+                    )));
+                }
                 HttpAction::Redirect(r) => {
                     let rendered = r.to.render(&facts).unwrap_or_default();
                     let loc = reply::location(r, &rendered, req.target(), req.host());

@@ -267,7 +267,7 @@ fn header_action(
 }
 
 pub(super) fn h_http_request(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
-    const KNOWN: &str = "allow, deny [deny_status N], reject, redirect, set-header, add-header, del-header and set-path";
+    const KNOWN: &str = "allow, deny [deny_status N], reject, redirect, set-header, add-header, del-header, set-path and use-service prometheus-exporter";
     let (words, cond) = split_cond(args);
     let Some(verb) = words.first() else {
         return Err(format!(
@@ -294,6 +294,15 @@ pub(super) fn h_http_request(sec: &mut Section<'_>, args: &[String]) -> Result<(
         "set-path" => match &words[1..] {
             [fmt] => HttpAction::SetPath(template(sec, fmt)?),
             _ => return Err("write 'http-request set-path FORMAT'".into()),
+        },
+        "use-service" => match &words[1..] {
+            [s] if s == "prometheus-exporter" => HttpAction::Prometheus,
+            _ => {
+                return Err(
+                    "gatehouse's only service is prometheus-exporter: write 'http-request use-service prometheus-exporter if { path /metrics }'"
+                        .into(),
+                );
+            }
         },
         other => {
             return Err(format!(
