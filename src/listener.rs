@@ -61,15 +61,27 @@ fn bind_one(b: &Bind, addr: SocketAddr, reuse_port: bool) -> io::Result<std::net
 #[derive(Debug)]
 pub struct StdBound {
     pub frontend: usize,
+    /// The address as the `bind` line wrote it (port 0 stays 0): what a reload matches on.
+    pub key: SocketAddr,
     pub addr: ListenAddr,
     pub sockets: Vec<std::net::TcpListener>,
 }
 
 /// Binds every listener of the config, `copies` sockets each. Needs no runtime.
 pub fn bind_all_std(cfg: &Config, copies: usize) -> Result<Vec<StdBound>, BindError> {
+    bind_std_except(cfg, copies, |_| false)
+}
+
+/// Binds the `bind` lines of `cfg` whose configured address `held` says is not bound already (a
+/// reload keeps the sockets it has).
+pub fn bind_std_except(
+    cfg: &Config,
+    copies: usize,
+    held: impl Fn(SocketAddr) -> bool,
+) -> Result<Vec<StdBound>, BindError> {
     let mut out = Vec::new();
     for (fi, fe) in cfg.frontends.iter().enumerate() {
-        for b in &fe.binds {
+        for b in fe.binds.iter().filter(|b| !held(b.addr)) {
             let err = |err: io::Error| {
                 let hint = match err.raw_os_error() {
                     Some(libc::EPERM) | Some(libc::EACCES) => {
@@ -98,6 +110,7 @@ pub fn bind_all_std(cfg: &Config, copies: usize) -> Result<Vec<StdBound>, BindEr
             }
             out.push(StdBound {
                 frontend: fi,
+                key: b.addr,
                 addr: ListenAddr::new(addr),
                 sockets,
             });
@@ -140,8 +153,14 @@ impl Bound {
 
 /// Accepts on one listener until the task is aborted.
 pub async fn accept_loop(rt: Arc<Runtime>, bound: Bound) {
-    let fe = bound.frontend;
-    let port = bound.addr.port();
+    accept_on(rt, bound.frontend, bound.addr, Arc::new(bound.listener)).await;
+}
+
+/// Accepts on a listener shared with the next configuration's loop (a reload stops this loop and
+/// starts another on the same socket: nothing is refused meanwhile, connections wait in the
+/// backlog).
+pub async fn accept_on(rt: Arc<Runtime>, fe: usize, addr: ListenAddr, listener: Arc<TcpListener>) {
+    let port = addr.port();
     let global = rt.limit.clone();
     let local = rt.frontends[fe].limit.clone();
     loop {
@@ -153,7 +172,7 @@ pub async fn accept_loop(rt: Arc<Runtime>, bound: Bound) {
             };
             drop((g, l));
         }
-        match bound.listener.accept().await {
+        match listener.accept().await {
             Ok((stream, _)) => {
                 // Normally immediate; another listener may have taken the last slot since the
                 // check, and then this one connection waits for a slot (and this listener with it).
@@ -171,7 +190,7 @@ pub async fn accept_loop(rt: Arc<Runtime>, bound: Bound) {
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning; the process lives on.
-                tracing::warn!(listener = %bound.addr, "accept: {e}");
+                tracing::warn!(listener = %addr, "accept: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use gatehouse::config::{self, ConfigError};
 use gatehouse::plumbing::{self, Firewall, Plan};
-use gatehouse::server::Stop;
+use gatehouse::server::{Event, Stop};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -149,7 +149,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing pidfile {}", p.display()))?;
     }
     let threads = cfg.global.nbthread;
-    let result = gatehouse::server::serve(cfg, threads, shutdown_signal());
+    let files = cli.files.clone();
+    let result = gatehouse::server::serve(cfg, threads, move |tx| signals(files, tx));
     gatehouse::log::flush();
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
@@ -158,8 +159,17 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGINT or SIGTERM: stop now; SIGUSR1: stop gracefully. SIGHUP (a reload) is refused for now.
-async fn shutdown_signal() -> Stop {
+/// SIGINT or SIGTERM: stop now; SIGUSR1: stop gracefully; SIGHUP: read the configuration files
+/// again and, if they are valid, reload (a broken file is reported and changes nothing).
+async fn signals(files: Vec<PathBuf>, tx: tokio::sync::mpsc::UnboundedSender<Event>) {
+    let stop = shutdown_signal(&files, &tx).await;
+    let _ = tx.send(Event::Stop(stop));
+}
+
+async fn shutdown_signal(
+    files: &[PathBuf],
+    tx: &tokio::sync::mpsc::UnboundedSender<Event>,
+) -> Stop {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
@@ -180,7 +190,22 @@ async fn shutdown_signal() -> Stop {
                 return Stop::Graceful;
             }
             _ = hup.recv() => {
-                tracing::warn!("SIGHUP: reloading the configuration is not supported yet; the running configuration stays");
+                tracing::info!("SIGHUP: reloading the configuration");
+                match config::load(files) {
+                    Ok(l) => {
+                        for w in &l.warnings {
+                            tracing::warn!("{w}");
+                        }
+                        let _ = tx.send(Event::Reload(Arc::new(l.config)));
+                    }
+                    Err(ConfigError::Invalid(d)) => {
+                        for d in &d {
+                            tracing::error!("{d}");
+                        }
+                        tracing::error!("reload refused: the configuration has errors; the running one stays");
+                    }
+                    Err(e) => tracing::error!("reload refused: {e}; the running configuration stays"),
+                }
             }
         }
     }

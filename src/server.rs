@@ -72,13 +72,13 @@ pub async fn run(rt: Arc<Runtime>, bound: Vec<Bound>, shutdown: impl Future<Outp
     tasks.abort_all();
 }
 
-/// Waits for the open sessions to end, for `hard-stop-after`, or for SIGTERM/SIGINT.
-async fn drain(rt: &Runtime) {
-    use std::sync::atomic::Ordering::Relaxed;
+/// Waits for the open sessions (`open()`, every configuration's) to end, for `hard-stop-after`,
+/// or for SIGTERM/SIGINT.
+async fn drain(rt: &Runtime, open: impl Fn() -> u64) {
     use tokio::signal::unix::{SignalKind, signal};
-    let open = rt.active.load(Relaxed);
+    let sessions = open();
     tracing::info!(
-        sessions = open,
+        sessions,
         hard_stop_after = ?rt.cfg.global.hard_stop_after,
         "stopping gracefully: no new connections; waiting for open sessions to end"
     );
@@ -95,11 +95,11 @@ async fn drain(rt: &Runtime) {
         }
     };
     tokio::pin!(limit);
-    while rt.active.load(Relaxed) > 0 {
+    while open() > 0 {
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
             _ = &mut limit => {
-                tracing::warn!(sessions = rt.active.load(Relaxed), "hard-stop-after reached: killing the sessions left");
+                tracing::warn!(sessions = open(), "hard-stop-after reached: killing the sessions left");
                 return;
             }
             _ = term.recv() => {
@@ -133,10 +133,10 @@ impl Drop for RemoveOnDrop {
 /// SO_REUSEPORT copy of every listener: a connection lives on the thread whose socket the kernel gave
 /// it to, with no work stealing or cross-thread wake-ups. `shutdown` runs on a small control runtime
 /// that also installs and removes the plumbing.
-pub fn serve(
+pub fn serve<F: Future<Output = ()> + Send + 'static>(
     cfg: Arc<Config>,
     threads: Option<usize>,
-    shutdown: impl Future<Output = Stop>,
+    events: impl FnOnce(tokio::sync::mpsc::UnboundedSender<Event>) -> F,
 ) -> Result<(), ServeError> {
     let threads = threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -146,12 +146,7 @@ pub fn serve(
         .build()
         .map_err(ServeError::Runtime)?;
     // DNS first: a name that cannot be resolved stops the start before anything is bound.
-    let mut runtime = Runtime::new(cfg.clone());
-    {
-        let _in = control.enter();
-        runtime.dns = crate::resolve::Dns::new(&cfg.resolvers, control.handle().clone())?;
-    }
-    control.block_on(crate::target::resolve_at_start(&mut runtime))?;
+    let runtime = control.block_on(prepare(&control, cfg.clone(), None))?;
     let bound = listener::bind_all_std(&cfg, threads)?;
     let cli = crate::cli::bind(&cfg.global.stats_sockets)?;
     let cli_files: Vec<std::path::PathBuf> = cli
@@ -164,29 +159,22 @@ pub fn serve(
         tracing::info!(frontend = %cfg.frontends[b.frontend].name, addr = %b.addr, threads, "listening");
     }
     let plan = Plan::from_config(&cfg);
-    let installed = control.block_on(plumbing::install(&plan))?;
+    let mut installed = control.block_on(plumbing::install(&plan))?;
     if !plan.is_empty() {
         tracing::info!(firewall = ?installed.firewall, families = ?plan.families, diverts = plan.diverts.len(), "plumbing installed");
     }
-    let rt = Arc::new(runtime);
+    let mut rt = Arc::new(runtime);
+    let (current_tx, current_rx) = tokio::sync::watch::channel(rt.clone());
     // Re-resolves server names as their TTLs run out, and checks servers' health, on the control
-    // thread.
-    control.spawn(crate::target::watch_names(rt.clone()));
-    control.spawn(crate::checks::run(rt.clone()));
-    control.spawn(crate::cli::serve(rt.clone(), cli));
+    // thread; a reload starts them again for the new configuration.
+    let mut background = background_tasks(&control, &rt);
+    control.spawn(crate::cli::serve(current_rx, cli));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(RUNNING);
-    // Deal the copies out: worker i takes the i-th socket of every bind line.
-    let mut per_worker: Vec<Vec<(usize, crate::addr::ListenAddr, std::net::TcpListener)>> =
-        (0..threads).map(|_| Vec::new()).collect();
-    for b in bound {
-        for (i, s) in b.sockets.into_iter().enumerate() {
-            per_worker[i].push((b.frontend, b.addr, s));
-        }
-    }
+    let (gen_tx, gen_rx) = tokio::sync::watch::channel(generation(&rt, bound, threads));
     let mut workers = Vec::new();
-    for (i, sockets) in per_worker.into_iter().enumerate() {
-        let rt = rt.clone();
+    for i in 0..threads {
         let mut stop = stop_rx.clone();
+        let mut gens = gen_rx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("gatehouse-{i}"))
             .spawn(move || -> Result<(), ServeError> {
@@ -194,21 +182,7 @@ pub fn serve(
                     .enable_all()
                     .build()
                     .map_err(ServeError::Runtime)?;
-                local.block_on(async {
-                    let mut accepting = tokio::task::JoinSet::new();
-                    for (fe, addr, s) in sockets {
-                        accepting.spawn(listener::accept_loop(
-                            rt.clone(),
-                            Bound::from_std(fe, addr, s)?,
-                        ));
-                    }
-                    let _ = stop.wait_for(|p| *p >= DRAINING).await;
-                    // Draining or stopping: the listening sockets close; sessions go on.
-                    accepting.abort_all();
-                    while accepting.join_next().await.is_some() {}
-                    let _ = stop.wait_for(|p| *p >= STOPPED).await;
-                    Ok::<(), ServeError>(())
-                })?;
+                local.block_on(worker(i, &mut gens, &mut stop))?;
                 // Dropping the runtime drops the sessions still open: each logs itself as killed.
                 drop(local);
                 Ok(())
@@ -225,13 +199,62 @@ pub fn serve(
     // Listeners are bound and the unit is in place: connections are taken from here on.
     tracing::info!(pid = std::process::id(), threads, "ready");
     sd_notify("READY=1");
-    let how = control.block_on(shutdown);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    control.spawn(events(tx));
+    // Runtimes of earlier configurations, alive while their sessions last.
+    let mut older: Vec<std::sync::Weak<Runtime>> = Vec::new();
+    let how = control.block_on(async {
+        loop {
+            match rx.recv().await {
+                None => return Stop::Now,
+                Some(Event::Stop(how)) => return how,
+                Some(Event::Reload(new_cfg)) => {
+                    sd_notify("RELOADING=1");
+                    match reload(&control, &rt, &installed.plan, new_cfg, threads).await {
+                        Ok((new_rt, generation, new_installed)) => {
+                            older.retain(|w| w.strong_count() > 0);
+                            older.push(Arc::downgrade(&rt));
+                            rt = new_rt;
+                            if let Some(i) = new_installed {
+                                installed = i;
+                            }
+                            for t in background.drain(..) {
+                                t.abort();
+                            }
+                            background = background_tasks(&control, &rt);
+                            let _ = current_tx.send(rt.clone());
+                            let _ = gen_tx.send(generation);
+                            tracing::info!(
+                                frontends = rt.cfg.frontends.len(),
+                                backends = rt.cfg.backends.len(),
+                                "configuration reloaded"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!("reload refused, the running configuration stays: {e}")
+                        }
+                    }
+                    sd_notify("READY=1");
+                }
+            }
+        }
+    });
     sd_notify("STOPPING=1");
     if how == Stop::Graceful {
-        rt.stopping
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let live: Vec<Arc<Runtime>> = older
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .chain(std::iter::once(rt.clone()))
+            .collect();
+        for r in &live {
+            r.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let _ = stop_tx.send(DRAINING);
-        control.block_on(drain(&rt));
+        control.block_on(drain(&rt, || {
+            live.iter()
+                .map(|r| r.active.load(std::sync::atomic::Ordering::Relaxed))
+                .sum()
+        }));
     }
     let _ = stop_tx.send(STOPPED);
     let mut first_err = None;
@@ -245,10 +268,200 @@ pub fn serve(
         }
     }
     tracing::info!("counters: {}", rt.policy.summary());
+    let plumbed = !installed.plan.is_empty();
     let removed = control.block_on(installed.remove());
-    if !plan.is_empty() {
+    if plumbed {
         tracing::info!("plumbing removed");
     }
     removed?;
     first_err.map_or(Ok(()), Err)
+}
+
+/// What the control thread hears: stop, or a new configuration (already read and validated).
+pub enum Event {
+    Stop(Stop),
+    Reload(Arc<Config>),
+}
+
+/// A runtime for `cfg` with its resolvers and the addresses of its named servers; after a reload,
+/// with what it takes over from `old`.
+async fn prepare(
+    control: &tokio::runtime::Runtime,
+    cfg: Arc<Config>,
+    old: Option<&Runtime>,
+) -> Result<Runtime, ServeError> {
+    let mut runtime = Runtime::new(cfg.clone());
+    {
+        let _in = control.enter();
+        runtime.dns = crate::resolve::Dns::new(&cfg.resolvers, control.handle().clone())?;
+    }
+    crate::target::resolve_at_start(&mut runtime).await?;
+    if let Some(old) = old {
+        runtime.carry_over(old);
+    }
+    Ok(runtime)
+}
+
+fn background_tasks(
+    control: &tokio::runtime::Runtime,
+    rt: &Arc<Runtime>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        control.spawn(crate::target::watch_names(rt.clone())),
+        control.spawn(crate::checks::run(rt.clone())),
+    ]
+}
+
+/// What the workers accept with: the runtime, every bind line (by its written address) with its
+/// frontend, and the sockets bound for this configuration, one list per worker.
+pub struct Generation {
+    rt: Arc<Runtime>,
+    binds: Vec<(std::net::SocketAddr, usize)>,
+    fresh: Vec<std::sync::Mutex<Vec<listener::StdBound>>>,
+}
+
+fn generation(
+    rt: &Arc<Runtime>,
+    bound: Vec<listener::StdBound>,
+    threads: usize,
+) -> Arc<Generation> {
+    let binds = rt
+        .cfg
+        .frontends
+        .iter()
+        .enumerate()
+        .flat_map(|(fi, f)| f.binds.iter().map(move |b| (b.addr, fi)))
+        .collect();
+    // Deal the copies out: worker i takes the i-th socket of every bind line.
+    let mut fresh: Vec<Vec<listener::StdBound>> = (0..threads).map(|_| Vec::new()).collect();
+    for b in bound {
+        for (i, s) in b.sockets.into_iter().enumerate() {
+            fresh[i].push(listener::StdBound {
+                frontend: b.frontend,
+                key: b.key,
+                addr: b.addr,
+                sockets: vec![s],
+            });
+        }
+    }
+    Arc::new(Generation {
+        rt: rt.clone(),
+        binds,
+        fresh: fresh.into_iter().map(std::sync::Mutex::new).collect(),
+    })
+}
+
+/// One worker thread: accepts for the newest configuration on the sockets it holds, until stopped.
+async fn worker(
+    i: usize,
+    gens: &mut tokio::sync::watch::Receiver<Arc<Generation>>,
+    stop: &mut tokio::sync::watch::Receiver<u8>,
+) -> Result<(), ServeError> {
+    type Held = (crate::addr::ListenAddr, Arc<tokio::net::TcpListener>);
+    let mut held: std::collections::HashMap<std::net::SocketAddr, Held> =
+        std::collections::HashMap::new();
+    let mut accepting = tokio::task::JoinSet::new();
+    loop {
+        let gen_now = gens.borrow_and_update().clone();
+        // The old loops stop; their sockets stay (connections wait in the backlog meanwhile).
+        accepting.abort_all();
+        while accepting.join_next().await.is_some() {}
+        let fresh =
+            std::mem::take(&mut *gen_now.fresh[i].lock().unwrap_or_else(|e| e.into_inner()));
+        for b in fresh {
+            for s in b.sockets {
+                let l = Bound::from_std(b.frontend, b.addr, s)?;
+                held.insert(b.key, (b.addr, Arc::new(l.listener)));
+            }
+        }
+        // Bind lines that went away close their sockets.
+        held.retain(|k, _| gen_now.binds.iter().any(|(b, _)| b == k));
+        for (key, fe) in &gen_now.binds {
+            if let Some((addr, l)) = held.get(key) {
+                accepting.spawn(listener::accept_on(
+                    gen_now.rt.clone(),
+                    *fe,
+                    *addr,
+                    l.clone(),
+                ));
+            }
+        }
+        drop(gen_now);
+        tokio::select! {
+            changed = gens.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = stop.wait_for(|p| *p >= DRAINING) => break,
+        }
+    }
+    // Draining or stopping: the listening sockets close; sessions go on.
+    accepting.abort_all();
+    while accepting.join_next().await.is_some() {}
+    drop(held);
+    let _ = stop.wait_for(|p| *p >= STOPPED).await;
+    Ok(())
+}
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Start(#[from] ServeError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("installing the new plumbing unit: {0} (the previous unit was put back)")]
+    Plumbing(PlumbingError),
+}
+
+type Reloaded = (Arc<Runtime>, Arc<Generation>, Option<plumbing::Installed>);
+
+/// Builds everything the new configuration needs before anything changes: its runtime (tables and
+/// server states carried over), sockets for its new bind lines, and its plumbing unit if that
+/// differs. Any failure leaves the running configuration as it was.
+async fn reload(
+    control: &tokio::runtime::Runtime,
+    old: &Arc<Runtime>,
+    old_plan: &Plan,
+    cfg: Arc<Config>,
+    threads: usize,
+) -> Result<Reloaded, ReloadError> {
+    let runtime = prepare(control, cfg.clone(), Some(old)).await?;
+    let held: Vec<std::net::SocketAddr> = old
+        .cfg
+        .frontends
+        .iter()
+        .flat_map(|f| f.binds.iter().map(|b| b.addr))
+        .collect();
+    let bound = listener::bind_std_except(&cfg, threads, |a| held.contains(&a))?;
+    for b in &bound {
+        tracing::info!(frontend = %cfg.frontends[b.frontend].name, addr = %b.addr, "listening (new bind line)");
+    }
+    let plan = Plan::from_config(&cfg);
+    let installed = if plan == *old_plan {
+        None
+    } else {
+        tracing::info!("the plumbing unit changed: installing the new one");
+        match plumbing::install(&plan).await {
+            Ok(i) => {
+                if plan.is_empty() {
+                    plumbing::remove_all()
+                        .await
+                        .map_err(ReloadError::Plumbing)?;
+                }
+                Some(i)
+            }
+            Err(e) => {
+                // install() removed what it had started; the previous unit goes back.
+                if let Err(again) = plumbing::install(old_plan).await {
+                    tracing::error!("putting the previous plumbing unit back failed too: {again}");
+                }
+                return Err(ReloadError::Plumbing(e));
+            }
+        }
+    };
+    let rt = Arc::new(runtime);
+    let generation = generation(&rt, bound, threads);
+    Ok((rt, generation, installed))
 }

@@ -179,7 +179,10 @@ async fn sockets_from_the_config() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let server = tokio::spawn(gatehouse::cli::serve(rt.clone(), listeners));
+    let server = tokio::spawn(gatehouse::cli::serve(
+        tokio::sync::watch::channel(rt.clone()).1,
+        listeners,
+    ));
 
     let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
     s.write_all(b"show info\n").await.unwrap();

@@ -139,8 +139,9 @@ pub struct Runtime {
     pub start_addrs: std::collections::HashMap<(usize, usize), Vec<std::net::IpAddr>>,
     /// When this runtime started (slowstart and check timings count from it).
     pub started: std::time::Instant,
-    /// The stick tables, by index in `Config::tables`.
-    pub tables: Vec<crate::stick::Table>,
+    /// The stick tables, by index in `Config::tables`; shared with the runtime before a reload
+    /// when a table keeps its name and definition.
+    pub tables: Vec<Arc<crate::stick::Table>>,
     /// A graceful stop is under way: no new connections; keep-alive connections close after
     /// their current request.
     pub stopping: std::sync::atomic::AtomicBool,
@@ -192,7 +193,7 @@ impl Runtime {
             .tables
             .iter()
             .cloned()
-            .map(crate::stick::Table::new)
+            .map(|d| Arc::new(crate::stick::Table::new(d)))
             .collect();
         let frontends = cfg
             .frontends
@@ -233,6 +234,43 @@ impl Runtime {
             started: std::time::Instant::now(),
             tables,
             stopping: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// After a reload: takes over from `old` what must survive it. Stick tables whose name and
+    /// definition did not change are the same tables (sessions of both generations update them);
+    /// a server that keeps its backend and name keeps its health, maintenance, drain state and
+    /// (if its configured weight did not change) the weight set at run time.
+    pub fn carry_over(&mut self, old: &Runtime) {
+        for t in self.tables.iter_mut() {
+            if let Some(o) = old.tables.iter().find(|o| o.def == t.def) {
+                *t = o.clone();
+            }
+        }
+        for (bi, b) in self.cfg.backends.iter().enumerate() {
+            let Some(obi) = old.cfg.backends.iter().position(|o| o.name == b.name) else {
+                continue;
+            };
+            let ob = &old.cfg.backends[obi];
+            for (si, s) in b.servers.iter().enumerate() {
+                let Some(osi) = ob.servers.iter().position(|o| o.name == s.name) else {
+                    continue;
+                };
+                let (h, oh) = (
+                    &self.backends[bi].health[si],
+                    &old.backends[obi].health[osi],
+                );
+                h.up.store(oh.up.load(Relaxed), Relaxed);
+                h.maint.store(
+                    oh.maint.load(Relaxed) && s.disabled == ob.servers[osi].disabled || s.disabled,
+                    Relaxed,
+                );
+                h.drain.store(oh.drain.load(Relaxed), Relaxed);
+                h.up_since_ms.store(0, Relaxed);
+                if s.weight == ob.servers[osi].weight {
+                    h.weight.store(oh.weight.load(Relaxed), Relaxed);
+                }
+            }
         }
     }
 

@@ -118,14 +118,19 @@ fn bind_one(s: &StatsSocket) -> Result<Listener, CliError> {
     })
 }
 
-/// Serves the runtime API on `listeners` until the task is dropped.
-pub async fn serve(rt: Arc<Runtime>, listeners: Vec<Listener>) {
+/// Serves the runtime API on `listeners` until the task is dropped; each connection talks to the
+/// newest configuration's runtime (`current` changes on a reload).
+pub async fn serve(current: tokio::sync::watch::Receiver<Arc<Runtime>>, listeners: Vec<Listener>) {
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
-        let rt = rt.clone();
+        let current = current.clone();
         tasks.spawn(async move {
-            let timeout = rt.cfg.global.stats_timeout;
             let level = l.level;
+            let now = || {
+                let rt = current.borrow().clone();
+                let timeout = rt.cfg.global.stats_timeout;
+                (rt, timeout)
+            };
             match l.kind {
                 Kind::Unix(std_l, path) => {
                     let Ok(l) = tokio::net::UnixListener::from_std(std_l) else {
@@ -134,7 +139,8 @@ pub async fn serve(rt: Arc<Runtime>, listeners: Vec<Listener>) {
                     };
                     loop {
                         if let Ok((s, _)) = l.accept().await {
-                            tokio::spawn(session(rt.clone(), s, level, timeout));
+                            let (rt, timeout) = now();
+                            tokio::spawn(session(rt, s, level, timeout));
                         }
                     }
                 }
@@ -145,7 +151,8 @@ pub async fn serve(rt: Arc<Runtime>, listeners: Vec<Listener>) {
                     };
                     loop {
                         if let Ok((s, _)) = l.accept().await {
-                            tokio::spawn(session(rt.clone(), s, level, timeout));
+                            let (rt, timeout) = now();
+                            tokio::spawn(session(rt, s, level, timeout));
                         }
                     }
                 }

@@ -43,6 +43,7 @@ fn table<'a>(rt: &'a Runtime, name: &str) -> Result<&'a Table, String> {
     rt.tables
         .iter()
         .find(|t| t.def.name == name)
+        .map(|t| &**t)
         .ok_or_else(|| "No such table".to_string())
 }
 
@@ -101,7 +102,7 @@ impl Filter {
 
 fn show_table(rt: &Runtime, args: &[&str]) -> Result<String, String> {
     let Some(name) = args.first() else {
-        return Ok(rt.tables.iter().map(header).collect());
+        return Ok(rt.tables.iter().map(|t| header(t)).collect());
     };
     let t = table(rt, name)?;
     let filter = Filter::parse(t, &args[1..])?;

@@ -500,7 +500,7 @@ impl Table {
 /// A session's view of the stick tables while its rules run: the tables, its own section's table
 /// (for `src_*`), and the keys it tracks (`track-sc0..2`).
 pub struct StickCtx<'a> {
-    pub tables: &'a [Table],
+    pub tables: &'a [std::sync::Arc<Table>],
     pub own: Option<usize>,
     pub tracked: Mutex<Tracked>,
 }

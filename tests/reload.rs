@@ -1,0 +1,236 @@
+//! Reloading the real binary with SIGHUP: the new configuration takes new connections, listeners
+//! that stay are never closed (no connection refused, even while connections keep coming during
+//! ten reloads), a session opened before keeps its old backend, server states and stick tables carry
+//! over, a broken file changes nothing, a bind line that goes away closes its port.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server that says its tag, then echoes.
+fn tagged_server(tag: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                if s.write_all(tag.as_bytes()).is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+struct Gatehouse {
+    child: Child,
+    dir: std::path::PathBuf,
+    file: std::path::PathBuf,
+}
+
+impl Drop for Gatehouse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Gatehouse {
+    fn start(cfg: &str, port: u16) -> Gatehouse {
+        let dir = std::env::temp_dir().join(format!("gh-reload-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gh.cfg");
+        std::fs::write(&file, cfg).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("-f")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_open(port);
+        Gatehouse { child, dir, file }
+    }
+
+    /// Writes `cfg` and sends SIGHUP.
+    fn reload(&self, cfg: &str) {
+        std::fs::write(&self.file, cfg).unwrap();
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGHUP).unwrap();
+    }
+
+    fn sock(&self) -> std::path::PathBuf {
+        self.dir.join("admin.sock")
+    }
+
+    fn cli(&self, cmd: &str) -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(self.sock()).unwrap();
+        s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+fn wait_open(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Connects through `port` and returns the tag of the server reached.
+fn tag_via(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tag = [0u8; 1];
+    s.read_exact(&mut tag).unwrap();
+    String::from_utf8_lossy(&tag).into_owned()
+}
+
+fn config(dir_sock: &std::path::Path, body: &str) -> String {
+    format!(
+        "global\n plumbing none\n stats socket {} level admin\ndefaults\n mode tcp\n timeout connect 2s\n timeout client 30s\n timeout server 30s\n{body}",
+        dir_sock.display()
+    )
+}
+
+/// Waits until `f` holds (a reload is asynchronous to the signal).
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_reloads_without_refusing_anything() {
+    let (x, y) = (tagged_server("X"), tagged_server("Y"));
+    let (p1, p2) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("gh-reload-{}-{p1}", std::process::id()));
+    let sock = dir.join("admin.sock");
+    let one = config(
+        &sock,
+        &format!(
+            "frontend f\n bind 127.0.0.1:{p1}\n default_backend b\nbackend b\n stick-table type ip size 10 store gpc0\n server s1 127.0.0.1:{x}\n server s2 127.0.0.1:{y}\n"
+        ),
+    );
+    let g = Gatehouse::start(&one, p1);
+
+    // A session opened before any reload, on s1 or s2.
+    let mut long = TcpStream::connect(("127.0.0.1", p1)).unwrap();
+    long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut first = [0u8; 1];
+    long.read_exact(&mut first).unwrap();
+    // State the reload must keep: s1 in maintenance, a stick table entry.
+    assert_eq!(g.cli("disable server b/s1"), "\n");
+    assert_eq!(g.cli("set table b key 10.9.9.9 data.gpc0 5"), "\n");
+
+    // Connections keep coming while ten reloads happen (some change the backend).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let churn = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !stop.load(Relaxed) && Instant::now() < deadline {
+                let got = TcpStream::connect(("127.0.0.1", p1)).and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                    let mut t = [0u8; 1];
+                    s.read_exact(&mut t)
+                });
+                match got {
+                    Ok(()) => ok.fetch_add(1, Relaxed),
+                    Err(_) => failed.fetch_add(1, Relaxed),
+                };
+            }
+        })
+    };
+    for i in 0..10 {
+        // Odd reloads add a second frontend; even ones go back (its port closes again).
+        let extra = if i % 2 == 0 {
+            format!("frontend g\n bind 127.0.0.1:{p2}\n default_backend b\n")
+        } else {
+            String::new()
+        };
+        g.reload(&format!("{one}{extra}"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // One broken file in the middle of it all changes nothing.
+    g.reload(&format!(
+        "{one}frontend broken\n bind 127.0.0.1:1\n default_backend nowhere\n"
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Relaxed);
+    churn.join().unwrap();
+    assert!(
+        ok.load(Relaxed) > 20,
+        "only {} connections went through",
+        ok.load(Relaxed)
+    );
+    assert_eq!(
+        failed.load(Relaxed),
+        0,
+        "{} refused or failed",
+        failed.load(Relaxed)
+    );
+
+    // The last good configuration (no frontend g) runs: its port is closed.
+    assert!(
+        TcpStream::connect(("127.0.0.1", p2)).is_err(),
+        "frontend g's port is still open"
+    );
+    // s1 stayed in maintenance, the table entry stayed.
+    for _ in 0..4 {
+        assert_eq!(tag_via(p1), "Y");
+    }
+    assert!(
+        g.cli("show table b").contains("key=10.9.9.9 use=0"),
+        "{}",
+        g.cli("show table b")
+    );
+    // The session from before every reload still works.
+    long.write_all(b"still here").unwrap();
+    let mut back = [0u8; 10];
+    long.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"still here");
+
+    // A reload that moves the backend: new connections go to the new server only.
+    g.reload(&config(
+        &sock,
+        &format!("frontend f\n bind 127.0.0.1:{p1}\n default_backend c\nbackend c\n server only 127.0.0.1:{x}\n"),
+    ));
+    eventually("the new backend takes connections", || tag_via(p1) == "X");
+    for _ in 0..4 {
+        assert_eq!(tag_via(p1), "X");
+    }
+    long.write_all(b"old backend").unwrap();
+    let mut back = [0u8; 11];
+    long.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"old backend");
+    assert!(g.cli("show stat").contains("\nc,only,"));
+}
