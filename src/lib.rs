@@ -16,9 +16,10 @@
 //! 8. [`forward`] — **forward**: splice both ways, half-close, idle timeouts.
 //! 9. [`account`] and [`log`] — **account**: counters and the tcplog line.
 //!
-//! Around them: [`checks`] (health checks, on the control thread), [`config`] (lexer → parse → validate → model), [`plumbing`] (the nft/iptables rules and
-//! policy routing installed as one unit), [`server`] (start, run, stop), [`addr`] (the four address
-//! types) and [`sys`] (the one module that may hold `unsafe`).
+//! Around them: [`checks`] (health checks, on the control thread), [`config`] (lexer → parse →
+//! validate → model), [`plumbing`] (the nft/iptables rules and policy routing installed as one
+//! unit), [`server`] (start, reload, stop), [`cli`] (the runtime API on `stats socket`), [`addr`]
+//! (the four address types) and [`sys`] (the one module that may hold `unsafe`).
 
 pub mod account;
 pub mod addr;

@@ -2,10 +2,12 @@
 //!
 //! `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
 //!
-//! written to standard output, one line per session, as HAProxy's `log stdout format raw` would.
-//! Diagnostics go through `tracing` to standard error instead.
+//! (or, in `mode http`, the httplog layout, one line per request), sent where the frontend's `log`
+//! lines say: syslog over UDP or a unix socket, standard output or standard error. With no `log` line
+//! in the configuration, standard output, as HAProxy's `log stdout format raw` would. Diagnostics go
+//! through `tracing` to standard error instead.
 //!
-//! Lines are gathered and written in batches (at 16 KiB, or 100 ms after the oldest waiting line,
+//! Lines for standard output are gathered and written in batches (at 16 KiB, or 100 ms after the oldest waiting line,
 //! by the next line or by a flusher thread): a write per request would cost http mode a system
 //! call per request. Lines keep their order; [`flush`] writes what waits (gatehouse calls it on
 //! exit).

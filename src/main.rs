@@ -22,9 +22,11 @@ use gatehouse::server::{Event, Stop};
         and 443 arriving on every interface except lo and passes each connection to its original \
         destination with the client's IP as source. `gatehouse -c` prints that default.\n\n\
         gatehouse installs its own plumbing (an nftables table, or iptables-legacy chains, plus an \
-        `ip rule` and a local route) after binding, and removes it on SIGINT/SIGTERM.\n\n\
-        Connection logs (HAProxy tcplog layout) go to standard output; diagnostics go to standard \
-        error, filtered by GATEHOUSE_LOG (e.g. GATEHOUSE_LOG=debug).",
+        `ip rule` and a local route) after binding, and removes it when it stops. SIGTERM/SIGINT \
+        stop at once, SIGUSR1 stops gracefully, SIGHUP reloads the configuration files.\n\n\
+        Connection logs (HAProxy tcplog/httplog layout) go where the `log` lines say, to standard \
+        output without any; diagnostics go to standard error, filtered by GATEHOUSE_LOG \
+        (e.g. GATEHOUSE_LOG=debug).",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {

@@ -145,6 +145,11 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
+    // Signals first, so that one arriving while we start is ours, not the default action (a
+    // SIGHUP would kill the process). The task installs its handlers on its first poll.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    control.spawn(events(tx));
+    control.block_on(tokio::task::yield_now());
     // DNS first: a name that cannot be resolved stops the start before anything is bound.
     let runtime = control.block_on(prepare(&control, cfg.clone(), None))?;
     let bound = listener::bind_all_std(&cfg, threads)?;
@@ -199,8 +204,6 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
     // Listeners are bound and the unit is in place: connections are taken from here on.
     tracing::info!(pid = std::process::id(), threads, "ready");
     sd_notify("READY=1");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    control.spawn(events(tx));
     // Runtimes of earlier configurations, alive while their sessions last.
     let mut older: Vec<std::sync::Weak<Runtime>> = Vec::new();
     let how = control.block_on(async {
@@ -396,10 +399,12 @@ async fn worker(
             _ = stop.wait_for(|p| *p >= DRAINING) => break,
         }
     }
-    // Draining or stopping: the listening sockets close; sessions go on.
+    // Draining or stopping: the listening sockets close; sessions go on, but keep-alive
+    // connections between requests close now.
     accepting.abort_all();
     while accepting.join_next().await.is_some() {}
     drop(held);
+    crate::l7::stream::wake_idle();
     let _ = stop.wait_for(|p| *p >= STOPPED).await;
     Ok(())
 }

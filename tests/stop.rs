@@ -38,7 +38,7 @@ fn echo_server() -> u16 {
     port
 }
 
-/// A keep-alive HTTP server answering every request with "ok".
+/// A keep-alive HTTP server answering every request with "ok" (`/slow` after half a second).
 fn http_server() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -49,15 +49,20 @@ fn http_server() -> u16 {
                 let mut s = s;
                 loop {
                     let mut line = String::new();
-                    // Read one head.
+                    let mut slow = false;
+                    // Read one head; `/slow` is answered after half a second.
                     loop {
                         line.clear();
                         if r.read_line(&mut line).unwrap_or(0) == 0 {
                             return;
                         }
+                        slow |= line.starts_with("GET /slow");
                         if line == "\r\n" {
                             break;
                         }
+                    }
+                    if slow {
+                        std::thread::sleep(Duration::from_millis(500));
                     }
                     if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                         .is_err()
@@ -229,9 +234,11 @@ fn keep_alive_connections_close_after_their_request() {
         !first.to_ascii_lowercase().contains("connection: close"),
         "{first}"
     );
+    // A request in flight when the stop comes is answered, with Connection: close.
+    w.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     signal(&g, Signal::SIGUSR1);
-    std::thread::sleep(Duration::from_millis(300));
-    w.write_all(request).unwrap();
     let second = read_response(&mut r);
     assert!(
         second.to_ascii_lowercase().contains("connection: close"),
@@ -245,4 +252,30 @@ fn keep_alive_connections_close_after_their_request() {
     );
     let (code, _) = exit_within(&mut g, Duration::from_secs(5));
     assert_eq!(code, 0);
+}
+
+#[test]
+fn idle_keep_alive_connections_close_at_once() {
+    let (port, server) = (free_port(), http_server());
+    let cfg = format!(
+        "global\n plumbing none\ndefaults\n mode http\n timeout connect 2s\n timeout client 30s\n timeout server 30s\nfrontend f\n bind 127.0.0.1:{port}\n default_backend b\nbackend b\n server s 127.0.0.1:{server}\n"
+    );
+    let mut g = start("idle", &cfg, port);
+    let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !got.ends_with(b"ok") {
+        let n = a.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    // The connection now waits for its next request (timeout client 30s).
+    let t0 = Instant::now();
+    signal(&g, Signal::SIGUSR1);
+    assert_eq!(a.read(&mut buf).unwrap(), 0, "closed by the graceful stop");
+    let (code, _) = exit_within(&mut g, Duration::from_secs(5));
+    assert_eq!(code, 0);
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 }

@@ -90,7 +90,7 @@ fn info(rt: &Runtime) -> Vec<(&'static str, String)> {
             sum(|c| c.bytes_out.load(Relaxed)).to_string(),
         ),
         ("node", node),
-        ("Stopping", "0".into()),
+        ("Stopping", u8::from(rt.stopping.load(Relaxed)).to_string()),
         ("Start_time_sec", now.saturating_sub(up).to_string()),
     ]
 }

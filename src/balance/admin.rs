@@ -40,10 +40,12 @@ pub const COMMANDS: &[Command] = &[
 fn enable_server(rt: &Runtime, args: &[&str]) -> Result<String, String> {
     let (be, srv) = server_ref(rt, args.first())?;
     rt.backends[be].health[srv].maint.store(false, Relaxed);
-    tracing::warn!(
-        "Server {}/{} is UP (leaving forced maintenance).",
-        rt.cfg.backends[be].name,
-        rt.cfg.backends[be].servers[srv].name
+    event(
+        rt,
+        format!(
+            "Server {}/{} is UP (leaving forced maintenance).",
+            rt.cfg.backends[be].name, rt.cfg.backends[be].servers[srv].name
+        ),
     );
     Ok(String::new())
 }
@@ -51,12 +53,20 @@ fn enable_server(rt: &Runtime, args: &[&str]) -> Result<String, String> {
 fn disable_server(rt: &Runtime, args: &[&str]) -> Result<String, String> {
     let (be, srv) = server_ref(rt, args.first())?;
     rt.backends[be].health[srv].maint.store(true, Relaxed);
-    tracing::warn!(
-        "Server {}/{} is going DOWN for maintenance.",
-        rt.cfg.backends[be].name,
-        rt.cfg.backends[be].servers[srv].name
+    event(
+        rt,
+        format!(
+            "Server {}/{} is going DOWN for maintenance.",
+            rt.cfg.backends[be].name, rt.cfg.backends[be].servers[srv].name
+        ),
     );
     Ok(String::new())
+}
+
+/// An administrative state change: on standard error and the log targets, as a check's is.
+fn event(rt: &Runtime, msg: String) {
+    tracing::warn!("{msg}");
+    crate::log::line(rt, crate::log::NOTICE, &msg);
 }
 
 /// Parses `W` (absolute, 0..=256) or `W%` (of the configured weight).

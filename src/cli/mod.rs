@@ -252,11 +252,13 @@ fn dispatch(rt: &Runtime, words: &[&str], level: CliLevel) -> String {
 /// The commands this level may run, one per line.
 fn help(level: CliLevel) -> String {
     let mut out = String::from("The following commands are valid at this level:\n");
-    out.push_str("  help                                    : this list\n");
-    out.push_str(
-        "  prompt                                  : toggle interactive mode with prompt\n",
-    );
-    out.push_str("  quit                                    : disconnect\n");
+    for (name, what) in [
+        ("help", "this list"),
+        ("prompt", "toggle interactive mode with prompt"),
+        ("quit", "disconnect"),
+    ] {
+        out.push_str(&format!("  {name:<39} : {what}\n"));
+    }
     for c in commands().filter(|c| c.level <= level) {
         let name = c.words.join(" ");
         let (args, what) = c.help.split_once(" : ").unwrap_or(("", c.help));
@@ -265,12 +267,12 @@ fn help(level: CliLevel) -> String {
         } else {
             format!("{name} {args}")
         };
-        out.push_str(&format!("  {left:<40}: {what}\n"));
+        out.push_str(&format!("  {left:<39} : {what}\n"));
     }
     out
 }
 
-/// Finds backend/server for `B/S` (names, or `#ID` numbers as HAProxy allows).
+/// Finds backend/server for `B/S`, by name.
 pub fn server_ref(rt: &Runtime, arg: Option<&&str>) -> Result<(usize, usize), String> {
     let arg = arg.ok_or("Require 'backend/server'.")?;
     let (b, s) = arg.split_once('/').ok_or("Require 'backend/server'.")?;

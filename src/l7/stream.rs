@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
@@ -160,6 +161,17 @@ async fn write_within(
         Err(e) => return Some(Err(e)),
     }
     within(limit, write_all(s, bytes)).await
+}
+
+thread_local! {
+    /// Woken when this worker thread starts a graceful stop: keep-alive connections waiting for
+    /// their next request close instead of holding the stop until their timeout.
+    static IDLE: Arc<tokio::sync::Notify> = Arc::new(tokio::sync::Notify::new());
+}
+
+/// Wakes this thread's keep-alive connections that wait between requests (graceful stop).
+pub fn wake_idle() {
+    IDLE.with(|n| n.notify_waiters());
 }
 
 /// A server connection kept open after a response, for this client's next request to that server.
@@ -487,10 +499,6 @@ impl<'rt> Conn<'rt> {
         let rt = self.rt;
         let fe = &rt.cfg.frontends[self.fe_idx];
         let first = self.served == 0;
-        if !first && rt.stopping.load(Relaxed) && self.cbuf.is_empty() {
-            // Stopping: a keep-alive connection ends between requests.
-            return Next::Close;
-        }
         // Only a connection's first request counts from here (the accept); the clock is read
         // once less for the others.
         let conn_start = first.then(Instant::now);
@@ -505,7 +513,20 @@ impl<'rt> Conn<'rt> {
         };
         if self.cbuf.is_empty() {
             self.cbuf.release();
-            match within(wait, self.cbuf.fill(&self.client)).await {
+            // Between requests a keep-alive connection also listens for a graceful stop: it is
+            // woken then and closes (registered before the flag is read, so no wake is missed).
+            let stop = IDLE.with(Arc::clone);
+            let stopped = stop.notified();
+            tokio::pin!(stopped);
+            stopped.as_mut().enable();
+            if !first && rt.stopping.load(Relaxed) {
+                return Next::Close;
+            }
+            let read = tokio::select! {
+                r = within(wait, self.cbuf.fill(&self.client)) => r,
+                () = &mut stopped, if !first => return Next::Close,
+            };
+            match read {
                 Some(Ok(n)) if n > 0 => {}
                 res => {
                     // Nothing came: an idle keep-alive connection ends without a log line; a new
@@ -942,9 +963,7 @@ impl<'rt> Conn<'rt> {
                 req: &req,
                 seen,
                 first_seen,
-                client_keep: mode < HttpConnMode::Close
-                    && client_wants_keep
-                    && !rt.stopping.load(Relaxed),
+                client_keep: mode < HttpConnMode::Close && client_wants_keep,
                 upgrade,
                 may_retry: was_reused && body == BodyLen::None,
                 uploading: &uploading,
@@ -1258,7 +1277,11 @@ impl Exchange<'_, '_> {
             && !both
             && !message::has_token(&res.headers, "connection", "close")
             && body != BodyLen::UntilClose;
-        let client_keep = self.client_keep && body != BodyLen::UntilClose && res.status != 101;
+        // A graceful stop that began while the request was served closes the connection too.
+        let client_keep = self.client_keep
+            && body != BodyLen::UntilClose
+            && res.status != 101
+            && !self.conn.rt.stopping.load(Relaxed);
         let head = if client_keep {
             if self.req.minor == 0 {
                 Cow::Owned(message::set_header(&head, "Connection", "keep-alive"))
