@@ -246,7 +246,7 @@ static KEYWORDS: &[Kw] = &[
     kw(
         "master-worker",
         G,
-        Act::Ignore("gatehouse has no master process; reloads arrive with issue #5"),
+        Act::Ignore("gatehouse has no master process; SIGHUP reloads the configuration in place"),
     ),
     kw(
         "description",
