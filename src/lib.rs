@@ -17,7 +17,8 @@
 //! 9. [`account`] and [`log`] — **account**: counters and the tcplog line.
 //!
 //! Around them: [`checks`] (health checks, on the control thread), [`config`] (lexer → parse → validate → model), [`plumbing`] (the nft/iptables rules and
-//! policy routing installed as one unit), [`server`] (start, run, stop), [`addr`] (the four address
+//! policy routing installed as one unit), [`server`] (start, run, stop), [`doctor`]
+//! (`gatehouse doctor`: what on the host stands in the way), [`addr`] (the four address
 //! types) and [`sys`] (the one module that may hold `unsafe`).
 
 pub mod account;
@@ -28,6 +29,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod doctor;
 pub mod forward;
 pub mod guard;
 pub mod l7;
