@@ -134,7 +134,9 @@ pub fn conntrack(sys: &System) -> Finding {
     } else if percent > CONNTRACK_WARN_PERCENT {
         Finding::warn(
             CHECK,
-            format!("{found}: above {CONNTRACK_WARN_PERCENT}%, new connections are dropped once it is full"),
+            format!(
+                "{found}: above {CONNTRACK_WARN_PERCENT}%, new connections are dropped once it is full"
+            ),
             fix,
         )
     } else {

@@ -15,8 +15,8 @@ use rtnetlink::packet_route::rule::RuleAttribute;
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
 use super::{
-    DoctorError, Expect, Hop, Interface, Kernel, Module, PolicyRule, RouteLookup, System,
-    UnitView, net,
+    DoctorError, Expect, Hop, Interface, Kernel, Module, PolicyRule, RouteLookup, System, UnitView,
+    net,
 };
 use crate::config::model::FirewallBackend;
 use crate::plumbing::{self, Family, Firewall, UNIT_NAME, run};
@@ -190,7 +190,13 @@ async fn interfaces(h: &Handle) -> Result<(Vec<Interface>, HashMap<u32, String>)
             });
         }
     }
-    let addrs: Vec<_> = h.address().get().execute().try_collect().await.map_err(nl)?;
+    let addrs: Vec<_> = h
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl)?;
     for a in addrs {
         let Some(name) = names.get(&a.header.index) else {
             continue;
@@ -292,9 +298,14 @@ fn table_of_route(r: &RouteMessage) -> u32 {
 
 /// The unit's pieces as they stand: nft table or iptables chains, ip rules, local default routes.
 async fn unit(h: &Handle) -> Result<UnitView, DoctorError> {
-    let nft = run("nft", &["list", "table", "inet", UNIT_NAME], None, "nftables")
-        .await
-        .ok();
+    let nft = run(
+        "nft",
+        &["list", "table", "inet", UNIT_NAME],
+        None,
+        "nftables",
+    )
+    .await
+    .ok();
     let ipt = |f| async move {
         let (tool, _) = plumbing::iptables::tools(f);
         run(tool, &["-w", "5", "-t", "mangle", "-S"], None, "iptables")

@@ -26,7 +26,10 @@ pub fn plumbing(expect: &Expect, sys: &System) -> Finding {
     const CHECK: &str = "plumbing unit";
     let plan = &expect.plan;
     if plan.is_empty() {
-        return Finding::ok(CHECK, "nothing to install: no 'intercept' line and no 'usesrc'");
+        return Finding::ok(
+            CHECK,
+            "nothing to install: no 'intercept' line and no 'usesrc'",
+        );
     }
     let Some(pid) = sys.running else {
         return not_running(CHECK, expect, "the plumbing unit");
@@ -140,7 +143,10 @@ pub fn plumbing(expect: &Expect, sys: &System) -> Finding {
             ),
         );
     }
-    let found = format!("gatehouse (pid {pid}) runs but {} missing", missing.join(", "));
+    let found = format!(
+        "gatehouse (pid {pid}) runs but {} missing",
+        missing.join(", ")
+    );
     let fix = if firewall_missing {
         format!(
             "kill -TERM {pid}; gatehouse{}   (it installs the whole unit at start; 'gatehouse rules{}' shows it)",
