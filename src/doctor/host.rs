@@ -29,7 +29,7 @@ pub fn kernel(sys: &System) -> Finding {
         Kernel::Nft(Err(e)) => Finding::fail(
             CHECK,
             format!("nft refused tproxy or socket transparent: {e}"),
-            "modprobe nft_tproxy nft_socket   (if the modules do not exist, boot a kernel built with CONFIG_NFT_TPROXY and CONFIG_NFT_SOCKET)",
+            "modprobe nft_tproxy nft_socket  # if the modules do not exist, boot a kernel built with CONFIG_NFT_TPROXY and CONFIG_NFT_SOCKET",
         ),
         Kernel::Iptables { tproxy, socket } => {
             let found = format!(
@@ -41,7 +41,7 @@ pub fn kernel(sys: &System) -> Finding {
                 Finding::fail(
                     CHECK,
                     found,
-                    "modprobe xt_TPROXY xt_socket   (if the modules do not exist, boot a kernel built with CONFIG_NETFILTER_XT_TARGET_TPROXY and CONFIG_NETFILTER_XT_MATCH_SOCKET)",
+                    "modprobe xt_TPROXY xt_socket  # if the modules do not exist, boot a kernel built with CONFIG_NETFILTER_XT_TARGET_TPROXY and CONFIG_NETFILTER_XT_MATCH_SOCKET",
                 )
             } else {
                 Finding::ok(CHECK, found)
@@ -101,7 +101,7 @@ pub fn capabilities(expect: &Expect, sys: &System) -> Finding {
         missing.join(", ")
     );
     let fix = format!(
-        "run gatehouse as root, or: setcap cap_net_admin,cap_net_raw,cap_net_bind_service=ep {}",
+        "setcap cap_net_admin,cap_net_raw,cap_net_bind_service=ep {}  # or run gatehouse as root",
         sys.exe
     );
     if blocking {

@@ -92,7 +92,7 @@ pub fn rp_filter(expect: &Expect, sys: &System) -> Vec<Finding> {
             Finding::warn(
                 format!("rp_filter {p}"),
                 "named by 'intercept … iif' but no such interface exists here",
-                "ip -br link   (check the interface name in the intercept line)",
+                "ip -br link  # check the interface name in the intercept line",
             )
         })
         .collect();
@@ -108,7 +108,10 @@ pub fn rp_filter(expect: &Expect, sys: &System) -> Vec<Finding> {
             Finding::fail(
                 check,
                 format!("{values} (strict): intercepted packets arriving here are dropped"),
-                format!("sysctl -w {}=2", sysctl_name("ipv4", &i.name, "rp_filter")),
+                format!(
+                    "sysctl -w {}=2  # loose; 0 turns the check off",
+                    sysctl_name("ipv4", &i.name, "rp_filter")
+                ),
             )
         } else {
             let mode = if effective == 0 { "off" } else { "loose" };
@@ -131,7 +134,7 @@ pub fn routes(expect: &Expect, sys: &System) -> Vec<Finding> {
     for net in client_nets(expect, &sys.interfaces) {
         let check = format!("route to {net}");
         let fix = format!(
-            "ip route add {net} via ROUTER dev {dev}   (ROUTER: the next hop towards these clients)"
+            "ip route add {net} via ROUTER dev {dev}  # ROUTER: the next hop towards these clients"
         );
         let Some(lookup) = sys.routes.iter().find(|r| r.net == net) else {
             out.push(Finding::warn(check, "not looked up", fix));

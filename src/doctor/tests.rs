@@ -136,7 +136,9 @@ fn rp_filter_effective_value_is_the_max_of_all_and_the_interface() {
                 // Setting the interface to 2 is enough even when `all` is 1: max(1, 2) = 2.
                 assert_eq!(
                     f[0].fix.as_deref(),
-                    Some("sysctl -w net.ipv4.conf.br-lan.rp_filter=2")
+                    Some(
+                        "sysctl -w net.ipv4.conf.br-lan.rp_filter=2  # loose; 0 turns the check off"
+                    )
                 );
             }
         }
@@ -168,7 +170,7 @@ fn rp_filter_fix_spells_a_vlan_interface_with_a_slash() {
     let f = net::rp_filter(&e, &sys);
     assert_eq!(
         f[0].fix.as_deref(),
-        Some("sysctl -w net.ipv4.conf.eth0/10.rp_filter=2")
+        Some("sysctl -w net.ipv4.conf.eth0/10.rp_filter=2  # loose; 0 turns the check off")
     );
 }
 
@@ -293,7 +295,7 @@ fn capability_verdicts() {
             assert_eq!(
                 f.fix.as_deref(),
                 Some(
-                    "run gatehouse as root, or: setcap cap_net_admin,cap_net_raw,cap_net_bind_service=ep /usr/sbin/gatehouse"
+                    "setcap cap_net_admin,cap_net_raw,cap_net_bind_service=ep /usr/sbin/gatehouse  # or run gatehouse as root"
                 )
             );
         }

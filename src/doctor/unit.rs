@@ -149,7 +149,7 @@ pub fn plumbing(expect: &Expect, sys: &System) -> Finding {
     );
     let fix = if firewall_missing {
         format!(
-            "kill -TERM {pid}; gatehouse{}   (it installs the whole unit at start; 'gatehouse rules{}' shows it)",
+            "kill -TERM {pid}; gatehouse{}  # it installs the whole unit at start; 'gatehouse rules{}' shows it",
             expect.config_args, expect.config_args
         )
     } else {
@@ -186,7 +186,7 @@ pub fn listeners(expect: &Expect, sys: &System) -> Vec<Finding> {
                     check,
                     format!("nothing listens on the {kind}bind of {}", b.origin),
                     format!(
-                        "ss -Hltnp 'sport = :{}'   (who holds the port; then restart gatehouse and read its bind error)",
+                        "ss -Hltnp 'sport = :{}'  # who holds the port; then restart gatehouse and read its bind error",
                         b.addr.port()
                     ),
                 )
