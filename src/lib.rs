@@ -18,8 +18,9 @@
 //!
 //! Around them: [`checks`] (health checks, on the control thread), [`config`] (lexer → parse →
 //! validate → model), [`plumbing`] (the nft/iptables rules and policy routing installed as one
-//! unit), [`server`] (start, reload, stop), [`cli`] (the runtime API on `stats socket`), [`addr`]
-//! (the four address types) and [`sys`] (the one module that may hold `unsafe`).
+//! unit), [`server`] (start, reload, stop), [`cli`] (the runtime API on `stats socket`), [`doctor`]
+//! (`gatehouse doctor`: what on the host stands in the way), [`addr`] (the four address types) and
+//! [`sys`] (the one module that may hold `unsafe`).
 
 pub mod account;
 pub mod addr;
@@ -29,6 +30,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod doctor;
 pub mod forward;
 pub mod guard;
 pub mod l7;

@@ -1,4 +1,4 @@
-//! The `gatehouse` command: HAProxy-like flags (`-f`, `-c`, `-p`, `-L`) plus `gatehouse rules`.
+//! The `gatehouse` command: HAProxy-like flags (`-f`, `-c`, `-p`, `-L`) plus `gatehouse rules` and `gatehouse doctor`.
 //! The only place `anyhow` is used; every layer below has its own typed errors.
 
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use gatehouse::config::{self, ConfigError};
+use gatehouse::doctor;
 use gatehouse::plumbing::{self, Firewall, Plan};
 use gatehouse::server::{Event, Stop};
 
@@ -60,6 +61,14 @@ enum Command {
         /// Render for this backend instead of the configured one.
         #[arg(long, value_name = "nft|iptables")]
         backend: Option<String>,
+    },
+    /// Check what transparent proxying needs on this host (kernel support, capabilities, rp_filter,
+    /// return routes, conntrack, the plumbing unit, the listeners) and print the fix for each
+    /// problem. Exits 1 if anything blocks traffic.
+    Doctor {
+        /// Configuration file(s), as for the main command.
+        #[arg(short = 'f', value_name = "FILE")]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -122,6 +131,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }) = cli.command
     {
         return rules(&files, remove, backend.as_deref());
+    }
+    if let Some(Command::Doctor { files }) = cli.command {
+        return doctor(&files);
     }
 
     if cli.check {
@@ -252,4 +264,23 @@ fn rules(files: &[PathBuf], remove: bool, backend: Option<&str>) -> anyhow::Resu
     };
     print!("{}", plumbing::render(&plan, firewall));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gatehouse doctor`: one line per check; exit 1 when a check FAILs (warnings alone exit 0).
+fn doctor(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(files)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let expect = doctor::Expect::from_config(&loaded.config, files);
+    let sys = runtime(Some(1))?
+        .block_on(doctor::read::system(&expect))
+        .context("reading the host")?;
+    let findings = doctor::diagnose(&expect, &sys);
+    for f in &findings {
+        println!("{f}");
+    }
+    Ok(match doctor::worst(&findings) {
+        doctor::Verdict::Fail => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
 }
