@@ -18,7 +18,8 @@
 //!
 //! Around them: [`checks`] (health checks, on the control thread), [`config`] (lexer → parse →
 //! validate → model), [`plumbing`] (the nft/iptables rules and policy routing installed as one
-//! unit), [`server`] (start, reload, stop), [`cli`] (the runtime API on `stats socket`), [`doctor`]
+//! unit), [`server`] (start, reload, stop), [`cli`] (the runtime API on `stats socket`), [`sessions`]
+//! (the live sessions, for `show sess`), [`doctor`]
 //! (`gatehouse doctor`: what on the host stands in the way), [`addr`] (the four address types) and
 //! [`sys`] (the one module that may hold `unsafe`).
 
@@ -42,6 +43,7 @@ pub mod route;
 pub mod rules;
 pub mod server;
 pub mod session;
+pub mod sessions;
 pub mod stick;
 pub mod sys;
 pub mod target;

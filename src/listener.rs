@@ -173,7 +173,7 @@ pub async fn accept_on(rt: Arc<Runtime>, fe: usize, addr: ListenAddr, listener: 
             drop((g, l));
         }
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 // Normally immediate; another listener may have taken the last slot since the
                 // check, and then this one connection waits for a slot (and this listener with it).
                 let (Ok(g), Ok(l)) = (
@@ -182,9 +182,9 @@ pub async fn accept_on(rt: Arc<Runtime>, fe: usize, addr: ListenAddr, listener: 
                 ) else {
                     return;
                 };
-                let rt = rt.clone();
-                tokio::spawn(async move {
-                    crate::session::run(rt, fe, stream, port).await;
+                let session_rt = rt.clone();
+                crate::sessions::spawn(&rt, fe, peer, async move {
+                    crate::session::run(session_rt, fe, stream, port).await;
                     drop((g, l));
                 });
             }

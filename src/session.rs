@@ -477,6 +477,7 @@ pub(crate) async fn connect_server<'rt>(
     let t0 = Instant::now();
     loop {
         rec.server = Some(srv);
+        crate::sessions::on_server(be, srv);
         // Re-assigning drops the previous server's presence (and frees its slot).
         *in_server = Some(rt.enter_server(be, srv));
 

@@ -2,6 +2,8 @@
 //! way socat drives HAProxy's: one line of `;`-separated commands, or `prompt` for a session.
 //! Levels are enforced, answers end with an empty line, server changes reach the balancer.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -240,4 +242,68 @@ fn config_errors_name_the_fix() {
             "{line}: {err}"
         );
     }
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_shut_down() {
+    let hold = Duration::from_secs(20);
+    let (a, _) = common::tagged("A", hold).await;
+    let (b, _) = common::tagged("B", hold).await;
+    let (gw, rt, _stop) = common::gateway(&format!(
+        "defaults\n mode tcp\n timeout client 30s\n timeout server 30s\nfrontend f\n bind 127.0.0.1:0\n default_backend be\nbackend be\n server a {a}\n server b {b}\n"
+    ))
+    .await;
+    let mut c1 = tokio::net::TcpStream::connect(gw).await.unwrap();
+    let mut c2 = tokio::net::TcpStream::connect(gw).await.unwrap();
+    // Both sessions reach their servers.
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = ask(&rt, CliLevel::Operator, "show sess\n").await;
+        if listed.contains("srv=a ") && listed.contains("srv=b ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        listed.contains("srv=a ") && listed.contains("srv=b "),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("proto=tcpv4 src=127.0.0.1:") && listed.contains(" fe=f be=be "),
+        "{listed}"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "shutdown session 0x1\n").await,
+        "Permission denied\n\n"
+    );
+
+    // Every session on server a ends at once.
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "shutdown sessions server be/a\n").await,
+        "\n"
+    );
+    // One by id: the one on b.
+    let id = listed
+        .lines()
+        .find(|l| l.contains("srv=b "))
+        .and_then(|l| l.split(':').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, &format!("shutdown session {id}\n")).await,
+        "\n"
+    );
+    for c in [&mut c1, &mut c2] {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut buf))
+            .await
+            .expect("closed at once, not after the servers' 20 s")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "no server answer came through");
+    }
+    assert_eq!(ask(&rt, CliLevel::Operator, "show sess\n").await, "\n");
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "shutdown session 0xffff\n").await,
+        "No such session (use 'show sess').\n\n"
+    );
 }

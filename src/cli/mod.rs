@@ -34,6 +34,7 @@ fn commands() -> impl Iterator<Item = &'static Command> {
         .iter()
         .chain(crate::balance::admin::COMMANDS)
         .chain(crate::stick::cli::COMMANDS)
+        .chain(crate::sessions::COMMANDS)
 }
 
 /// Longest lines read (a `set map` payload is far shorter).

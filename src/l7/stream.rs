@@ -900,6 +900,7 @@ impl<'rt> Conn<'rt> {
             let (server, mut sbuf, was_reused) = match reused {
                 Some(i) => {
                     live.rec.server = Some(srv);
+                    crate::sessions::on_server(be_idx, srv);
                     in_server = Some(rt.enter_server(be_idx, srv));
                     live.rec.connect_ms = Some(0);
                     (i.stream, i.buf, true)
