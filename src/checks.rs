@@ -47,6 +47,20 @@ pub async fn run(rt: Arc<Runtime>) {
 /// Where a server is checked; `None` when it has no address to check (yet).
 async fn check_target(rt: &Runtime, bi: usize, si: usize, c: &Check) -> Option<SocketAddr> {
     let s = &rt.cfg.backends[bi].servers[si];
+    if let Some((ip, port)) = rt.backends[bi].health[si].addr_override() {
+        let configured = match &s.target {
+            ServerTarget::Fixed(_, PortSpec::Fixed(p))
+            | ServerTarget::Name {
+                port: PortSpec::Fixed(p),
+                ..
+            } => Some(*p),
+            _ => None,
+        };
+        return Some(SocketAddr::new(
+            c.addr.unwrap_or(ip),
+            c.port.or(port).or(configured)?,
+        ));
+    }
     let (ip, port): (Option<IpAddr>, Option<u16>) = match &s.target {
         ServerTarget::Fixed(ip, PortSpec::Fixed(p)) => (Some(*ip), Some(*p)),
         ServerTarget::Fixed(ip, _) => (Some(*ip), None),

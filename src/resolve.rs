@@ -336,6 +336,50 @@ fn classify(e: &NetError) -> DnsError {
     }
 }
 
+/// The runtime API's `show resolvers [SECTION]`.
+pub const COMMANDS: &[crate::cli::Command] = &[crate::cli::Command {
+    words: &["show", "resolvers"],
+    level: crate::config::model::CliLevel::Operator,
+    help: "[<section>] : the resolvers sections, their name servers and counters",
+    run: show_resolvers,
+}];
+
+fn show_resolvers(rt: &crate::account::Runtime, args: &[&str]) -> Result<String, String> {
+    use std::fmt::Write;
+    let only = match args {
+        [] => None,
+        [name] => {
+            if !rt.dns.sections.iter().any(|r| r.name == *name) {
+                return Err(format!("Can't find resolvers section '{name}'."));
+            }
+            Some(*name)
+        }
+        _ => return Err("'show resolvers' takes at most a section name".into()),
+    };
+    let mut out = String::new();
+    for r in rt
+        .dns
+        .sections
+        .iter()
+        .filter(|r| only.is_none_or(|o| o == r.name))
+    {
+        let _ = writeln!(out, "Resolvers section {}", r.name);
+        for ns in &r.settings.nameservers {
+            let _ = writeln!(out, " nameserver {ns}");
+        }
+        if r.settings.parse_resolv_conf {
+            let _ = writeln!(out, " parse-resolv-conf");
+        }
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        let cached = r.cache.lock().map_or(0, |c| c.len());
+        let _ = writeln!(out, "  sent:        {}", g(&r.stats.queries));
+        let _ = writeln!(out, "  failed:      {}", g(&r.stats.failures));
+        let _ = writeln!(out, "  stale_used:  {}", g(&r.stats.stale));
+        let _ = writeln!(out, "  cached:      {cached}");
+    }
+    Ok(out)
+}
+
 /// Every `resolvers` section at run time, by index in the config.
 #[derive(Debug, Default)]
 pub struct Dns {

@@ -76,6 +76,18 @@ pub async fn addresses(
     let backend = &rt.cfg.backends[be];
     let server = &backend.servers[srv];
     let orig = OrigDstAddr::new(facts.dst);
+    // An address set through the runtime API (`set server … addr`) wins over the configured one.
+    if let Some((ip, port)) = rt.backends[be].health[srv].addr_override() {
+        let spec = match &server.target {
+            ServerTarget::Fixed(_, s) | ServerTarget::Name { port: s, .. } => *s,
+            _ => crate::config::model::PortSpec::Same,
+        };
+        let port = match port {
+            Some(p) => p,
+            None => port_of(spec, orig, server)?,
+        };
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
     let (ips, port, dynamic): (Vec<IpAddr>, u16, bool) = match &server.target {
         ServerTarget::Fixed(ip, spec) => {
             return Ok(vec![SocketAddr::new(*ip, port_of(*spec, orig, server)?)]);

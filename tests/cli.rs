@@ -250,7 +250,7 @@ async fn sessions_are_listed_and_shut_down() {
     let (a, _) = common::tagged("A", hold).await;
     let (b, _) = common::tagged("B", hold).await;
     let (gw, rt, _stop) = common::gateway(&format!(
-        "defaults\n mode tcp\n timeout client 30s\n timeout server 30s\nfrontend f\n bind 127.0.0.1:0\n default_backend be\nbackend be\n server a {a}\n server b {b}\n"
+        "defaults\n mode tcp\n timeout client 30s\n timeout server 30s\nfrontend sess\n bind 127.0.0.1:0\n default_backend bsess\nbackend bsess\n server a {a}\n server b {b}\n"
     ))
     .await;
     let mut c1 = tokio::net::TcpStream::connect(gw).await.unwrap();
@@ -269,7 +269,7 @@ async fn sessions_are_listed_and_shut_down() {
         "{listed}"
     );
     assert!(
-        listed.contains("proto=tcpv4 src=127.0.0.1:") && listed.contains(" fe=f be=be "),
+        listed.contains("proto=tcpv4 src=127.0.0.1:") && listed.contains(" fe=sess be=bsess "),
         "{listed}"
     );
     assert_eq!(
@@ -279,7 +279,7 @@ async fn sessions_are_listed_and_shut_down() {
 
     // Every session on server a ends at once.
     assert_eq!(
-        ask(&rt, CliLevel::Admin, "shutdown sessions server be/a\n").await,
+        ask(&rt, CliLevel::Admin, "shutdown sessions server bsess/a\n").await,
         "\n"
     );
     // One by id: the one on b.
@@ -301,9 +301,47 @@ async fn sessions_are_listed_and_shut_down() {
             .unwrap_or(0);
         assert_eq!(n, 0, "no server answer came through");
     }
-    assert_eq!(ask(&rt, CliLevel::Operator, "show sess\n").await, "\n");
+    // (Other tests' sessions may be listed: the registry is the process's.)
+    let after = ask(&rt, CliLevel::Operator, "show sess\n").await;
+    assert!(!after.contains("fe=sess "), "{after}");
     assert_eq!(
         ask(&rt, CliLevel::Admin, "shutdown session 0xffff\n").await,
         "No such session (use 'show sess').\n\n"
+    );
+}
+
+#[tokio::test]
+async fn set_server_addr_moves_new_connections() {
+    let (a, _) = common::tagged("A", Duration::ZERO).await;
+    let (b, _) = common::tagged("B", Duration::ZERO).await;
+    let (gw, rt, _stop) = common::gateway(&format!(
+        "defaults\n mode tcp\n timeout client 5s\n timeout server 5s\nfrontend f\n bind 127.0.0.1:0\n default_backend be\nbackend be\n server s {a}\n server o 0.0.0.0\n"
+    ))
+    .await;
+    // Only s is usable for this test: o dials the original destination.
+    ask(&rt, CliLevel::Admin, "disable server be/o\n").await;
+    assert_eq!(common::fetch(gw).await, "A");
+    let cmd = format!("set server be/s addr {} port {}\n", b.ip(), b.port());
+    assert_eq!(ask(&rt, CliLevel::Admin, &cmd).await, "\n");
+    assert_eq!(common::fetch(gw).await, "B");
+    let stat = ask(&rt, CliLevel::Admin, "show stat\n").await;
+    assert!(stat.contains(&format!(",{b},")), "{stat}");
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "set server be/o addr 10.0.0.1\n").await,
+        "this server's address comes from each connection (0.0.0.0 or %[…]); it cannot be set\n\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "set server be/s addr nope\n").await,
+        "'nope' is not an IP address\n\n"
+    );
+}
+
+#[tokio::test]
+async fn show_resolvers_lists_sections() {
+    let rt = runtime("");
+    assert_eq!(ask(&rt, CliLevel::Operator, "show resolvers\n").await, "\n");
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "show resolvers dns\n").await,
+        "Can't find resolvers section 'dns'.\n\n"
     );
 }

@@ -271,7 +271,11 @@ pub fn stat_rows(rt: &Runtime) -> Vec<Vec<String>> {
                             act += 1;
                         }
                     }
-                    let (addr, port) = server_addr(&s.target);
+                    let (mut addr, mut port) = server_addr(&s.target);
+                    if let Some((ip, p)) = h.addr_override() {
+                        addr = ip.to_string();
+                        port = p.or(port);
+                    }
                     let addr = match (addr.contains(':'), port) {
                         (true, Some(p)) => format!("[{addr}]:{p}"),
                         (false, Some(p)) => format!("{addr}:{p}"),

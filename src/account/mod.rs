@@ -65,6 +65,10 @@ pub struct ServerHealth {
     /// Draining (`set server … state drain`): keeps its sessions and persistent clients, takes no
     /// new balanced ones.
     pub drain: std::sync::atomic::AtomicBool,
+    /// `set server … addr IP [port P]`: the address (and port) used instead of the configured one.
+    pub addr: std::sync::Mutex<Option<(std::net::IpAddr, Option<u16>)>>,
+    /// Whether `addr` holds an address (read without the lock on every connection).
+    pub addr_set: std::sync::atomic::AtomicBool,
     /// The weight in use (the configured one unless changed at run time).
     pub weight: std::sync::atomic::AtomicU32,
     /// When it last came up, in milliseconds since the runtime started (for `slowstart`); 0: at start.
@@ -75,11 +79,26 @@ pub struct ServerHealth {
 }
 
 impl ServerHealth {
+    /// The address set through the runtime API, if any.
+    pub fn addr_override(&self) -> Option<(std::net::IpAddr, Option<u16>)> {
+        if !self.addr_set.load(Relaxed) {
+            return None;
+        }
+        *self.addr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_addr(&self, a: Option<(std::net::IpAddr, Option<u16>)>) {
+        *self.addr.lock().unwrap_or_else(|e| e.into_inner()) = a;
+        self.addr_set.store(a.is_some(), Relaxed);
+    }
+
     pub fn new(weight: u32, disabled: bool) -> ServerHealth {
         ServerHealth {
             up: std::sync::atomic::AtomicBool::new(true),
             maint: std::sync::atomic::AtomicBool::new(disabled),
             drain: std::sync::atomic::AtomicBool::new(false),
+            addr: std::sync::Mutex::new(None),
+            addr_set: std::sync::atomic::AtomicBool::new(false),
             weight: std::sync::atomic::AtomicU32::new(weight),
             up_since_ms: AtomicU64::new(0),
             marked_down: tokio::sync::watch::channel(0).0,
@@ -269,6 +288,9 @@ impl Runtime {
                 h.up_since_ms.store(0, Relaxed);
                 if s.weight == ob.servers[osi].weight {
                     h.weight.store(oh.weight.load(Relaxed), Relaxed);
+                }
+                if s.target == ob.servers[osi].target {
+                    h.set_addr(oh.addr_override());
                 }
             }
         }

@@ -32,7 +32,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         words: &["set", "server"],
         level: CliLevel::Admin,
-        help: "<bk>/<srv> state ready|drain|maint | weight <w>[%] : change a server's state or weight",
+        help: "<bk>/<srv> state ready|drain|maint | weight <w>[%] | addr <ip> [port <p>] : change a server's state, weight or address",
         run: set_server,
     },
 ];
@@ -105,17 +105,50 @@ fn set_server(rt: &Runtime, args: &[&str]) -> Result<String, String> {
             let w = weight(rt.cfg.backends[be].servers[srv].weight, w)?;
             h.weight.store(w, Relaxed);
         }
-        [
-            "addr" | "health" | "agent" | "check-port" | "fqdn" | "ssl",
-            ..,
-        ] => {
+        ["addr", ip, rest @ ..] => {
+            let ip: std::net::IpAddr = ip
+                .parse()
+                .map_err(|_| format!("'{ip}' is not an IP address"))?;
+            let port = match rest {
+                [] => None,
+                ["port", p] => Some(
+                    p.parse::<u16>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or_else(|| format!("'{p}' is not a port"))?,
+                ),
+                _ => return Err("write 'set server <bk>/<srv> addr <ip> [port <port>]'".into()),
+            };
+            let s = &rt.cfg.backends[be].servers[srv];
+            if matches!(
+                s.target,
+                crate::config::model::ServerTarget::OrigDst(_)
+                    | crate::config::model::ServerTarget::Dynamic { .. }
+            ) {
+                return Err(
+                    "this server's address comes from each connection (0.0.0.0 or %[…]); it cannot be set"
+                        .into(),
+                );
+            }
+            h.set_addr(Some((ip, port)));
+            event(
+                rt,
+                format!(
+                    "{}/{} changed its IP to {ip}{} by 'stats socket command'",
+                    rt.cfg.backends[be].name,
+                    s.name,
+                    port.map(|p| format!(", port to {p}")).unwrap_or_default()
+                ),
+            );
+        }
+        ["health" | "agent" | "check-port" | "fqdn" | "ssl", ..] => {
             return Err(format!(
-                "'set server {}' is not supported by gatehouse yet; it takes state and weight",
+                "'set server {}' is not supported by gatehouse yet; it takes state, weight and addr",
                 args[1]
             ));
         }
         _ => {
-            return Err("'set server <srv>' only supports 'state' and 'weight'.".into());
+            return Err("'set server <srv>' only supports 'state', 'weight' and 'addr'.".into());
         }
     }
     Ok(String::new())
@@ -155,7 +188,11 @@ fn show_servers_state(rt: &Runtime, args: &[&str]) -> Result<String, String> {
             if h.drain.load(Relaxed) {
                 admin |= ADMF_FDRAIN;
             }
-            let (addr, port) = server_addr(&s.target);
+            let (mut addr, mut port) = server_addr(&s.target);
+            if let Some((ip, p)) = h.addr_override() {
+                addr = ip.to_string();
+                port = p.or(port);
+            }
             let check_port = s.check.as_ref().and_then(|c| c.port).unwrap_or(0);
             let _ = writeln!(
                 out,

@@ -35,6 +35,7 @@ fn commands() -> impl Iterator<Item = &'static Command> {
         .chain(crate::balance::admin::COMMANDS)
         .chain(crate::stick::cli::COMMANDS)
         .chain(crate::sessions::COMMANDS)
+        .chain(crate::resolve::COMMANDS)
 }
 
 /// Longest lines read (a `set map` payload is far shorter).
