@@ -345,3 +345,64 @@ async fn show_resolvers_lists_sections() {
         "Can't find resolvers section 'dns'.\n\n"
     );
 }
+
+#[tokio::test]
+async fn maps_change_at_run_time() {
+    let dir = std::env::temp_dir().join(format!("gh-cli-map-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hosts.map");
+    std::fs::write(&file, "# host backend\na.test be_a\n").unwrap();
+    let cfg = format!(
+        "frontend f\n mode http\n bind 127.0.0.1:1\n use_backend %[req.hdr(host),lower,map({})]\n default_backend be_b\nbackend be_a\n mode http\n server a 10.0.0.1:80\nbackend be_b\n mode http\n server b 10.0.0.2:80\n",
+        file.display()
+    );
+    let cfg = gatehouse::config::from_str("map.cfg", &cfg).unwrap().config;
+    let rt = Arc::new(Runtime::new(Arc::new(cfg)));
+    let path = file.display().to_string();
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "show map\n").await,
+        format!("# id (file) entries\n0 ({path}) entry_cnt=1\n\n")
+    );
+    let lookup = |k: &str| rt.cfg.maps[0].lookup(k).map(|v| v.to_string());
+    assert_eq!(
+        ask(
+            &rt,
+            CliLevel::Admin,
+            &format!("add map {path} b.test be_a\n")
+        )
+        .await,
+        "\n"
+    );
+    assert_eq!(lookup("b.test").as_deref(), Some("be_a"));
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "set map #0 b.test be_b\n").await,
+        "\n"
+    );
+    assert_eq!(lookup("b.test").as_deref(), Some("be_b"));
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "show map #0\n").await,
+        "0x1 a.test be_a\n0x2 b.test be_b\n\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "del map #0 a.test\n").await,
+        "Permission denied\n\n"
+    );
+    assert_eq!(ask(&rt, CliLevel::Admin, "del map #0 a.test\n").await, "\n");
+    assert_eq!(lookup("a.test"), None);
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "del map #0 a.test\n").await,
+        "Key not found.\n\n"
+    );
+    assert_eq!(ask(&rt, CliLevel::Admin, "clear map #0\n").await, "\n");
+    assert_eq!(lookup("b.test"), None);
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "add map /nope k v\n").await,
+        "Unknown map identifier. Please use #<id> or <file>.\n\n"
+    );
+    // The file itself is never written.
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "# host backend\na.test be_a\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

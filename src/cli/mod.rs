@@ -36,6 +36,7 @@ fn commands() -> impl Iterator<Item = &'static Command> {
         .chain(crate::stick::cli::COMMANDS)
         .chain(crate::sessions::COMMANDS)
         .chain(crate::resolve::COMMANDS)
+        .chain(crate::rules::cli::COMMANDS)
 }
 
 /// Longest lines read (a `set map` payload is far shorter).

@@ -24,6 +24,8 @@ pub struct Config {
     pub tables: Vec<StickTableDef>,
     /// Backend indices by name, for `use_backend` names computed per connection.
     pub backend_names: std::collections::HashMap<String, usize>,
+    /// Every map file the rules use (one per file and match method), for the runtime API.
+    pub maps: Vec<std::sync::Arc<crate::rules::pattern::Map>>,
 }
 
 impl Config {

@@ -41,6 +41,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
     }
 
     let g = drafts.global;
+    let maps = g.maps.all();
     // With no `log` line anywhere, traffic and process lines go to standard output (gatehouse's
     // default); once the configuration says where logs go, it says it for every proxy, as in
     // HAProxy (a proxy without `log` lines logs nothing).
@@ -230,7 +231,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
                     reachable = None;
                     for m in t.maps() {
                         for v in m.values() {
-                            if !be_index.contains_key(v) {
+                            if !be_index.contains_key(&*v) {
                                 warnings.push(Diagnostic::warning(
                                     u.pos.clone(),
                                     format!(
@@ -431,6 +432,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         resolvers,
         tables,
         backend_names,
+        maps,
     })
 }
 

@@ -5,6 +5,7 @@
 //! `||` (or `or`) and `!`, and `{ … }` holds an anonymous ACL inline. This module is pure: it parses
 //! words handed over by the config layer and evaluates against [`sample::Facts`].
 
+pub mod cli;
 pub mod pattern;
 pub mod sample;
 
@@ -281,6 +282,11 @@ pub struct MapCache {
 }
 
 impl MapCache {
+    /// Every map loaded, in the order first used.
+    pub fn all(&self) -> Vec<Arc<Map>> {
+        self.maps.clone()
+    }
+
     pub fn load(&mut self, path: &str, method: Method) -> Result<Arc<Map>, String> {
         if let Some(i) = self
             .maps

@@ -279,14 +279,49 @@ pub fn read_pattern_file(path: &str) -> Result<Vec<String>, String> {
 }
 
 /// The key matching of a map converter (`map`, `map_str`, `map_beg`, `map_end`, `map_sub`, `map_dom`,
-/// `map_reg`).
-#[derive(Debug, Clone)]
+/// `map_reg`). Its entries can change at run time (`add map`, `set map`, `del map`, `clear map` on the
+/// runtime API), so they sit behind a lock that lookups only read.
+#[derive(Debug)]
 pub struct Map {
     pub path: String,
     method: Method,
-    entries: Vec<(String, String)>,
+    data: std::sync::RwLock<MapData>,
+}
+
+#[derive(Debug, Default)]
+struct MapData {
+    entries: Vec<(String, std::sync::Arc<str>)>,
+    /// Exact maps: the first entry of each key.
     exact: std::collections::HashMap<String, usize>,
+    /// Regex maps: one per entry.
     regs: Vec<Regex>,
+}
+
+impl MapData {
+    /// Rebuilds the indexes after a change.
+    fn index(&mut self, method: Method) -> Result<(), String> {
+        self.exact.clear();
+        self.regs.clear();
+        match method {
+            Method::Str => {
+                for (i, (k, _)) in self.entries.iter().enumerate() {
+                    self.exact.entry(k.clone()).or_insert(i);
+                }
+            }
+            Method::Reg => {
+                for (k, _) in &self.entries {
+                    self.regs.push(
+                        RegexBuilder::new(k)
+                            .size_limit(1 << 20)
+                            .build()
+                            .map_err(|e| format!("bad regular expression '{k}': {e}"))?,
+                    );
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 impl Map {
@@ -299,7 +334,7 @@ impl Map {
     }
 
     pub fn from_text(path: &str, text: &str, method: Method) -> Result<Map, String> {
-        let mut entries = Vec::new();
+        let mut data = MapData::default();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -314,65 +349,103 @@ impl Map {
                     ));
                 }
             };
-            entries.push((k.to_string(), v.to_string()));
+            data.entries.push((k.to_string(), v.into()));
         }
-        let mut exact = std::collections::HashMap::new();
-        let mut regs = Vec::new();
-        match method {
-            Method::Str => {
-                for (i, (k, _)) in entries.iter().enumerate() {
-                    exact.entry(k.clone()).or_insert(i);
-                }
-            }
-            Method::Reg => {
-                for (k, _) in &entries {
-                    regs.push(
-                        RegexBuilder::new(k)
-                            .size_limit(1 << 20)
-                            .build()
-                            .map_err(|e| format!("{path}: bad regular expression '{k}': {e}"))?,
-                    );
-                }
-            }
-            _ => {}
-        }
+        data.index(method).map_err(|e| format!("{path}: {e}"))?;
         Ok(Map {
             path: path.to_string(),
             method,
-            entries,
-            exact,
-            regs,
+            data: std::sync::RwLock::new(data),
         })
     }
 
-    pub fn lookup(&self, key: &str) -> Option<&str> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, MapData> {
+        self.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, MapData> {
+        self.data.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn lookup(&self, key: &str) -> Option<std::sync::Arc<str>> {
+        let d = self.read();
         let hit = match self.method {
-            Method::Str => self.exact.get(key).copied(),
-            Method::Beg => self
+            Method::Str => d.exact.get(key).copied(),
+            Method::Beg => d
                 .entries
                 .iter()
                 .position(|(k, _)| key.starts_with(k.as_str())),
-            Method::End => self
+            Method::End => d
                 .entries
                 .iter()
                 .position(|(k, _)| key.ends_with(k.as_str())),
-            Method::Sub => self
-                .entries
-                .iter()
-                .position(|(k, _)| key.contains(k.as_str())),
-            Method::Dom => self.entries.iter().position(|(k, _)| dom_match(key, k)),
-            Method::Reg => self.regs.iter().position(|r| r.is_match(key)),
+            Method::Sub => d.entries.iter().position(|(k, _)| key.contains(k.as_str())),
+            Method::Dom => d.entries.iter().position(|(k, _)| dom_match(key, k)),
+            Method::Reg => d.regs.iter().position(|r| r.is_match(key)),
             _ => None,
         };
-        hit.map(|i| self.entries[i].1.as_str())
+        hit.map(|i| d.entries[i].1.clone())
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(_, v)| v.as_str())
+    /// Every entry, in order.
+    pub fn entries(&self) -> Vec<(String, std::sync::Arc<str>)> {
+        self.read().entries.clone()
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(k, _)| k.as_str())
+    pub fn values(&self) -> Vec<std::sync::Arc<str>> {
+        self.read().entries.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `add map`: a new entry at the end.
+    pub fn add(&self, key: &str, value: &str) -> Result<(), String> {
+        if self.method == Method::Reg {
+            RegexBuilder::new(key)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| format!("bad regular expression '{key}': {e}"))?;
+        }
+        let mut d = self.write();
+        d.entries.push((key.to_string(), value.into()));
+        d.index(self.method)
+    }
+
+    /// `set map`: every entry with this key gets the value; `false` when there is none.
+    pub fn set(&self, key: &str, value: &str) -> bool {
+        let mut d = self.write();
+        let mut found = false;
+        for (k, v) in d.entries.iter_mut().filter(|(k, _)| k == key) {
+            let _ = k;
+            *v = value.into();
+            found = true;
+        }
+        found
+    }
+
+    /// `del map`: removes every entry with this key; `false` when there was none.
+    pub fn remove(&self, key: &str) -> bool {
+        let mut d = self.write();
+        let before = d.entries.len();
+        d.entries.retain(|(k, _)| k != key);
+        let gone = d.entries.len() != before;
+        if gone {
+            let _ = d.index(self.method);
+        }
+        gone
+    }
+
+    /// `clear map`: no entries.
+    pub fn clear(&self) {
+        let mut d = self.write();
+        d.entries.clear();
+        let _ = d.index(self.method);
     }
 }
 
@@ -449,19 +522,19 @@ mod tests {
     fn maps() {
         let text = "# comment\n.a.test be_a\nb.test   be_b\nexample.test be_ex\n";
         let dom = Map::from_text("m", text, Method::Dom).unwrap();
-        assert_eq!(dom.lookup("www.example.test"), Some("be_ex"));
-        assert_eq!(dom.lookup("b.test"), Some("be_b"));
+        assert_eq!(dom.lookup("www.example.test").as_deref(), Some("be_ex"));
+        assert_eq!(dom.lookup("b.test").as_deref(), Some("be_b"));
         assert_eq!(dom.lookup("c.test"), None);
         assert_eq!(
-            dom.lookup("x.a.test"),
+            dom.lookup("x.a.test").as_deref(),
             Some("be_a"),
             "a leading dot in a key is ignored"
         );
         let exact = Map::from_text("m", text, Method::Str).unwrap();
-        assert_eq!(exact.lookup("b.test"), Some("be_b"));
+        assert_eq!(exact.lookup("b.test").as_deref(), Some("be_b"));
         assert_eq!(exact.lookup("x.b.test"), None);
         let end = Map::from_text("m", text, Method::End).unwrap();
-        assert_eq!(end.lookup("x.a.test"), Some("be_a"));
+        assert_eq!(end.lookup("x.a.test").as_deref(), Some("be_a"));
         let err = Map::from_text("m", "lonely\n", Method::Str).unwrap_err();
         assert!(err.contains("m:1"), "{err}");
     }
