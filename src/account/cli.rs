@@ -13,13 +13,13 @@ pub const COMMANDS: &[Command] = &[
     Command {
         words: &["show", "info"],
         level: CliLevel::User,
-        help: "[typed] : report information about the running process",
+        help: "[typed|json] : report information about the running process",
         run: show_info,
     },
     Command {
         words: &["show", "stat"],
         level: CliLevel::User,
-        help: "[typed] : report counters for each proxy and server (CSV)",
+        help: "[typed|json] : report counters for each proxy and server (CSV)",
         run: show_stat,
     },
 ];
@@ -119,9 +119,44 @@ fn show_info(rt: &Runtime, args: &[&str]) -> Result<String, String> {
                 );
             }
         }
-        _ => return Err("'show info' takes no argument or 'typed'".into()),
+        ["json"] => {
+            let items: Vec<String> = fields
+                .into_iter()
+                .enumerate()
+                .map(|(i, (k, v))| json_field(&format!("\"pos\":{i},\"name\":{}", json_str(k)), &v))
+                .collect();
+            out = format!("[{}]\n", items.join(","));
+        }
+        _ => return Err("'show info' takes no argument, 'typed' or 'json'".into()),
     }
     Ok(out)
+}
+
+/// A JSON string.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One field of HAProxy's JSON forms: `{"field":{…},"processNum":1,"value":{"type":…,"value":…}}`.
+fn json_field(field: &str, v: &str) -> String {
+    let value = match v.parse::<u64>() {
+        Ok(n) => format!("{{\"type\":\"u64\",\"value\":{n}}}"),
+        Err(_) => format!("{{\"type\":\"str\",\"value\":{}}}", json_str(v)),
+    };
+    format!("{{\"field\":{{{field}}},\"processNum\":1,\"value\":{value}}}")
 }
 
 /// One CSV row, filled column by column.
@@ -388,13 +423,65 @@ fn show_stat(rt: &Runtime, args: &[&str]) -> Result<String, String> {
             }
             Ok(out)
         }
-        _ => Err("'show stat' takes no argument or 'typed'".into()),
+        ["json"] => {
+            // HAProxy's JSON form: one array of every non-empty field of every row, each saying
+            // which object (F/B/S, proxy id, server id) it belongs to.
+            let names: Vec<&str> = CSV_COLUMNS.split(',').collect();
+            let mut items = Vec::new();
+            for row in stat_rows(rt) {
+                let kind = match row[32].as_str() {
+                    "0" => "Frontend",
+                    "1" => "Backend",
+                    _ => "Server",
+                };
+                for (i, v) in row.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+                    let f = format!("\"pos\":{i},\"name\":{}", json_str(names[i]));
+                    let item = json_field(&f, v);
+                    // The object this field belongs to goes before the value.
+                    items.push(item.replacen(
+                        ",\"processNum\"",
+                        &format!(
+                            ",\"objType\":\"{kind}\",\"proxyId\":{},\"id\":{},\"processNum\"",
+                            row[27], row[28]
+                        ),
+                        1,
+                    ));
+                }
+            }
+            Ok(format!("[{}]\n", items.join(",")))
+        }
+        _ => Err("'show stat' takes no argument, 'typed' or 'json'".into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_forms_are_json() {
+        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+        let cfg = crate::config::from_str(
+            "t.cfg",
+            "frontend f\n bind 127.0.0.1:1\n default_backend b\nbackend b\n server s1 10.0.0.1:80\n",
+        )
+        .unwrap()
+        .config;
+        let rt = Runtime::new(std::sync::Arc::new(cfg));
+        let info = show_info(&rt, &["json"]).unwrap();
+        assert!(info.starts_with("[{\"field\":{\"pos\":0,\"name\":\"Name\"},\"processNum\":1,\"value\":{\"type\":\"str\",\"value\":\"gatehouse\"}},"), "{info}");
+        let stat = show_stat(&rt, &["json"]).unwrap();
+        assert!(stat.contains("{\"field\":{\"pos\":1,\"name\":\"svname\"},\"objType\":\"Server\",\"proxyId\":2,\"id\":1,\"processNum\":1,\"value\":{\"type\":\"str\",\"value\":\"s1\"}}"), "{stat}");
+        // Brackets and braces balance (a cheap well-formedness check; no JSON crate here).
+        for text in [&info, &stat] {
+            let depth = text.chars().fold(0i64, |d, c| match c {
+                '[' | '{' => d + 1,
+                ']' | '}' => d - 1,
+                _ => d,
+            });
+            assert_eq!(depth, 0);
+        }
+    }
 
     #[test]
     fn csv_has_haproxys_columns() {
