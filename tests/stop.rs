@@ -279,3 +279,31 @@ fn idle_keep_alive_connections_close_at_once() {
     assert_eq!(code, 0);
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 }
+
+/// `log-format` through the real binary: the line is read from its standard output at exit.
+#[test]
+fn log_format_shapes_the_line() {
+    let (port, server) = (free_port(), http_server());
+    let cfg = format!(
+        "global\n plumbing none\ndefaults\n mode http\n timeout connect 2s\n timeout client 30s\n timeout server 30s\nfrontend f\n bind 127.0.0.1:{port}\n log-format \"%ci %f %b/%s %ST %B %{{+Q}}r %%done\"\n default_backend b\nbackend b\n server s 127.0.0.1:{server}\n"
+    );
+    let mut g = start("logfmt", &cfg, port);
+    let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    a.write_all(b"GET /x?y=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = Vec::new();
+    a.read_to_end(&mut resp).unwrap();
+    signal(&g, Signal::SIGUSR1);
+    let (code, out) = exit_within(&mut g, Duration::from_secs(5));
+    assert_eq!(code, 0);
+    let line = out
+        .lines()
+        .find(|l| l.contains("/x?y=1"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let bytes = resp.len();
+    assert_eq!(
+        line,
+        format!("127.0.0.1 f b/s 200 {bytes} \"GET /x?y=1 HTTP/1.1\" %done")
+    );
+}

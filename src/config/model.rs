@@ -341,6 +341,8 @@ pub struct Frontend {
     pub mode: Mode,
     /// Where this frontend's traffic log lines go (its `log` lines, `log global` expanded).
     pub logs: Vec<LogTarget>,
+    /// `log-format`: the layout of its log lines instead of tcplog/httplog.
+    pub log_format: Option<std::sync::Arc<crate::log::format::LineFormat>>,
     pub binds: Vec<Bind>,
     pub intercepts: Vec<Intercept>,
     pub maxconn: u32,

@@ -130,6 +130,7 @@ pub struct ProxyDraft {
     pub http: super::model::HttpSettings,
     /// `log` lines (inherited from defaults, added to by the section's own; `no log` empties).
     pub logs: Vec<log::LogLine>,
+    pub log_format: Option<std::sync::Arc<crate::log::format::LineFormat>>,
 }
 
 #[derive(Debug, Clone)]
@@ -255,7 +256,7 @@ static KEYWORDS: &[Kw] = &[
     ),
     kw("node", G, Act::Ignore("node names are not shown yet")),
     kw("log", G | PX, Act::Handle(log::h_log)),
-    kw("log-format", PX, Act::Later(OPS)),
+    kw("log-format", D | F | L, Act::Handle(log::h_log_format)),
     kw("stats", G | PX, Act::Handle(http::h_stats)),
     kw("hard-stop-after", G, Act::Handle(h_hard_stop_after)),
     kw(
@@ -710,6 +711,7 @@ fn new_proxy(
             stick_rules: Vec::new(),
             http: super::model::HttpSettings::default(),
             logs: Vec::new(),
+            log_format: None,
         },
     }
 }

@@ -475,7 +475,11 @@ fn errors_name_file_line_and_fix() {
             "is not a network",
         ),
         ("backend b\n    mode udp\n", 2, "unknown mode"),
-        ("defaults\n    log-format %ci\n", 2, "issue #5"),
+        (
+            "defaults\n    log-format %zz\n",
+            2,
+            "unknown variable '%zz'",
+        ),
         (
             "global\n    plumbing ebpf\n",
             2,

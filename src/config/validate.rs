@@ -331,6 +331,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             pos: p.pos.clone(),
             mode: mode_of(p),
             logs: proxy_logs(&p.logs),
+            log_format: p.log_format.clone(),
             binds: p.binds.clone(),
             intercepts,
             maxconn: p.maxconn.unwrap_or(global.maxconn).min(global.maxconn),

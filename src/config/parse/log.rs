@@ -41,6 +41,17 @@ pub(super) fn h_log(sec: &mut Section<'_>, args: &[String]) -> Result<(), String
     Ok(())
 }
 
+/// `log-format STRING`: the layout of the section's log lines (HAProxy's `%` variables).
+pub(super) fn h_log_format(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    if args.is_empty() {
+        return Err("write 'log-format \"%ci:%cp [%tr] %ft %b/%s %Tw/%Tc/%Tt %B %ts\"'".into());
+    }
+    // Unquoted words arrive split: HAProxy joins them with single spaces.
+    let f = crate::log::format::LineFormat::parse(&args.join(" "))?;
+    sec.px().log_format = Some(std::sync::Arc::new(f));
+    Ok(())
+}
+
 /// `no log`: this section logs nothing, whatever its defaults said.
 pub(super) fn h_no_log(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     if sec.kind() == SectionKind::Global || !args.is_empty() {

@@ -16,6 +16,8 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+pub mod format;
+
 use crate::account::{Runtime, Tally};
 use crate::config::model::{LogDest, LogFormat, LogTarget};
 use crate::session::Record;
@@ -221,8 +223,13 @@ pub fn flush() {
     write_out(&mut p);
 }
 
-/// Writes a session's line (httplog or tcplog) into `out`, without its newline.
+/// Writes a session's line (its frontend's `log-format`, else httplog or tcplog) into `out`,
+/// without its newline.
 fn write_session(out: &mut Vec<u8>, rt: &Runtime, r: &Record, t: &Tally) {
+    if let Some(f) = &rt.cfg.frontends[r.frontend].log_format {
+        f.render(out, rt, r, t);
+        return;
+    }
     if let Some(h) = &r.http {
         write_httplog(out, rt, r, t, h);
         return;
@@ -334,7 +341,7 @@ fn header(t: &LogTarget, level: u8) -> Vec<u8> {
 
 /// The sockets syslog lines leave by: one per family for UDP, one unbound unix datagram socket,
 /// all non-blocking (a line that cannot be sent at once is dropped and counted, never waited for).
-mod sockets {
+pub(crate) mod sockets {
     use std::net::{SocketAddr, UdpSocket};
     use std::os::unix::net::UnixDatagram;
     use std::sync::OnceLock;
