@@ -200,7 +200,6 @@ const fn kw(name: &'static str, sections: u8, act: Act) -> Kw {
     }
 }
 
-const OPS: &str = "logging and the runtime API (issue #5)";
 const TLS: &str = "TLS (issue #6)";
 const PRIVDROP: &str = "gatehouse keeps its privileges until privilege dropping arrives (issue #5)";
 
@@ -333,7 +332,11 @@ static KEYWORDS: &[Kw] = &[
         FE,
         Act::Flag(|p, on| p.http.dontlognull = on),
     ),
-    kw("option log-health-checks", BE, Act::Later(OPS)),
+    kw(
+        "option log-health-checks",
+        BE,
+        Act::Ignore("gatehouse logs every server state change its checks make already"),
+    ),
     kw(
         "option http-server-close",
         PX,
@@ -423,7 +426,13 @@ static KEYWORDS: &[Kw] = &[
     kw("redirect", F | B | L, Act::Handle(http::h_redirect)),
     kw("block", F | B | L, Act::Handle(http::h_block)),
     kw("errorfile", PX, Act::Handle(http::h_errorfile)),
-    kw("capture", F | L, Act::Later(OPS)),
+    kw(
+        "capture",
+        F | L,
+        Act::Refuse(
+            "header captures are not supported; remove the line (the httplog line shows '-' for the captured headers, and log-format's %hr/%hs print '-')",
+        ),
+    ),
     kw("acl", F | B | L, Act::Handle(content::h_acl)),
     kw("use_backend", F | L, Act::Handle(content::h_use_backend)),
     kw("tcp-request", FE, Act::Handle(content::h_tcp_request)),
