@@ -590,7 +590,9 @@ async fn stats_uri_asks_for_credentials() {
     )
     .await;
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("<td>a</td>"), "{}", r.body);
+    assert!(r.body.contains("<td class=n>a</td>"), "{}", r.body);
+    // No `stats admin`: no form.
+    assert!(!r.body.contains("<form"), "{}", r.body);
     assert_eq!(ca.requests.load(Relaxed), 0);
     let mut c = TcpStream::connect(gw).await.unwrap();
     assert_eq!(roundtrip(&mut c, GET).await.status, 200);
@@ -747,4 +749,54 @@ async fn prometheus_exporter_answers_on_its_path() {
             .contains("haproxy_frontend_http_requests_total{proxy=\"f\"} ")
     );
     assert_eq!(ca.requests.load(Relaxed), 1);
+}
+
+#[tokio::test]
+async fn stats_admin_changes_server_states() {
+    let (a, _) = origin("A").await;
+    let (b, _) = origin("B").await;
+    let (gw, rt, _stop) = gateway(&format!(
+        "listen test\n    bind 127.0.0.1:0\n    mode http\n    stats enable\n    stats uri /st\n    stats admin if {{ src 127.0.0.1 }}\n    server a {a}\n    server b {b}\n"
+    ))
+    .await;
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    let r = roundtrip(&mut c, "GET /st HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("<form method=\"post\" action=\"/st\">"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<input type=\"checkbox\" name=\"s\" value=\"a\">")
+    );
+    // The CSV form is show stat's.
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    let r = roundtrip(&mut c, "GET /st;csv HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        r.body.starts_with("# pxname,svname,qcur,qmax,"),
+        "{}",
+        r.body
+    );
+
+    let form = "b=test&s=a&s=b&action=maint";
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    let r = roundtrip(
+        &mut c,
+        &format!("POST /st HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}", form.len()),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location").as_deref(), Some("/st;st=DONE"));
+    for s in 0..2 {
+        assert!(rt.backends[0].health[s].maint.load(Relaxed));
+    }
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    let r = roundtrip(&mut c, "GET /st;st=DONE HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(r.body.contains("Action processed successfully."));
+    assert!(
+        r.body.contains("background:#c0c0ff"),
+        "MAINT rows are coloured"
+    );
 }

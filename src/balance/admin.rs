@@ -85,6 +85,11 @@ fn weight(configured: u32, arg: &str) -> Result<u32, String> {
     Ok(w)
 }
 
+/// `set server B/S state STATE` for callers other than the socket (the stats page's admin form).
+pub fn set_state(rt: &Runtime, server: &str, state: &str) -> Result<String, String> {
+    set_server(rt, &[server, "state", state])
+}
+
 fn set_server(rt: &Runtime, args: &[&str]) -> Result<String, String> {
     let (be, srv) = server_ref(rt, args.first())?;
     let h = &rt.backends[be].health[srv];

@@ -867,7 +867,7 @@ pub enum CookieMode {
 
 /// `stats enable|uri|auth|realm|hide-version|refresh` in a frontend, listen or backend. The page
 /// itself is the operations issue's (#5); here the URI is intercepted and its authentication enforced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StatsSettings {
     pub uri: String,
     /// `stats auth USER:PASS` (several); empty = no authentication.
@@ -875,6 +875,8 @@ pub struct StatsSettings {
     pub realm: String,
     pub hide_version: bool,
     pub refresh: Option<Duration>,
+    /// `stats admin if COND`: who may enable, disable and drain servers from the page.
+    pub admin: Option<crate::rules::Cond>,
 }
 
 /// What a section says about `mode http`. Frontend and backend each have one; per request the two

@@ -724,7 +724,7 @@ impl<'rt> Conn<'rt> {
         if let Err(stop) = self.request_rules(&fe.http.request_rules, &fe.acls, &mut req, head) {
             return self.refused(live, stop, None).await;
         }
-        if let Some(next) = self.stats(live, &fe.http, &req).await {
+        if let Some(next) = self.stats(live, &fe.http, &fe.acls, &req, head).await {
             return next;
         }
         // route
@@ -749,7 +749,7 @@ impl<'rt> Conn<'rt> {
             {
                 return self.refused(live, stop, Some(be)).await;
             }
-            if let Some(next) = self.stats(live, &be.http, &req).await {
+            if let Some(next) = self.stats(live, &be.http, &be.acls, &req, head).await {
                 return next;
             }
         }
@@ -1096,10 +1096,12 @@ impl<'rt> Conn<'rt> {
     /// The stats URI: answered here (401 without valid credentials). The page itself comes with
     /// the operations issue; this one lists the backends and servers with their state.
     async fn stats(
-        &self,
+        &mut self,
         live: &mut Live<'_>,
         http: &HttpSettings,
+        acls: &[crate::rules::Acl],
         req: &Request,
+        head: &[u8],
     ) -> Option<Next<'rt>> {
         let st = http.stats.as_ref()?;
         if !req.target().starts_with(&st.uri) {
@@ -1112,8 +1114,62 @@ impl<'rt> Conn<'rt> {
                     .await,
             );
         }
-        let page = super::stats::page(self.rt, st, req.target().ends_with(";csv"));
+        let admin = st
+            .admin
+            .as_ref()
+            .is_some_and(|c| c.eval(acls, &self.facts(Some(req), head)));
+        if req.method().eq_ignore_ascii_case("POST") {
+            // The admin form: read its (small) body, apply it, and send the browser back to the
+            // page (so that reloading the page does not post again).
+            let notice = match self.form_body(req).await {
+                Some(body) if admin => {
+                    super::stats::apply(self.rt, &super::stats::form_fields(&body))
+                }
+                Some(_) => "Permission denied: 'stats admin' does not allow this client.".into(),
+                None => "The form could not be read.".into(),
+            };
+            tracing::info!(client = %self.peer, "stats page: {notice}");
+            let to = format!(
+                "{};st={}",
+                st.uri,
+                if notice.starts_with("Action") {
+                    "DONE"
+                } else {
+                    "DENY"
+                }
+            );
+            return Some(
+                self.answer(live, &reply::redirect(303, &to, true), end)
+                    .await,
+            );
+        }
+        let notice = if req.target().ends_with(";st=DONE") {
+            "Action processed successfully."
+        } else if req.target().ends_with(";st=DENY") {
+            "Action not processed (not allowed, or nothing selected)."
+        } else {
+            ""
+        };
+        let page = super::stats::page(self.rt, st, req.target().ends_with(";csv"), admin, notice);
         Some(self.answer(live, &page, end).await)
+    }
+
+    /// A POSTed form's body (Content-Length, at most 16 KiB, within 5 s).
+    async fn form_body(&mut self, req: &Request) -> Option<Vec<u8>> {
+        let len: usize = req.header("content-length").next()?.trim().parse().ok()?;
+        if len > 16 * 1024 {
+            return None;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.cbuf.avail().len() < len {
+            match tokio::time::timeout_at(deadline, self.cbuf.fill(&self.client)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+        }
+        let body = self.cbuf.avail()[..len].to_vec();
+        self.cbuf.consume(len);
+        Some(body)
     }
 
     /// Closes the client side gently: our response may be followed by request bytes we never

@@ -597,6 +597,7 @@ pub(super) fn h_stats(sec: &mut Section<'_>, args: &[String]) -> Result<(), Stri
         realm: "HAProxy Statistics".into(),
         hide_version: false,
         refresh: None,
+        admin: None,
     });
     match (what.as_str(), &args[1..]) {
         ("enable", []) => {}
@@ -609,9 +610,20 @@ pub(super) fn h_stats(sec: &mut Section<'_>, args: &[String]) -> Result<(), Stri
         ("realm", [r]) => st.realm = r.clone(),
         ("hide-version", []) => st.hide_version = true,
         ("refresh", [t]) => st.refresh = Some(parse_duration(t)?),
-        ("admin" | "show-legends" | "show-node" | "show-desc" | "scope", _) => {
+        ("admin", cond) if !cond.is_empty() && (cond[0] == "if" || cond[0] == "unless") => {
+            let cond = cond_of(sec, cond)?;
+            let st = sec.px().http.stats.as_mut().expect("created above");
+            st.admin = cond;
+        }
+        ("admin", _) => {
+            return Err(
+                "write 'stats admin if CONDITION' (e.g. 'stats admin if { src 10.0.0.0/8 }' or 'stats admin if TRUE')"
+                    .into(),
+            );
+        }
+        ("show-legends" | "show-node" | "show-desc" | "scope", _) => {
             sec.warnings.push(format!(
-                "'stats {what}' is ignored: the stats page's content arrives with issue #5"
+                "'stats {what}' is ignored by gatehouse's stats page"
             ));
         }
         ("socket" | "timeout" | "maxconn" | "bind-process", _) => {
