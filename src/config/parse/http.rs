@@ -631,7 +631,7 @@ pub(super) fn h_stats(sec: &mut Section<'_>, args: &[String]) -> Result<(), Stri
         }
         (w, _) => {
             return Err(format!(
-                "'stats {w}' is not understood here; gatehouse takes stats enable, uri, auth, realm, hide-version and refresh"
+                "'stats {w}' is not understood here; gatehouse takes stats enable, uri, auth, realm, hide-version, refresh and admin"
             ));
         }
     }
