@@ -217,6 +217,7 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
                         Ok((new_rt, generation, new_installed)) => {
                             older.retain(|w| w.strong_count() > 0);
                             older.push(Arc::downgrade(&rt));
+                            rt.retired.store(true, std::sync::atomic::Ordering::Relaxed);
                             rt = new_rt;
                             if let Some(i) = new_installed {
                                 installed = i;

@@ -164,6 +164,9 @@ pub struct Runtime {
     /// A graceful stop is under way: no new connections; keep-alive connections close after
     /// their current request.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// A reload replaced this configuration: its keep-alive connections close after the response
+    /// in progress (with `Connection: close`), so that their next requests meet the new one.
+    pub retired: std::sync::atomic::AtomicBool,
 }
 
 /// The five connection counts of an HAProxy log line: `%ac/%fc/%bc/%sc/%rc`.
@@ -253,6 +256,7 @@ impl Runtime {
             started: std::time::Instant::now(),
             tables,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            retired: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

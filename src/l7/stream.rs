@@ -1334,11 +1334,14 @@ impl Exchange<'_, '_> {
             && !both
             && !message::has_token(&res.headers, "connection", "close")
             && body != BodyLen::UntilClose;
-        // A graceful stop that began while the request was served closes the connection too.
+        // A graceful stop, or a reload, that came while the request was served closes the
+        // connection after this response.
+        let rt = self.conn.rt;
         let client_keep = self.client_keep
             && body != BodyLen::UntilClose
             && res.status != 101
-            && !self.conn.rt.stopping.load(Relaxed);
+            && !rt.stopping.load(Relaxed)
+            && !rt.retired.load(Relaxed);
         let head = if client_keep {
             if self.req.minor == 0 {
                 Cow::Owned(message::set_header(&head, "Connection", "keep-alive"))
