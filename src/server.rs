@@ -25,8 +25,8 @@ pub enum ServeError {
     Names(#[from] crate::target::StartError),
     #[error(transparent)]
     Cli(#[from] crate::cli::CliError),
-    #[error("dropping privileges: {0} (gatehouse does not run as root when 'user' is set)")]
-    Privileges(#[from] crate::sys::privs::PrivError),
+    #[error("dropping privileges: {0}; gatehouse does not run as root when 'user' is set")]
+    Privileges(crate::sys::privs::PrivError),
 }
 
 /// How to stop.
@@ -291,7 +291,7 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
 /// transparent connects, marks, low-port binds and re-plumbing need.
 fn drop_privileges(cfg: &Config) -> Result<(), ServeError> {
     if let Some(to) = cfg.global.run_as {
-        let done = crate::sys::privs::drop_to(to.uid, to.gid)?;
+        let done = crate::sys::privs::drop_to(to.uid, to.gid).map_err(ServeError::Privileges)?;
         tracing::info!(
             uid = to.uid,
             gid = to.gid,
