@@ -3,7 +3,7 @@
 # as that user and group keeping only CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE, in every
 # thread. Dropped, it still carries the client's own IP (usesrc clientip), runs health checks, answers on its stats socket, takes a SIGHUP reload that changes the plumbing (a new
 # intercept port: nft runs again, as a child that must inherit CAP_NET_ADMIN) and adds a bind on a
-# port below 1024, and removes its plumbing at SIGTERM.
+# port below 1024, and removes its plumbing at SIGTERM. With iptables plumbing it refuses to start.
 #
 #   +-----------+         +---------------------------------+         +------------------+
 #   | gh51c     |  veth   | gh51g  ip_forward=0             |  veth   | gh51s            |
@@ -117,4 +117,15 @@ for fam in 4 6; do
     gh_x "$G" ip -"$fam" rule | grep -q 'proto 103' && gh_fail "IPv$fam rule left behind: $(gh_x "$G" ip -"$fam" rule)"
     [ -z "$(gh_x "$G" ip -"$fam" route show table 100)" ] || gh_fail "IPv$fam route left in table 100"
 done
+
+# iptables-legacy needs /run/xtables.lock, which the dropped user cannot open: with `user`, iptables
+# plumbing is refused at start, and what was installed for a moment is removed again.
+config "" ""
+sed -i 's/^global$/global\n    plumbing iptables/' "$GH_TMP/gw.cfg"
+rc=0
+gh_x "$G" timeout 10 "$GATEHOUSE" -f "$GH_TMP/gw.cfg" >"$GH_TMP/ipt.log" 2>"$GH_TMP/ipt.err" || rc=$?
+[ "$rc" = 1 ] || gh_fail "gatehouse with iptables plumbing and a user exited $rc"
+gh_assert_grep "'user' needs nftables plumbing" "$GH_TMP/ipt.err" "the refusal"
+gh_x "$G" iptables-legacy-save -t mangle | grep -q GATEHOUSE && gh_fail "iptables chains left behind"
+gh_x "$G" ip -4 rule | grep -q 'proto 103' && gh_fail "ip rule left behind after the refusal"
 gh_pass

@@ -27,6 +27,10 @@ pub enum ServeError {
     Cli(#[from] crate::cli::CliError),
     #[error("dropping privileges: {0}; gatehouse does not run as root when 'user' is set")]
     Privileges(crate::sys::privs::PrivError),
+    #[error(
+        "'user' needs nftables plumbing: iptables-legacy opens /run/xtables.lock, which only root may, so the dropped gatehouse could neither replace its plumbing on reload nor remove it at exit; install nftables and set 'plumbing nft' (or 'plumbing none' and install the rules yourself)"
+    )]
+    PrivilegesIptables,
 }
 
 /// How to stop.
@@ -171,7 +175,7 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
         tracing::info!(firewall = ?installed.firewall, families = ?plan.families, diverts = plan.diverts.len(), "plumbing installed");
     }
     // Before any worker thread exists: they inherit the dropped credentials (see sys::privs).
-    if let Err(e) = drop_privileges(&cfg) {
+    if let Err(e) = drop_privileges(&cfg, installed.firewall) {
         let _ = control.block_on(installed.remove());
         return Err(e);
     }
@@ -289,8 +293,11 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
 
 /// Becomes `user`/`group` when the configuration names them, keeping the capabilities that
 /// transparent connects, marks, low-port binds and re-plumbing need.
-fn drop_privileges(cfg: &Config) -> Result<(), ServeError> {
+fn drop_privileges(cfg: &Config, firewall: plumbing::Firewall) -> Result<(), ServeError> {
     if let Some(to) = cfg.global.run_as {
+        if firewall == plumbing::Firewall::Iptables {
+            return Err(ServeError::PrivilegesIptables);
+        }
         let done = crate::sys::privs::drop_to(to.uid, to.gid).map_err(ServeError::Privileges)?;
         tracing::info!(
             uid = to.uid,
