@@ -21,6 +21,8 @@ GH_PIDS=()        # processes gh_cleanup stops
 GH_NS=()          # namespaces gh_cleanup deletes
 declare -A GH_PID # gatehouse pids by instance name (gh_gatehouse NS NAME): "${GH_PID[gw]}"
 GH_ENV=()         # extra VAR=value settings for the next gh_gatehouse (e.g. a PATH without nft)
+GH_USERS=()       # system users this run created, removed by gh_cleanup
+GH_GROUPS=()      # ... and groups
 
 gh_log() { printf '[%s] %s\n' "$GH_NAME" "$*" >&2; }
 
@@ -46,7 +48,7 @@ gh_dump() {
 }
 
 gh_cleanup() {
-    local pid ns
+    local pid ns u
     # A test's time limit (timeout) may signal us while we clean up, even twice (to us and to our
     # process group): finish cleaning rather than leave namespaces behind.
     trap '' INT TERM
@@ -59,7 +61,28 @@ gh_cleanup() {
         ip netns del "$ns" 2>/dev/null
         rm -rf "/etc/netns/$ns"
     done
+    for u in "${GH_USERS[@]}"; do flock /run/lock/gatehouse-netns-users.lock userdel "$u" 2>/dev/null; done
+    # userdel may have taken the group along already.
+    for u in "${GH_GROUPS[@]}"; do
+        getent group "$u" >/dev/null && flock /run/lock/gatehouse-netns-users.lock groupdel "$u" 2>/dev/null
+    done
     [ -n "${GH_KEEP_TMP:-}" ] || rm -rf "$GH_TMP"
+}
+
+# gh_system_user NAME: a system user NAME with a group NAME for gatehouse's `user`/`group` lines,
+# created unless the host has them (and then removed by gh_cleanup; one that existed stays).
+# useradd/groupadd refuse to run while another holds /etc/passwd, so tests side by side take turns.
+gh_system_user() {
+    local name=$1 lock=/run/lock/gatehouse-netns-users.lock
+    if ! getent group "$name" >/dev/null; then
+        flock "$lock" groupadd --system "$name" || gh_fail "cannot create group $name"
+        GH_GROUPS+=("$name")
+    fi
+    if ! getent passwd "$name" >/dev/null; then
+        flock "$lock" useradd --system --no-create-home --shell /usr/sbin/nologin -g "$name" "$name" ||
+            gh_fail "cannot create user $name"
+        GH_USERS+=("$name")
+    fi
 }
 
 # gh_init NAME NUMBER: NAME is the test name (for logs and the temp dir), NUMBER (10-250) picks the

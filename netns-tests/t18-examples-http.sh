@@ -16,6 +16,8 @@
 #
 # Addresses: 172.16.10.X and 192.168.1.X → 10.48.2.X; `bind *:80` and `bind 0.0.0.0:80` →
 # 10.48.1.1:80; the allowed source network 10.96.20.0/24 → 10.48.1.0/24 (10.48.3.2 is outside it).
+# Examples 01 and 02 say `user haproxy` and `group haproxy`: gatehouse drops to them once bound (issue
+# #5), so the test gives the host that user and group if it lacks them.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 gh_init t18 48
@@ -39,6 +41,7 @@ declare -A NGINX_PID
 i=0
 for a in 118 119 7 8 50 51; do NGINX_PID[$a]=${GH_PIDS[-6 + i]}; i=$((i + 1)); done
 
+gh_system_user haproxy
 EX=$GH_ROOT/tests/examples
 mkdir -p "$GH_TMP/ex"
 cp -r "$EX/errorfiles" "$GH_TMP/ex/"

@@ -25,6 +25,12 @@ pub enum ServeError {
     Names(#[from] crate::target::StartError),
     #[error(transparent)]
     Cli(#[from] crate::cli::CliError),
+    #[error("dropping privileges: {0}; gatehouse does not run as root when 'user' is set")]
+    Privileges(crate::sys::privs::PrivError),
+    #[error(
+        "'user' needs nftables plumbing: iptables-legacy opens /run/xtables.lock, which only root may, so the dropped gatehouse could neither replace its plumbing on reload nor remove it at exit; install nftables and set 'plumbing nft' (or 'plumbing none' and install the rules yourself)"
+    )]
+    PrivilegesIptables,
 }
 
 /// How to stop.
@@ -168,6 +174,11 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
     if !plan.is_empty() {
         tracing::info!(firewall = ?installed.firewall, families = ?plan.families, diverts = plan.diverts.len(), "plumbing installed");
     }
+    // Before any worker thread exists: they inherit the dropped credentials (see sys::privs).
+    if let Err(e) = drop_privileges(&cfg, installed.firewall) {
+        let _ = control.block_on(installed.remove());
+        return Err(e);
+    }
     let mut rt = Arc::new(runtime);
     let (current_tx, current_rx) = tokio::sync::watch::channel(rt.clone());
     // Re-resolves server names as their TTLs run out, and checks servers' health, on the control
@@ -279,6 +290,24 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
     }
     removed?;
     first_err.map_or(Ok(()), Err)
+}
+
+/// Becomes `user`/`group` when the configuration names them, keeping the capabilities that
+/// transparent connects, marks, low-port binds and re-plumbing need.
+fn drop_privileges(cfg: &Config, firewall: plumbing::Firewall) -> Result<(), ServeError> {
+    if let Some(to) = cfg.global.run_as {
+        if firewall == plumbing::Firewall::Iptables {
+            return Err(ServeError::PrivilegesIptables);
+        }
+        let done = crate::sys::privs::drop_to(to.uid, to.gid).map_err(ServeError::Privileges)?;
+        tracing::info!(
+            uid = to.uid,
+            gid = to.gid,
+            threads = done.threads,
+            "privileges dropped: keeping CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE"
+        );
+    }
+    Ok(())
 }
 
 /// What the control thread hears: stop, or a new configuration (already read and validated).

@@ -58,6 +58,17 @@ pub struct Global {
     /// Where process-level lines go (server state changes): the global `log` lines, or standard
     /// output when the configuration has no `log` line at all.
     pub logs: Vec<LogTarget>,
+    /// `user`/`group` (or `uid`/`gid`): whom gatehouse runs as once its sockets are bound and its
+    /// plumbing is installed; `None` keeps the user it was started as.
+    pub run_as: Option<RunAs>,
+}
+
+/// The user and group gatehouse drops to, as numbers (names are looked up when the file is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    /// Also the only supplementary group: the ones root had are cleared.
+    pub gid: u32,
 }
 
 /// One `log` destination, as HAProxy's `log <target> [len N] [format F] <facility> [<level>

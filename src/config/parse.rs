@@ -83,6 +83,22 @@ pub struct GlobalDraft {
     pub marks_pos: Option<Pos>,
     /// Map files read so far, shared by every line that names one.
     pub maps: MapCache,
+    /// `user`/`uid`: whom to run as once bound and plumbed.
+    pub user: Option<UserDraft>,
+    /// A `user`/`uid` line was written, even one in error (so a missing user is not also reported
+    /// as a group without a user).
+    pub user_seen: bool,
+    /// `group`/`gid`, with where it was written.
+    pub group: Option<(u32, Pos)>,
+}
+
+/// A `user NAME` or `uid N` line.
+#[derive(Debug, Clone)]
+pub struct UserDraft {
+    pub uid: u32,
+    /// The user's login group from the user database, used when no `group`/`gid` line says.
+    pub login_gid: Option<u32>,
+    pub pos: Pos,
 }
 
 /// What a defaults/frontend/backend/listen section says. Sections start as a copy of the defaults
@@ -201,7 +217,6 @@ const fn kw(name: &'static str, sections: u8, act: Act) -> Kw {
 }
 
 const TLS: &str = "TLS (issue #6)";
-const PRIVDROP: &str = "gatehouse keeps its privileges until privilege dropping arrives (issue #5)";
 
 /// Every keyword gatehouse knows, in any section. Two-word entries (`timeout connect`) are matched first.
 static KEYWORDS: &[Kw] = &[
@@ -234,10 +249,10 @@ static KEYWORDS: &[Kw] = &[
         G,
         Act::Ignore("gatehouse runs each server's checks on its own timer, without extra spread"),
     ),
-    kw("user", G, Act::Ignore(PRIVDROP)),
-    kw("group", G, Act::Ignore(PRIVDROP)),
-    kw("uid", G, Act::Ignore(PRIVDROP)),
-    kw("gid", G, Act::Ignore(PRIVDROP)),
+    kw("user", G, Act::Handle(h_user)),
+    kw("group", G, Act::Handle(h_group)),
+    kw("uid", G, Act::Handle(h_uid)),
+    kw("gid", G, Act::Handle(h_gid)),
     kw(
         "quiet",
         G,
@@ -979,6 +994,63 @@ fn h_hard_stop_after(sec: &mut Section<'_>, args: &[String]) -> Result<(), Strin
 
 fn h_pidfile(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     sec.global.pidfile = Some(one(args, "pidfile PATH")?.into());
+    Ok(())
+}
+
+fn h_user(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.global.user_seen = true;
+    let name = one(args, "user NAME")?;
+    let u = match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return Err(format!(
+                "no user '{name}' on this host; create it (useradd --system --no-create-home --shell /usr/sbin/nologin {name}) or write a number with 'uid N'"
+            ));
+        }
+        Err(e) => return Err(format!("looking up user '{name}': {e}")),
+    };
+    sec.global.user = Some(UserDraft {
+        uid: u.uid.as_raw(),
+        login_gid: Some(u.gid.as_raw()),
+        pos: sec.pos.clone(),
+    });
+    Ok(())
+}
+
+fn h_uid(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.global.user_seen = true;
+    let uid = parse_u32(one(args, "uid NUMBER")?, "user id")?;
+    // A number need not be in the user database; when it is, its login group is the default group.
+    let login_gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.gid.as_raw());
+    sec.global.user = Some(UserDraft {
+        uid,
+        login_gid,
+        pos: sec.pos.clone(),
+    });
+    Ok(())
+}
+
+fn h_group(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let name = one(args, "group NAME")?;
+    let g = match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => g,
+        Ok(None) => {
+            return Err(format!(
+                "no group '{name}' on this host; create it (groupadd --system {name}) or write a number with 'gid N'"
+            ));
+        }
+        Err(e) => return Err(format!("looking up group '{name}': {e}")),
+    };
+    sec.global.group = Some((g.gid.as_raw(), sec.pos.clone()));
+    Ok(())
+}
+
+fn h_gid(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let gid = parse_u32(one(args, "gid NUMBER")?, "group id")?;
+    sec.global.group = Some((gid, sec.pos.clone()));
     Ok(())
 }
 

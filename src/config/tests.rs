@@ -522,7 +522,6 @@ fn ignored_directives_warn_and_pass() {
 global
     daemon
     chroot /var/lib/haproxy
-    user haproxy
     nbproc 4
     spread-checks 3
     tune.bufsize 32768
@@ -537,11 +536,10 @@ backend b
     for (line, word) in [
         (2, "daemon"),
         (3, "chroot"),
-        (4, "user"),
-        (5, "nbproc"),
-        (6, "spread-checks"),
-        (7, "tune.bufsize"),
-        (10, "no option splice-response"),
+        (4, "nbproc"),
+        (5, "spread-checks"),
+        (6, "tune.bufsize"),
+        (9, "no option splice-response"),
     ] {
         assert!(
             w.iter().any(
@@ -665,4 +663,102 @@ backend h
     assert!(matches!(l.config.backends[1].balance, Balance::Hash(_)));
     // The defaults' redispatch reached the second backend.
     assert!(l.config.backends[1].redispatch);
+}
+
+const RUN_AS_TAIL: &str =
+    "frontend f\n    bind :80\n    default_backend b\nbackend b\n    server s 127.0.0.1:8080\n";
+
+fn run_as(global: &str) -> Option<super::model::RunAs> {
+    ok(&format!("global\n{global}{RUN_AS_TAIL}"))
+        .config
+        .global
+        .run_as
+}
+
+#[test]
+fn user_and_group_by_name_and_number() {
+    use super::model::RunAs;
+    // root and daemon are in every Debian user database (0:0 and 1:1).
+    assert_eq!(run_as(""), None);
+    assert_eq!(run_as("    user root\n"), Some(RunAs { uid: 0, gid: 0 }));
+    // A user alone runs with its login group.
+    assert_eq!(run_as("    user daemon\n"), Some(RunAs { uid: 1, gid: 1 }));
+    assert_eq!(
+        run_as("    user daemon\n    group root\n"),
+        Some(RunAs { uid: 1, gid: 0 })
+    );
+    // Numbers need not be in the database when both are given.
+    assert_eq!(
+        run_as("    uid 4242\n    gid 4343\n"),
+        Some(RunAs {
+            uid: 4242,
+            gid: 4343
+        })
+    );
+    assert_eq!(run_as("    uid 1\n"), Some(RunAs { uid: 1, gid: 1 }));
+    assert_eq!(
+        run_as("    gid 7\n    user daemon\n"),
+        Some(RunAs { uid: 1, gid: 7 })
+    );
+    // The later line wins, as in HAProxy.
+    assert_eq!(
+        run_as("    user daemon\n    uid 0\n    gid 0\n"),
+        Some(RunAs { uid: 0, gid: 0 })
+    );
+    // Nothing about them is a warning any more.
+    let l = ok(&format!(
+        "global\n    user daemon\n    group daemon\n{RUN_AS_TAIL}"
+    ));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+#[test]
+fn user_and_group_errors_name_the_line_and_the_fix() {
+    let table: &[(&str, usize, &str)] = &[
+        (
+            "global\n    maxconn 10\n    user no-such-user-gh\n",
+            3,
+            "no user 'no-such-user-gh' on this host; create it (useradd --system",
+        ),
+        (
+            "global\n    user daemon\n    group no-such-group-gh\n",
+            3,
+            "no group 'no-such-group-gh' on this host; create it (groupadd --system",
+        ),
+        (
+            "global\n    uid daemon\n",
+            2,
+            "'daemon' is not a valid user id",
+        ),
+        (
+            "global\n    gid -1\n    user daemon\n",
+            2,
+            "not a valid group id",
+        ),
+        ("global\n    user\n", 2, "write 'user NAME'"),
+        (
+            "global\n    user no-such-user-gh\n    group daemon\n",
+            2,
+            "no user 'no-such-user-gh'",
+        ),
+        ("global\n    user a b\n", 2, "unexpected 'b'"),
+        (
+            "global\n    group daemon\n",
+            2,
+            "a group without a user would leave gatehouse running as root; add 'user NAME'",
+        ),
+        (
+            "global\n    uid 4242\n",
+            2,
+            "uid 4242 is not in the user database, so it has no login group to run with; add 'gid N'",
+        ),
+    ];
+    for (global, line, needle) in table {
+        one_error(&format!("{global}{RUN_AS_TAIL}"), *line, needle);
+    }
+    // One mistake, one message: a missing user is not also "a group without a user".
+    let errs = errors(&format!(
+        "global\n    user no-such-user-gh\n    group daemon\n{RUN_AS_TAIL}"
+    ));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
 }

@@ -60,6 +60,35 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         }
         out
     };
+    let run_as = match (&g.user, &g.group) {
+        (None, None) => None,
+        // The user line has its own error already.
+        (None, Some(_)) if g.user_seen => None,
+        (None, Some((_, pos))) => {
+            err(
+                pos,
+                "a group without a user would leave gatehouse running as root; add 'user NAME' (or 'uid N') too".into(),
+            );
+            None
+        }
+        (Some(u), Some((gid, _))) => Some(super::model::RunAs {
+            uid: u.uid,
+            gid: *gid,
+        }),
+        (Some(u), None) => match u.login_gid {
+            Some(gid) => Some(super::model::RunAs { uid: u.uid, gid }),
+            None => {
+                err(
+                    &u.pos,
+                    format!(
+                        "uid {} is not in the user database, so it has no login group to run with; add 'gid N' or 'group NAME'",
+                        u.uid
+                    ),
+                );
+                None
+            }
+        },
+    };
     let global = Global {
         maxconn: g.maxconn.unwrap_or(DEFAULT_MAXCONN),
         pidfile: g.pidfile,
@@ -76,6 +105,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
         } else {
             g.logs.clone()
         },
+        run_as,
     };
     if global.plumbing.outbound_mark != 0 && global.plumbing.outbound_mark == global.plumbing.mark {
         // Outbound packets with the tproxy mark would be routed to the local table: a loop.

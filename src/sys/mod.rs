@@ -1,11 +1,12 @@
 //! The one room where the crate talks to the kernel below the level of std and tokio: transparent
-//! socket options, marks, and splice(2) through pipes.
+//! socket options, marks, splice(2) through pipes, and dropping root ([`privs`]).
 //!
-//! Everything here goes through nix and socket2's safe wrappers today, so the room holds no `unsafe`
+//! Everything here goes through nix, socket2 and caps's safe wrappers today, so the room holds no `unsafe`
 //! yet; it is still the only module allowed to (`#![deny(unsafe_code)]` is set for the crate in
 //! Cargo.toml's lints), for the socket options neither crate wraps (TCP_FASTOPEN on listeners).
 
 pub mod pipe;
+pub mod privs;
 
 use std::io;
 
