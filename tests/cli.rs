@@ -406,3 +406,51 @@ async fn maps_change_at_run_time() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn acl_pattern_lists_change_at_run_time() {
+    let dir = std::env::temp_dir().join(format!("gh-cli-acl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("blocked.lst");
+    std::fs::write(&file, "10.9.9.9\n").unwrap();
+    let path = file.display().to_string();
+    let (a, _) = common::tagged("A", Duration::ZERO).await;
+    let (gw, rt, _stop) = common::gateway(&format!(
+        "defaults\n mode tcp\n timeout client 5s\n timeout server 5s\nfrontend f\n bind 127.0.0.1:0\n acl blocked src -f {path}\n tcp-request connection reject if blocked\n default_backend be\nbackend be\n server a {a}\n"
+    ))
+    .await;
+    assert_eq!(common::fetch(gw).await, "A");
+    let listed = ask(&rt, CliLevel::Operator, "show acl\n").await;
+    assert!(
+        listed.starts_with(&format!(
+            "# id (file) description\n0 ({path}) acl 'blocked' in 'f' entry_cnt=1\n"
+        )),
+        "{listed}"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, &format!("add acl {path} 127.0.0.1\n")).await,
+        "\n"
+    );
+    assert_eq!(common::fetch(gw).await, "", "rejected now");
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "show acl #0\n").await,
+        "0x1 10.9.9.9\n0x2 127.0.0.1\n\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "add acl #0 not-an-address\n").await,
+        "'not-an-address' is not an address or CIDR (e.g. 10.0.0.0/8)\n\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "del acl #0 127.0.0.1\n").await,
+        "\n"
+    );
+    assert_eq!(common::fetch(gw).await, "A");
+    assert_eq!(ask(&rt, CliLevel::Admin, "clear acl #0\n").await, "\n");
+    assert_eq!(ask(&rt, CliLevel::Operator, "show acl #0\n").await, "\n");
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "clear acl #0\n").await,
+        "Permission denied\n\n"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "10.9.9.9\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

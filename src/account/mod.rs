@@ -265,6 +265,8 @@ impl Runtime {
     /// a server that keeps its backend and name keeps its health, maintenance, drain state and
     /// (if its configured weight did not change) the weight set at run time.
     pub fn carry_over(&mut self, old: &Runtime) {
+        // The process started then, whatever configuration it runs now (`show info`'s uptime).
+        self.started = old.started;
         for t in self.tables.iter_mut() {
             if let Some(o) = old.tables.iter().find(|o| o.def == t.def) {
                 *t = o.clone();

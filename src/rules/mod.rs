@@ -107,6 +107,7 @@ pub fn parse_test(
     let (fetch, mut method) = criterion(first)?;
     let mut icase = false;
     let mut pats = Vec::new();
+    let mut files = Vec::new();
     let mut i = 1;
     while i < words.len() {
         let w = words[i].as_str();
@@ -124,6 +125,7 @@ pub fn parse_test(
                 i += 1;
                 let f = words.get(i).ok_or("'-f' needs a file; write '-f FILE'")?;
                 pats.extend(read_file(f)?);
+                files.push(f.clone());
             }
             "--" => {
                 pats.extend(words[i + 1..].iter().cloned());
@@ -140,7 +142,7 @@ pub fn parse_test(
     }
     // With no patterns, a string criterion means "present" (HAProxy needs -m found for that; we
     // accept the obvious reading of `acl has_sni req.ssl_sni -m found` only, to stay compatible).
-    let matcher = Matcher::new(method, icase, &pats)?;
+    let matcher = Matcher::with_files(method, icase, &pats, files)?;
     Ok(AclTest { fetch, matcher })
 }
 

@@ -72,15 +72,68 @@ pub enum Patterns {
     Bool,
 }
 
-/// Patterns with their case rule.
+/// Patterns with their case rule. The patterns can change at run time (`add acl`, `del acl`,
+/// `clear acl` on the runtime API): they sit behind a read-mostly lock shared by every copy of the
+/// matcher (a `defaults` section's ACL and the sections inheriting it are one pattern list).
 #[derive(Debug, Clone)]
 pub struct Matcher {
-    pub patterns: Patterns,
+    pub shared: std::sync::Arc<PatternList>,
     pub icase: bool,
+}
+
+/// An ACL test's patterns: as written (for `show acl` and rebuilding) and compiled.
+#[derive(Debug)]
+pub struct PatternList {
+    pub method: Method,
+    pub icase: bool,
+    /// The `-f` files the patterns came from (the runtime API names lists by file).
+    pub files: Vec<String>,
+    lists: std::sync::RwLock<(Vec<String>, Patterns)>,
+}
+
+impl PatternList {
+    /// The patterns as written.
+    pub fn patterns(&self) -> Vec<String> {
+        self.lists
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Replaces the patterns (compiled first: a bad one changes nothing).
+    pub fn set(&self, pats: Vec<String>) -> Result<(), String> {
+        let compiled = Matcher::compile(self.method, self.icase, &pats)?;
+        *self.lists.write().unwrap_or_else(|e| e.into_inner()) = (pats, compiled);
+        Ok(())
+    }
 }
 
 impl Matcher {
     pub fn new(method: Method, icase: bool, pats: &[String]) -> Result<Matcher, String> {
+        Matcher::with_files(method, icase, pats, Vec::new())
+    }
+
+    /// A matcher whose patterns came (partly) from the `-f` files `files`.
+    pub fn with_files(
+        method: Method,
+        icase: bool,
+        pats: &[String],
+        files: Vec<String>,
+    ) -> Result<Matcher, String> {
+        let compiled = Matcher::compile(method, icase, pats)?;
+        Ok(Matcher {
+            shared: std::sync::Arc::new(PatternList {
+                method,
+                icase,
+                files,
+                lists: std::sync::RwLock::new((pats.to_vec(), compiled)),
+            }),
+            icase,
+        })
+    }
+
+    fn compile(method: Method, icase: bool, pats: &[String]) -> Result<Patterns, String> {
         let fold = |p: &String| {
             if icase {
                 p.to_ascii_lowercase()
@@ -150,12 +203,13 @@ impl Matcher {
                 Patterns::Int(ranges)
             }
         };
-        Ok(Matcher { patterns, icase })
+        Ok(patterns)
     }
 
     /// A string, integer or address list with no pattern: it never matches (HAProxy warns too).
     pub fn is_empty(&self) -> bool {
-        match &self.patterns {
+        let lists = self.shared.lists.read().unwrap_or_else(|e| e.into_inner());
+        match &lists.1 {
             Patterns::Str(s) => s.is_empty(),
             Patterns::Beg(l) | Patterns::End(l) | Patterns::Sub(l) | Patterns::Dom(l) => {
                 l.is_empty()
@@ -169,7 +223,8 @@ impl Matcher {
 
     /// Whether `v` matches one of the patterns; an empty list matches nothing, like HAProxy's.
     pub fn matches(&self, v: &Value) -> bool {
-        match (&self.patterns, v) {
+        let lists = self.shared.lists.read().unwrap_or_else(|e| e.into_inner());
+        match (&lists.1, v) {
             (Patterns::Found, _) => true,
             (Patterns::Bool, Value::Int(n)) => *n != 0,
             (Patterns::Bool, Value::Str(s)) => !s.is_empty(),
