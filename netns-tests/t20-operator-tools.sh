@@ -36,6 +36,8 @@ global
     stats socket $ADMIN level admin
     stats socket $USER level user
     stats socket ipv4@127.0.0.1:9999 level operator
+    # Shorter than hatop's 3 s refresh: hatop keeps its connection only by 'set timeout cli'.
+    stats timeout 2s
 defaults
     timeout connect 2s
     timeout client 10s
@@ -172,7 +174,7 @@ wait "$EXPORTER" 2>/dev/null
 # --- (c) every runtime API command, with socat ----------------------------------------------------
 # help, at each level: what the level may run, and only that.
 for c in "show info" "show stat" "show servers state" "show table" "clear table" "enable server" \
-    "disable server" "set server" "set table" "prompt" "quit"; do
+    "disable server" "set server" "set table" "prompt" "quit" "set timeout cli"; do
     expect "$ADMIN" help "^  $c " "admin help lists '$c'"
 done
 expect "$USER" help "^  show stat " "user help lists show stat"
@@ -231,6 +233,14 @@ out=$(printf 'prompt\nshow info\nshow stat\nquit\n' | gh_x "$G" timeout 5 socat 
 grep -q '^> Name: gatehouse$' <<<"$out" || gh_fail "prompt session: no '> Name: gatehouse': $out"
 grep -q '^> # pxname,svname,' <<<"$out" || gh_fail "prompt session: no second answer: $out"
 expect "$USER" "show nothing" "^Unknown command: 'show nothing'$" "an unknown command"
+# set timeout cli, at any level: a session that waits longer than stats timeout (2 s) between lines.
+out=$( (printf 'prompt\nset timeout cli 10\n'; sleep 3; printf 'show info\nquit\n') |
+    gh_x "$G" timeout 8 socat -t 5 - "UNIX-CONNECT:$USER") || gh_fail "set timeout cli: socat failed"
+grep -q '^> Name: gatehouse$' <<<"$out" || gh_fail "set timeout cli: the session did not last: $out"
+out=$( (printf 'prompt\n'; sleep 3; printf 'show info\nquit\n') |
+    gh_x "$G" timeout 8 socat -t 5 - "UNIX-CONNECT:$USER") || true
+! grep -q 'Name: gatehouse' <<<"$out" || gh_fail "stats timeout 2s did not close a silent session: $out"
+expect "$USER" "set timeout cli 0" "is not a timeout" "set timeout cli 0"
 
 # Levels: a user socket reads counters and nothing else; an operator socket changes no server.
 for c in "disable server pool/alpha" "enable server pool/alpha" "set server pool/alpha state maint" \
