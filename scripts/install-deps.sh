@@ -7,7 +7,8 @@ set -euo pipefail
 
 # command:package, for every tool the scripts call (ip6tables-legacy comes with iptables, etc.).
 tools="ip:iproute2 nft:nftables iptables-legacy:iptables curl:curl openssl:openssl dnsmasq:dnsmasq
-    nginx:nginx-light wrk:wrk haproxy:haproxy socat:socat pkill:procps killall:psmisc python3:python3"
+    nginx:nginx-light wrk:wrk haproxy:haproxy socat:socat pkill:procps killall:psmisc python3:python3
+    hatop:hatop tmux:tmux prometheus-haproxy-exporter:prometheus-haproxy-exporter"
 need=()
 for pair in $tools; do
     cmd=${pair%%:*} pkg=${pair#*:}
@@ -19,9 +20,10 @@ if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
-    # Debian starts the daemons it just installed (and dnsmasq may take over the host's DNS); the
-    # tests run their own instances inside namespaces, so stop those (only those we installed).
-    for svc in nginx haproxy dnsmasq; do
+    # Debian starts the daemons it just installed (and dnsmasq may take over the host's DNS; the
+    # exporter would scrape a socket that is not there, on port 9101); the tests run their own
+    # instances inside namespaces, so stop those (only those we installed).
+    for svc in nginx haproxy dnsmasq prometheus-haproxy-exporter; do
         case " ${need[*]} " in *" $svc "* | *" $svc-light "*) ;; *) continue ;; esac
         systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
     done

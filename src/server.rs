@@ -151,6 +151,7 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
+    let _counted = crate::account::cli::CountedRuntime::new(control.handle().clone());
     // Signals first, so that one arriving while we start is ours, not the default action (a
     // SIGHUP would kill the process). The task installs its handlers on its first poll.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -198,6 +199,7 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
                     .enable_all()
                     .build()
                     .map_err(ServeError::Runtime)?;
+                let _counted = crate::account::cli::CountedRuntime::new(local.handle().clone());
                 local.block_on(worker(i, &mut gens, &mut stop))?;
                 // Dropping the runtime drops the sessions still open: each logs itself as killed.
                 drop(local);

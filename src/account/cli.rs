@@ -37,8 +37,58 @@ fn uptime(secs: u64) -> String {
     )
 }
 
-/// `show info`'s fields, in HAProxy's order (those that apply to gatehouse).
-fn info(rt: &Runtime) -> Vec<(&'static str, String)> {
+/// The tokio runtimes whose tasks `show info` counts: the control runtime and each worker thread's.
+/// [`crate::server::serve`] registers them as it builds them; each leaves when its guard drops.
+static RUNTIMES: std::sync::Mutex<Vec<(u64, tokio::runtime::Handle)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Keeps a runtime counted in `show info`'s Tasks and Run_queue while it lives.
+pub struct CountedRuntime(u64);
+
+impl CountedRuntime {
+    pub fn new(h: tokio::runtime::Handle) -> CountedRuntime {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, Relaxed);
+        RUNTIMES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((id, h));
+        CountedRuntime(id)
+    }
+}
+
+impl Drop for CountedRuntime {
+    fn drop(&mut self) {
+        RUNTIMES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(id, _)| *id != self.0);
+    }
+}
+
+/// Tasks alive in the counted runtimes, and those woken and waiting in their shared queues (a
+/// thread's own queue is not visible from another thread, so a busy worker's is not counted).
+fn tasks() -> (usize, usize) {
+    let runtimes = RUNTIMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    runtimes.iter().fold((0, 0), |(t, q), (_, h)| {
+        let m = h.metrics();
+        (t + m.num_alive_tasks(), q + m.global_queue_depth())
+    })
+}
+
+/// gatehouse's release date as HAProxy writes its own (`2022/05/31`), given at build time by
+/// `GATEHOUSE_RELEASE_DATE`; a build without it is no release.
+const RELEASE_DATE: &str = match option_env!("GATEHOUSE_RELEASE_DATE") {
+    Some(d) => d,
+    None => "unreleased",
+};
+
+/// `show info`'s fields, each with its position in HAProxy 2.6's list (the number `show info
+/// typed` gives it), in that order. Fields for what gatehouse does not have (SSL, compression,
+/// memory pools, peers) are left out, as HAProxy leaves out those it does not fill.
+fn info(rt: &Runtime) -> Vec<(u8, &'static str, String)> {
     let up = rt.started.elapsed().as_secs();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -54,44 +104,47 @@ fn info(rt: &Runtime) -> Vec<(&'static str, String)> {
         .global
         .nbthread
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let maxconn = rt.cfg.global.maxconn.to_string();
+    let maxconn = rt.cfg.global.maxconn;
+    let pipes = crate::sys::pipe::OPEN.load(Relaxed);
+    let pooled = crate::sys::pipe::POOLED.load(Relaxed);
+    let (tasks, run_queue) = tasks();
+    let requests = sum(|c| c.http_requests.load(Relaxed));
+    let bytes_out = sum(|c| c.bytes_out.load(Relaxed));
+    let listeners: usize = rt.cfg.frontends.iter().map(|f| f.binds.len()).sum();
+    let stopping = u8::from(rt.stopping.load(Relaxed));
+    let dropped_logs = crate::log::DROPPED.load(Relaxed);
+    let failed_resolutions = rt.policy.dns_failed.load(Relaxed);
     vec![
-        ("Name", "gatehouse".into()),
-        ("Version", env!("CARGO_PKG_VERSION").into()),
-        ("Nbthread", threads.to_string()),
-        ("Nbproc", "1".into()),
-        ("Process_num", "1".into()),
-        ("Pid", std::process::id().to_string()),
-        ("Uptime", uptime(up)),
-        ("Uptime_sec", up.to_string()),
-        ("Ulimit-n", nofile.to_string()),
-        ("Maxsock", nofile.to_string()),
-        ("Maxconn", maxconn.clone()),
-        ("Hard_maxconn", maxconn),
-        ("CurrConns", rt.active.load(Relaxed).to_string()),
-        ("CumConns", rt.total.load(Relaxed).to_string()),
-        ("CumReq", sum(|c| c.http_requests.load(Relaxed)).to_string()),
-        (
-            "Listeners",
-            rt.cfg
-                .frontends
-                .iter()
-                .map(|f| f.binds.len())
-                .sum::<usize>()
-                .to_string(),
-        ),
-        ("DroppedLogs", crate::log::DROPPED.load(Relaxed).to_string()),
-        (
-            "FailedResolutions",
-            rt.policy.dns_failed.load(Relaxed).to_string(),
-        ),
-        (
-            "TotalBytesOut",
-            sum(|c| c.bytes_out.load(Relaxed)).to_string(),
-        ),
-        ("node", node),
-        ("Stopping", u8::from(rt.stopping.load(Relaxed)).to_string()),
-        ("Start_time_sec", now.saturating_sub(up).to_string()),
+        (0, "Name", "gatehouse".into()),
+        (1, "Version", env!("CARGO_PKG_VERSION").into()),
+        (2, "Release_date", RELEASE_DATE.into()),
+        (3, "Nbthread", threads.to_string()),
+        (4, "Nbproc", "1".into()),
+        (5, "Process_num", "1".into()),
+        (6, "Pid", std::process::id().to_string()),
+        (7, "Uptime", uptime(up)),
+        (8, "Uptime_sec", up.to_string()),
+        (13, "Ulimit-n", nofile.to_string()),
+        (14, "Maxsock", nofile.to_string()),
+        (15, "Maxconn", maxconn.to_string()),
+        (16, "Hard_maxconn", maxconn.to_string()),
+        (17, "CurrConns", rt.active.load(Relaxed).to_string()),
+        (18, "CumConns", rt.total.load(Relaxed).to_string()),
+        (19, "CumReq", requests.to_string()),
+        // No pipe limit of its own (`maxpipes` is ignored): a connection splices through at most
+        // one pipe each way, so twice maxconn bounds them.
+        (23, "Maxpipes", (2 * u64::from(maxconn)).to_string()),
+        (24, "PipesUsed", pipes.saturating_sub(pooled).to_string()),
+        (25, "PipesFree", pooled.to_string()),
+        (47, "Tasks", tasks.to_string()),
+        (48, "Run_queue", run_queue.to_string()),
+        (50, "node", node),
+        (52, "Stopping", stopping.to_string()),
+        (55, "Listeners", listeners.to_string()),
+        (58, "DroppedLogs", dropped_logs.to_string()),
+        (60, "FailedResolutions", failed_resolutions.to_string()),
+        (61, "TotalBytesOut", bytes_out.to_string()),
+        (70, "Start_time_sec", now.saturating_sub(up).to_string()),
     ]
 }
 
@@ -100,13 +153,13 @@ fn show_info(rt: &Runtime, args: &[&str]) -> Result<String, String> {
     let mut out = String::new();
     match args {
         [] => {
-            for (k, v) in fields {
+            for (_, k, v) in fields {
                 let _ = writeln!(out, "{k}: {v}");
             }
         }
         ["typed"] => {
             // HAProxy's typed form: position.name.process:tags:type:value.
-            for (i, (k, v)) in fields.into_iter().enumerate() {
+            for (i, k, v) in fields {
                 let ty = if v.parse::<u64>().is_ok() {
                     "u64"
                 } else {
@@ -122,8 +175,7 @@ fn show_info(rt: &Runtime, args: &[&str]) -> Result<String, String> {
         ["json"] => {
             let items: Vec<String> = fields
                 .into_iter()
-                .enumerate()
-                .map(|(i, (k, v))| json_field(&format!("\"pos\":{i},\"name\":{}", json_str(k)), &v))
+                .map(|(i, k, v)| json_field(&format!("\"pos\":{i},\"name\":{}", json_str(k)), &v))
                 .collect();
             out = format!("[{}]\n", items.join(","));
         }
@@ -457,6 +509,104 @@ fn show_stat(rt: &Runtime, args: &[&str]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn runtime(text: &str) -> Runtime {
+        let cfg = crate::config::from_str("t.cfg", text).unwrap().config;
+        Runtime::new(std::sync::Arc::new(cfg))
+    }
+
+    /// hatop refuses a `show info` without these fields (the numeric ones as digits), and
+    /// prometheus-haproxy-exporter labels its version metric with Version and Release_date.
+    #[test]
+    fn info_has_what_hatop_reads() {
+        let rt = runtime("frontend f\n bind 127.0.0.1:1\n");
+        let text = show_info(&rt, &[]).unwrap();
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(": "))
+                .unwrap_or_else(|| panic!("no {k} in {text}"))
+        };
+        assert_eq!(get("Name"), "gatehouse");
+        for k in ["Version", "Release_date", "Uptime", "node"] {
+            assert!(!get(k).trim().is_empty(), "{k} is empty");
+        }
+        for k in [
+            "Nbproc",
+            "Process_num",
+            "Pid",
+            "Maxconn",
+            "CurrConns",
+            "Maxpipes",
+            "PipesUsed",
+            "PipesFree",
+            "Tasks",
+            "Run_queue",
+        ] {
+            assert!(get(k).parse::<u64>().is_ok(), "{k}: {:?}", get(k));
+        }
+        assert_eq!(
+            get("Maxpipes"),
+            (2 * u64::from(rt.cfg.global.maxconn)).to_string()
+        );
+    }
+
+    /// `show info typed` numbers each field as HAProxy 2.6 does, so a reader that goes by
+    /// position finds the same field in both.
+    #[test]
+    fn info_typed_uses_haproxys_positions() {
+        let rt = runtime("frontend f\n bind 127.0.0.1:1\n");
+        let text = show_info(&rt, &["typed"]).unwrap();
+        let pos: Vec<(u8, &str)> = text
+            .lines()
+            .map(|l| {
+                let (p, rest) = l.split_once('.').unwrap();
+                (p.parse().unwrap(), rest.split_once('.').unwrap().0)
+            })
+            .collect();
+        assert!(pos.windows(2).all(|w| w[0].0 < w[1].0), "{pos:?}");
+        for want in [
+            (0, "Name"),
+            (2, "Release_date"),
+            (8, "Uptime_sec"),
+            (17, "CurrConns"),
+            (23, "Maxpipes"),
+            (24, "PipesUsed"),
+            (25, "PipesFree"),
+            (47, "Tasks"),
+            (48, "Run_queue"),
+            (50, "node"),
+            (52, "Stopping"),
+            (55, "Listeners"),
+            (61, "TotalBytesOut"),
+            (70, "Start_time_sec"),
+        ] {
+            assert!(pos.contains(&want), "{want:?} not in {pos:?}");
+        }
+        assert!(text.contains("\n2.Release_date.1:POS:str:"));
+        assert!(text.contains("\n47.Tasks.1:MGP:u64:"));
+    }
+
+    /// Tasks and Run_queue count the tasks of the runtimes registered, for as long as they are.
+    /// (Only `server::serve` registers runtimes otherwise, and no unit test runs it.)
+    #[test]
+    fn tasks_counts_registered_runtimes() {
+        let local = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let counted = CountedRuntime::new(local.handle().clone());
+        assert_eq!(tasks(), (0, 0));
+        // Spawned from outside its thread, a task waits in the runtime's shared queue until the
+        // runtime runs.
+        for _ in 0..3 {
+            local.spawn(std::future::pending::<()>());
+        }
+        assert_eq!(tasks(), (3, 3));
+        // Run once: the tasks are polled (and stay alive, pending), the queue is empty.
+        local.block_on(tokio::task::yield_now());
+        assert_eq!(tasks(), (3, 0));
+        drop(counted);
+        assert_eq!(tasks(), (0, 0));
+    }
 
     #[test]
     fn json_forms_are_json() {

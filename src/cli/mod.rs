@@ -1,7 +1,8 @@
 //! The runtime API on `stats socket` listeners, spoken as HAProxy's management guide describes it:
 //! one line of commands separated by `;`, each answer ending with an empty line; the connection
 //! closes after the line unless `prompt` made it interactive (a `> ` prompt before each line, until
-//! `quit` or `stats timeout` of silence).
+//! `quit` or `stats timeout` of silence; `set timeout cli` changes that for the connection, as hatop
+//! does for its refresh interval).
 //!
 //! This module only listens, reads lines, checks levels and dispatches: the commands belong to the
 //! modules whose state they read or change ([`crate::account::cli`], [`crate::balance::admin`],
@@ -170,7 +171,7 @@ pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     rt: Arc<Runtime>,
     stream: S,
     level: CliLevel,
-    timeout: Duration,
+    mut timeout: Duration,
 ) {
     let (r, mut w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
@@ -188,7 +189,7 @@ pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
         let text = String::from_utf8_lossy(&line);
-        let (out, quit) = run_line(&rt, &text, level, &mut interactive);
+        let (out, quit) = run_line(&rt, &text, level, &mut interactive, &mut timeout);
         if w.write_all(out.as_bytes()).await.is_err() {
             return;
         }
@@ -203,11 +204,13 @@ pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Runs one line's commands; the answers, and whether the connection should close (`quit`).
+/// `prompt` and `set timeout cli` change the connection's mode and idle timeout.
 pub fn run_line(
     rt: &Runtime,
     line: &str,
     level: CliLevel,
     interactive: &mut bool,
+    timeout: &mut Duration,
 ) -> (String, bool) {
     let mut out = String::new();
     for cmd in line.trim_end_matches(['\r', '\n']).split(';') {
@@ -221,6 +224,11 @@ pub fn run_line(
                 continue;
             }
             ["help"] => out.push_str(&help(level)),
+            ["set", "timeout", "cli", delay] => match cli_timeout(delay) {
+                Ok(d) => *timeout = d,
+                Err(e) => out.push_str(&e),
+            },
+            ["set", "timeout", ..] => out.push_str("'set timeout' takes 'cli <delay>'.\n"),
             _ => {
                 let answer = dispatch(rt, &words, level);
                 out.push_str(&answer);
@@ -233,6 +241,25 @@ pub fn run_line(
         out.push('\n');
     }
     (out, false)
+}
+
+/// `set timeout cli`'s delay: seconds, or a duration with its unit (`90`, `2m`); at least 1 second,
+/// at most a day.
+fn cli_timeout(delay: &str) -> Result<Duration, String> {
+    let d = if delay.bytes().all(|b| b.is_ascii_digit()) {
+        delay
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|e| e.to_string())
+    } else {
+        crate::config::parse::parse_duration(delay)
+    };
+    match d {
+        Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(86400)).contains(&d) => Ok(d),
+        _ => Err(format!(
+            "'{delay}' is not a timeout; write seconds (60) or a duration (2m), from 1s to 1d.\n"
+        )),
+    }
 }
 
 /// The command named by the first words of `words`, run if the level allows it.
@@ -259,6 +286,10 @@ fn help(level: CliLevel) -> String {
         ("help", "this list"),
         ("prompt", "toggle interactive mode with prompt"),
         ("quit", "disconnect"),
+        (
+            "set timeout cli <delay>",
+            "change this connection's idle timeout",
+        ),
     ] {
         out.push_str(&format!("  {name:<39} : {what}\n"));
     }
@@ -291,4 +322,82 @@ pub fn server_ref(rt: &Runtime, arg: Option<&&str>) -> Result<(usize, usize), St
         .position(|x| x.name == s)
         .ok_or("No such server.")?;
     Ok((be, srv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn runtime() -> Arc<Runtime> {
+        let cfg = crate::config::from_str("t.cfg", "frontend f\n bind 127.0.0.1:1\n")
+            .unwrap()
+            .config;
+        Arc::new(Runtime::new(Arc::new(cfg)))
+    }
+
+    #[test]
+    fn set_timeout_cli_changes_the_connections_timeout() {
+        let rt = runtime();
+        let (mut interactive, mut timeout) = (false, Duration::from_secs(10));
+        let mut run = |line: &str, t: &mut Duration| {
+            run_line(&rt, line, CliLevel::User, &mut interactive, t).0
+        };
+        assert_eq!(run("set timeout cli 60\n", &mut timeout), "\n");
+        assert_eq!(timeout, Duration::from_secs(60));
+        assert_eq!(run("set timeout cli 2m\n", &mut timeout), "\n");
+        assert_eq!(timeout, Duration::from_secs(120));
+        for bad in ["0", "2d", "x", "500ms"] {
+            let out = run(&format!("set timeout cli {bad}\n"), &mut timeout);
+            assert!(out.contains("is not a timeout"), "{bad}: {out}");
+        }
+        assert!(run("set timeout client 5\n", &mut timeout).contains("takes 'cli <delay>'"));
+        assert_eq!(timeout, Duration::from_secs(120));
+        assert!(help(CliLevel::User).contains("\n  set timeout cli <delay> "));
+    }
+
+    /// Read what the session wrote until the prompt, or until it closed (`None`).
+    async fn until_prompt(r: &mut (impl AsyncRead + Unpin)) -> Option<String> {
+        let mut out = Vec::new();
+        let mut b = [0u8; 4096];
+        while !out.ends_with(b"> ") {
+            let n = r.read(&mut b).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            out.extend_from_slice(&b[..n]);
+        }
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// A client that polls less often than `stats timeout` keeps its connection once it has set a
+    /// longer one (what hatop does), and loses it otherwise.
+    #[tokio::test]
+    async fn a_longer_cli_timeout_keeps_a_slow_client() {
+        for (set, kept) in [(true, true), (false, false)] {
+            let (mut ours, theirs) = tokio::io::duplex(1 << 16);
+            let task = tokio::spawn(session(
+                runtime(),
+                theirs,
+                CliLevel::User,
+                Duration::from_millis(300),
+            ));
+            ours.write_all(b"prompt\n").await.unwrap();
+            until_prompt(&mut ours).await.unwrap();
+            if set {
+                ours.write_all(b"set timeout cli 5\n").await.unwrap();
+                until_prompt(&mut ours).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let _ = ours.write_all(b"show info\n").await;
+            let answer = until_prompt(&mut ours).await;
+            assert_eq!(
+                answer.is_some_and(|a| a.starts_with("Name: gatehouse\n")),
+                kept,
+                "set: {set}"
+            );
+            drop(ours);
+            task.await.unwrap();
+        }
+    }
 }

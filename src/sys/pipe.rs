@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use nix::fcntl::{OFlag, SpliceFFlags};
 
@@ -18,7 +19,14 @@ pub struct Pipe {
     write: OwnedFd,
     /// Bytes sitting in the pipe. A pipe goes back to the pool only when this is 0.
     pub len: usize,
+    /// It sits in a pool (counted in [`POOLED`]).
+    pooled: bool,
 }
+
+/// Pipes open in the process, and how many of them sit in the pools: `show info` reports them as
+/// HAProxy's PipesUsed (the difference) and PipesFree.
+pub static OPEN: AtomicU64 = AtomicU64::new(0);
+pub static POOLED: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
@@ -29,29 +37,37 @@ impl Pipe {
         let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
         // A bigger pipe moves bulk transfers in fewer calls; if the limit forbids it, 64 KiB still works.
         let _ = nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
+        OPEN.fetch_add(1, Relaxed);
         Ok(Pipe {
             read,
             write,
             len: 0,
+            pooled: false,
         })
     }
 
     /// Borrows a pipe from this thread's pool, or makes one.
     pub fn take() -> io::Result<Pipe> {
         match POOL.with(|p| p.borrow_mut().pop()) {
-            Some(p) => Ok(p),
+            Some(mut p) => {
+                p.pooled = false;
+                POOLED.fetch_sub(1, Relaxed);
+                Ok(p)
+            }
             None => Pipe::new(),
         }
     }
 
     /// Returns an empty pipe to the pool; a pipe with bytes left in it is closed instead.
-    pub fn give_back(self) {
+    pub fn give_back(mut self) {
         if self.len != 0 {
             return;
         }
         POOL.with(|p| {
             let mut p = p.borrow_mut();
             if p.len() < POOL_MAX {
+                self.pooled = true;
+                POOLED.fetch_add(1, Relaxed);
                 p.push(self);
             }
         });
@@ -84,5 +100,15 @@ impl Pipe {
         )?;
         self.len -= n;
         Ok(n)
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Relaxed);
+        // A pool is dropped with its thread.
+        if self.pooled {
+            POOLED.fetch_sub(1, Relaxed);
+        }
     }
 }
