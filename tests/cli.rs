@@ -454,3 +454,24 @@ async fn acl_pattern_lists_change_at_run_time() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "10.9.9.9\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn get_and_set_weight() {
+    let rt = runtime("");
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "get weight b/s1\n").await,
+        "10 (initial 10)\n\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "set weight b/s1 30%\n").await,
+        "\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "get weight b/s1\n").await,
+        "3 (initial 10)\n\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "set weight b/s1 5\n").await,
+        "Permission denied\n\n"
+    );
+}

@@ -18,6 +18,18 @@ pub const COMMANDS: &[Command] = &[
         run: show_servers_state,
     },
     Command {
+        words: &["get", "weight"],
+        level: CliLevel::Operator,
+        help: "<bk>/<srv> : a server's weight now and as configured",
+        run: get_weight,
+    },
+    Command {
+        words: &["set", "weight"],
+        level: CliLevel::Admin,
+        help: "<bk>/<srv> <w>[%] : change a server's weight (as set server … weight)",
+        run: set_weight,
+    },
+    Command {
         words: &["enable", "server"],
         level: CliLevel::Admin,
         help: "<bk>/<srv> : take a server out of maintenance",
@@ -83,6 +95,22 @@ fn weight(configured: u32, arg: &str) -> Result<u32, String> {
         return Err("Weight is limited to 256.".into());
     }
     Ok(w)
+}
+
+fn get_weight(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    let (be, srv) = server_ref(rt, args.first())?;
+    Ok(format!(
+        "{} (initial {})\n",
+        rt.backends[be].health[srv].weight.load(Relaxed),
+        rt.cfg.backends[be].servers[srv].weight
+    ))
+}
+
+fn set_weight(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    let [s, w] = args else {
+        return Err("Require 'backend/server' and 'weight' or 'weight%'.".into());
+    };
+    set_server(rt, &[s, "weight", w])
 }
 
 /// `set server B/S state STATE` for callers other than the socket (the stats page's admin form).
