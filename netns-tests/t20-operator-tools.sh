@@ -252,4 +252,21 @@ for c in "disable server pool/alpha" "set server pool/alpha weight 1" "set table
     expect tcp "$c" "^Permission denied$" "operator level: $c"
 done
 expect "$ADMIN" "show stat" '^pool,alpha,([^,]*,){15}UP,10,' "alpha untouched by the refused commands"
+
+# The rest of the commands: json forms, weights, addresses, sessions, resolvers, maps, ACLs.
+expect "$USER" "show info json" '^\[\{"field":\{"pos":0,"name":"Name"\},"processNum":1,"value":\{"type":"str","value":"gatehouse"\}\}' "show info json"
+expect "$USER" "show stat json" '"objType":"Server","proxyId":3,"id":1,' "show stat json"
+expect tcp "get weight pool/alpha" "^10 \(initial 10\)$" "get weight"
+expect "$ADMIN" "set weight pool/alpha 20; get weight pool/alpha" "^20 \(initial 10\)$" "set weight"
+expect "$ADMIN" "set server pool/bravo addr $SRV4B port 80; show servers state pool" "^1 pool 2 bravo $SRV4B 2 0 " "set server addr"
+expect tcp "show sess" "^$|^0x[0-9a-f]+: proto=tcpv4 " "show sess"
+expect tcp "show resolvers" "^$" "show resolvers (no section)"
+expect tcp "show map" "^# id \(file\) entries$" "show map"
+expect tcp "show acl" "^# id \(file\) description$" "show acl"
+expect "$ADMIN" "shutdown session 0xfffff" "^No such session" "shutdown session of an unknown id"
+expect "$ADMIN" "shutdown sessions server pool/alpha" "^$" "shutdown sessions server"
+for c in "shutdown session 0x1" "shutdown sessions server pool/alpha" "set weight pool/alpha 1" \
+    "add map #0 k v" "add acl #0 p" "set server pool/alpha addr 10.0.0.1"; do
+    expect tcp "$c" "^Permission denied$" "operator level: $c"
+done
 gh_pass
