@@ -3,23 +3,16 @@
 //! ten reloads), a session opened before keeps its old backend, server states and stick tables carry
 //! over, a broken file changes nothing, a bind line that goes away closes its port.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::process::{Gatehouse, Keep, free_port};
+use nix::sys::signal::Signal;
 
 /// A server that says its tag, then echoes.
 fn tagged_server(tag: &'static str) -> u16 {
@@ -44,62 +37,19 @@ fn tagged_server(tag: &'static str) -> u16 {
     port
 }
 
-struct Gatehouse {
-    child: Child,
-    dir: std::path::PathBuf,
-    file: std::path::PathBuf,
+/// The runtime API on the run's admin socket.
+fn cli(g: &Gatehouse, cmd: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(g.dir.join("admin.sock")).unwrap();
+    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
-impl Drop for Gatehouse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Gatehouse {
-    fn start(cfg: &str, port: u16) -> Gatehouse {
-        let dir = std::env::temp_dir().join(format!("gh-reload-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("gh.cfg");
-        std::fs::write(&file, cfg).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .arg("-f")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_open(port);
-        Gatehouse { child, dir, file }
-    }
-
-    /// Writes `cfg` and sends SIGHUP.
-    fn reload(&self, cfg: &str) {
-        std::fs::write(&self.file, cfg).unwrap();
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGHUP).unwrap();
-    }
-
-    fn sock(&self) -> std::path::PathBuf {
-        self.dir.join("admin.sock")
-    }
-
-    fn cli(&self, cmd: &str) -> String {
-        let mut s = std::os::unix::net::UnixStream::connect(self.sock()).unwrap();
-        s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    }
-}
-
-fn wait_open(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Writes `cfg` and sends SIGHUP.
+fn reload(g: &Gatehouse, cfg: &str) {
+    std::fs::write(&g.file, cfg).unwrap();
+    g.signal(Signal::SIGHUP);
 }
 
 /// Connects through `port` and returns the tag of the server reached.
@@ -131,15 +81,14 @@ fn eventually(what: &str, f: impl Fn() -> bool) {
 fn sighup_reloads_without_refusing_anything() {
     let (x, y) = (tagged_server("X"), tagged_server("Y"));
     let (p1, p2) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("gh-reload-{}-{p1}", std::process::id()));
-    let sock = dir.join("admin.sock");
+    let sock = Gatehouse::dir_for("reload").join("admin.sock");
     let one = config(
         &sock,
         &format!(
             "frontend f\n bind 127.0.0.1:{p1}\n default_backend b\nbackend b\n stick-table type ip size 10 store gpc0\n server s1 127.0.0.1:{x}\n server s2 127.0.0.1:{y}\n"
         ),
     );
-    let g = Gatehouse::start(&one, p1);
+    let g = Gatehouse::start("reload", &one, p1, Keep::Stderr);
 
     // A session opened before any reload, on s1 or s2.
     let mut long = TcpStream::connect(("127.0.0.1", p1)).unwrap();
@@ -147,8 +96,8 @@ fn sighup_reloads_without_refusing_anything() {
     let mut first = [0u8; 1];
     long.read_exact(&mut first).unwrap();
     // State the reload must keep: s1 in maintenance, a stick table entry.
-    assert_eq!(g.cli("disable server b/s1"), "\n");
-    assert_eq!(g.cli("set table b key 10.9.9.9 data.gpc0 5"), "\n");
+    assert_eq!(cli(&g, "disable server b/s1"), "\n");
+    assert_eq!(cli(&g, "set table b key 10.9.9.9 data.gpc0 5"), "\n");
 
     // Connections keep coming while ten reloads happen (some change the backend).
     let stop = Arc::new(AtomicBool::new(false));
@@ -177,13 +126,14 @@ fn sighup_reloads_without_refusing_anything() {
         } else {
             String::new()
         };
-        g.reload(&format!("{one}{extra}"));
+        reload(&g, &format!("{one}{extra}"));
         std::thread::sleep(Duration::from_millis(300));
     }
     // One broken file in the middle of it all changes nothing.
-    g.reload(&format!(
-        "{one}frontend broken\n bind 127.0.0.1:1\n default_backend nowhere\n"
-    ));
+    reload(
+        &g,
+        &format!("{one}frontend broken\n bind 127.0.0.1:1\n default_backend nowhere\n"),
+    );
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Relaxed);
     churn.join().unwrap();
@@ -209,9 +159,9 @@ fn sighup_reloads_without_refusing_anything() {
         assert_eq!(tag_via(p1), "Y");
     }
     assert!(
-        g.cli("show table b").contains("key=10.9.9.9 use=0"),
+        cli(&g, "show table b").contains("key=10.9.9.9 use=0"),
         "{}",
-        g.cli("show table b")
+        cli(&g, "show table b")
     );
     // The session from before every reload still works.
     long.write_all(b"still here").unwrap();
@@ -220,10 +170,15 @@ fn sighup_reloads_without_refusing_anything() {
     assert_eq!(&back, b"still here");
 
     // A reload that moves the backend: new connections go to the new server only.
-    g.reload(&config(
-        &sock,
-        &format!("frontend f\n bind 127.0.0.1:{p1}\n default_backend c\nbackend c\n server only 127.0.0.1:{x}\n"),
-    ));
+    reload(
+        &g,
+        &config(
+            &sock,
+            &format!(
+                "frontend f\n bind 127.0.0.1:{p1}\n default_backend c\nbackend c\n server only 127.0.0.1:{x}\n"
+            ),
+        ),
+    );
     eventually("the new backend takes connections", || tag_via(p1) == "X");
     for _ in 0..4 {
         assert_eq!(tag_via(p1), "X");
@@ -232,5 +187,5 @@ fn sighup_reloads_without_refusing_anything() {
     let mut back = [0u8; 11];
     long.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"old backend");
-    assert!(g.cli("show stat").contains("\nc,only,"));
+    assert!(cli(&g, "show stat").contains("\nc,only,"));
 }

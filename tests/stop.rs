@@ -2,21 +2,14 @@
 //! go on until they end, a keep-alive http connection is closed after its current request, then the
 //! process exits 0), `hard-stop-after` bounds that wait, SIGHUP is refused without harm.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::process::{Gatehouse, Keep, free_port};
+use nix::sys::signal::Signal;
 
 /// An echo server (tcp) on a thread; each connection echoes until closed.
 fn echo_server() -> u16 {
@@ -76,63 +69,16 @@ fn http_server() -> u16 {
     port
 }
 
-struct Gatehouse {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Gatehouse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn start(name: &str, cfg: &str, port: u16) -> Gatehouse {
-    let dir = std::env::temp_dir().join(format!("gh-stop-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("gh.cfg");
-    std::fs::write(&file, cfg).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .arg("-f")
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "gatehouse did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Gatehouse { child, dir }
+    Gatehouse::start(&format!("stop-{name}"), cfg, port, Keep::Stdout)
 }
 
 fn signal(g: &Gatehouse, s: Signal) {
-    kill(Pid::from_raw(g.child.id() as i32), s).unwrap();
+    g.signal(s);
 }
 
-/// Waits for the process to exit; its status and standard output.
 fn exit_within(g: &mut Gatehouse, limit: Duration) -> (i32, String) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = g.child.try_wait().unwrap() {
-            let mut out = String::new();
-            g.child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            return (st.code().unwrap_or(-1), out);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gatehouse did not exit in {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    g.exit_within(limit)
 }
 
 fn echo(s: &mut TcpStream, msg: &[u8]) {

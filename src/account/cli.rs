@@ -611,13 +611,9 @@ mod tests {
     #[test]
     fn json_forms_are_json() {
         assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
-        let cfg = crate::config::from_str(
-            "t.cfg",
+        let rt = runtime(
             "frontend f\n bind 127.0.0.1:1\n default_backend b\nbackend b\n server s1 10.0.0.1:80\n",
-        )
-        .unwrap()
-        .config;
-        let rt = Runtime::new(std::sync::Arc::new(cfg));
+        );
         let info = show_info(&rt, &["json"]).unwrap();
         assert!(info.starts_with("[{\"field\":{\"pos\":0,\"name\":\"Name\"},\"processNum\":1,\"value\":{\"type\":\"str\",\"value\":\"gatehouse\"}},"), "{info}");
         let stat = show_stat(&rt, &["json"]).unwrap();
@@ -635,13 +631,9 @@ mod tests {
 
     #[test]
     fn csv_has_haproxys_columns() {
-        let cfg = crate::config::from_str(
-            "t.cfg",
+        let rt = runtime(
             "frontend f\n bind 127.0.0.1:1\n default_backend b\nbackend b\n server s1 10.0.0.1:80 weight 3\n server s2 10.0.0.2:80 backup\n",
-        )
-        .unwrap()
-        .config;
-        let rt = Runtime::new(std::sync::Arc::new(cfg));
+        );
         let text = csv(&rt);
         let mut lines = text.lines();
         let header: Vec<&str> = lines

@@ -340,17 +340,7 @@ async fn unit(h: &Handle) -> Result<UnitView, DoctorError> {
         }
     }
     for family in [Family::V4, Family::V6] {
-        let filter = match family {
-            Family::V4 => RouteMessageBuilder::<Ipv4Addr>::new().table_id(0).build(),
-            Family::V6 => RouteMessageBuilder::<Ipv6Addr>::new().table_id(0).build(),
-        };
-        let routes: Vec<RouteMessage> = h
-            .route()
-            .get(filter)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(nl)?;
+        let routes = plumbing::iproute::all_routes(h, family).await.map_err(nl)?;
         for r in routes {
             let family_ok = match family {
                 Family::V4 => r.header.address_family == AddressFamily::Inet,

@@ -12,6 +12,18 @@ use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
 use super::{Family, Plan, PlumbingError, RTPROT_GATEHOUSE};
 
+/// Every route of one family, in every table (a dump, as `ip route show table all`).
+pub(crate) async fn all_routes(
+    h: &Handle,
+    f: Family,
+) -> Result<Vec<RouteMessage>, rtnetlink::Error> {
+    let filter = match f {
+        Family::V4 => RouteMessageBuilder::<Ipv4Addr>::new().table_id(0).build(),
+        Family::V6 => RouteMessageBuilder::<Ipv6Addr>::new().table_id(0).build(),
+    };
+    h.route().get(filter).execute().try_collect().await
+}
+
 fn ip_flag(f: Family) -> &'static str {
     match f {
         Family::V4 => "-4",
@@ -150,17 +162,7 @@ async fn remove_with(h: &Handle) -> Result<(), PlumbingError> {
     }
     for f in [Family::V4, Family::V6] {
         // Dump every table and keep our local routes: a leftover may sit in a table we no longer use.
-        let filter = match f {
-            Family::V4 => RouteMessageBuilder::<Ipv4Addr>::new().table_id(0).build(),
-            Family::V6 => RouteMessageBuilder::<Ipv6Addr>::new().table_id(0).build(),
-        };
-        let routes: Vec<RouteMessage> = h
-            .route()
-            .get(filter)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(nl)?;
+        let routes = all_routes(h, f).await.map_err(nl)?;
         for r in routes.into_iter().filter(is_ours_route) {
             h.route().del(r).execute().await.map_err(nl)?;
         }

@@ -2,6 +2,8 @@
 //! TTLs, NXDOMAIN otherwise, a silent mode that plays a dead server), a gateway builder and mock servers.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
