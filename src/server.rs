@@ -267,6 +267,8 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
             r.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let _ = stop_tx.send(DRAINING);
+        // Keep-alive connections waiting between requests close now rather than at their timeout.
+        crate::sessions::close_idle();
         control.block_on(drain(&rt, || {
             live.iter()
                 .map(|r| r.active.load(std::sync::atomic::Ordering::Relaxed))
@@ -431,12 +433,10 @@ async fn worker(
             _ = stop.wait_for(|p| *p >= DRAINING) => break,
         }
     }
-    // Draining or stopping: the listening sockets close; sessions go on, but keep-alive
-    // connections between requests close now.
+    // Draining or stopping: the listening sockets close; sessions go on.
     accepting.abort_all();
     while accepting.join_next().await.is_some() {}
     drop(held);
-    crate::l7::stream::wake_idle();
     let _ = stop.wait_for(|p| *p >= STOPPED).await;
     Ok(())
 }

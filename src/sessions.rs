@@ -35,9 +35,10 @@ pub const COMMANDS: &[Command] = &[
     },
 ];
 
-/// Where a session is: 0 before a server is chosen, else `(backend + 1) << 32 | (server + 1)`.
+/// Where a session is: 0 before a server is chosen, else `(backend + 1) << 32 | (server + 1)`; and
+/// whether it is a keep-alive connection waiting for its next request.
 #[derive(Default)]
-struct Slot(AtomicU64);
+struct Slot(AtomicU64, std::sync::atomic::AtomicBool);
 
 tokio::task_local! {
     static SLOT: Arc<Slot>;
@@ -48,6 +49,27 @@ pub fn on_server(backend: usize, server: usize) {
     let _ = SLOT.try_with(|s| {
         s.0.store(((backend as u64 + 1) << 32) | (server as u64 + 1), Relaxed)
     });
+}
+
+/// Marks, from inside a session's task, whether it is idle between requests (a graceful stop
+/// closes idle connections at once).
+pub fn set_idle(idle: bool) {
+    let _ = SLOT.try_with(|s| s.1.store(idle, Relaxed));
+}
+
+/// Ends every session idle between requests (graceful stop). One that became busy a moment ago may
+/// be caught too: its client sees the connection close, as with any server ending keep-alive.
+pub fn close_idle() {
+    let idle: Vec<tokio::task::AbortHandle> = with(|r| {
+        r.live
+            .values()
+            .filter(|e| e.slot.1.load(Relaxed))
+            .filter_map(|e| e.abort.clone())
+            .collect()
+    });
+    for a in idle {
+        a.abort();
+    }
 }
 
 struct Entry {

@@ -9,7 +9,6 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
@@ -161,17 +160,6 @@ async fn write_within(
         Err(e) => return Some(Err(e)),
     }
     within(limit, write_all(s, bytes)).await
-}
-
-thread_local! {
-    /// Woken when this worker thread starts a graceful stop: keep-alive connections waiting for
-    /// their next request close instead of holding the stop until their timeout.
-    static IDLE: Arc<tokio::sync::Notify> = Arc::new(tokio::sync::Notify::new());
-}
-
-/// Wakes this thread's keep-alive connections that wait between requests (graceful stop).
-pub fn wake_idle() {
-    IDLE.with(|n| n.notify_waiters());
 }
 
 /// A server connection kept open after a response, for this client's next request to that server.
@@ -515,17 +503,18 @@ impl<'rt> Conn<'rt> {
             self.cbuf.release();
             // Between requests a keep-alive connection also listens for a graceful stop: it is
             // woken then and closes (registered before the flag is read, so no wake is missed).
-            let stop = IDLE.with(Arc::clone);
-            let stopped = stop.notified();
-            tokio::pin!(stopped);
-            stopped.as_mut().enable();
-            if !first && rt.stopping.load(Relaxed) {
-                return Next::Close;
+            // Between requests a keep-alive connection is idle: a graceful stop closes it then
+            // (`sessions::close_idle`); marked before the flag is read, so none is missed.
+            if !first {
+                crate::sessions::set_idle(true);
+                if rt.stopping.load(Relaxed) {
+                    return Next::Close;
+                }
             }
-            let read = tokio::select! {
-                r = within(wait, self.cbuf.fill(&self.client)) => r,
-                () = &mut stopped, if !first => return Next::Close,
-            };
+            let read = within(wait, self.cbuf.fill(&self.client)).await;
+            if !first {
+                crate::sessions::set_idle(false);
+            }
             match read {
                 Some(Ok(n)) if n > 0 => {}
                 res => {
