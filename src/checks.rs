@@ -310,7 +310,7 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
             )),
         };
         let took = t0.elapsed().as_millis();
-        match result {
+        match &result {
             Ok(_) => {
                 oks += 1;
                 fails = 0;
@@ -340,6 +340,7 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
                 oks = 0;
                 if up && fails >= c.fall {
                     health.up.store(false, Relaxed);
+                    health.went_down.fetch_add(1, Relaxed);
                     health.marked_down.send_modify(|n| *n += 1);
                     let (a, b) = servers_up(&rt, bi);
                     event(
@@ -359,6 +360,53 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
                     }
                 }
             }
+        }
+        // What show stat and the stats page tell: the last check, and HAProxy's health counter
+        // (rise + fall - 1 when fully up, one less per failure; while down, the successes so far).
+        {
+            let (status, desc, info) = match &result {
+                Ok(_) => match backend.check_kind {
+                    CheckKind::Tcp => ("L4OK", "Layer4 check passed", String::new()),
+                    CheckKind::SslHello => ("L6OK", "Layer6 check passed", String::new()),
+                    CheckKind::Http(_) | CheckKind::Script(_) => {
+                        ("L7OK", "Layer7 check passed", String::new())
+                    }
+                },
+                Err(Failed(reason, info)) => (
+                    match *reason {
+                        "Layer4 timeout" => "L4TOUT",
+                        "Layer6 invalid response" => "L6RSP",
+                        "Layer7 wrong status" => "L7STS",
+                        "Layer7 invalid response" => "L7RSP",
+                        _ => "L4CON",
+                    },
+                    *reason,
+                    info.clone(),
+                ),
+            };
+            if result.is_err() {
+                health.checks_failed.fetch_add(1, Relaxed);
+            }
+            let now_up = health.up.load(Relaxed);
+            let value = if now_up {
+                (c.rise + c.fall - 1).saturating_sub(fails)
+            } else {
+                oks
+            };
+            let mut last = health.last_check.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = if now_up != up {
+                Some(std::time::Instant::now())
+            } else {
+                last.as_ref().and_then(|l| l.changed)
+            };
+            *last = Some(crate::account::LastCheck {
+                status,
+                desc,
+                info,
+                duration_ms: took as u64,
+                health: value,
+                changed,
+            });
         }
         let up = health.up.load(Relaxed);
         let changing = (up && fails > 0) || (!up && oks > 0);

@@ -39,6 +39,25 @@ async fn fall_and_rise() {
         "down after only {took:?}"
     );
     assert_eq!(fetch(gw).await, "S");
+    // show stat tells what the checks found: the failure, the counts, the health counter at 0.
+    let stat = stat_row(&rt, "be,flaky,");
+    let col = |name: &str| {
+        stat[gatehouse::account::cli::CSV_COLUMNS
+            .split(',')
+            .position(|c| c == name)
+            .unwrap()]
+        .clone()
+    };
+    assert_eq!(
+        (col("status"), col("check_status")),
+        ("DOWN".into(), "L4CON".into()),
+        "{stat:?}"
+    );
+    assert_eq!(
+        (col("chkdown"), col("check_health"), col("check_desc")),
+        ("1".into(), "0".into(), "Layer4 connection problem".into())
+    );
+    assert!(col("chkfail").parse::<u64>().unwrap() >= 3);
     // It comes back: two good checks mark it up, and `balance first` sends traffic to it again.
     let back = tokio::net::TcpListener::bind(flaky).await.unwrap();
     tokio::spawn(async move {
@@ -55,6 +74,36 @@ async fn fall_and_rise() {
     })
     .await;
     assert_eq!(fetch(gw).await, "F");
+    let stat = stat_row(&rt, "be,flaky,");
+    let col = |name: &str| {
+        stat[gatehouse::account::cli::CSV_COLUMNS
+            .split(',')
+            .position(|c| c == name)
+            .unwrap()]
+        .clone()
+    };
+    assert_eq!(
+        (col("status"), col("check_status"), col("check_health")),
+        ("UP".into(), "L4OK".into(), "4".into())
+    );
+}
+
+/// The `show stat` row that starts with `prefix`, split into its columns.
+fn stat_row(rt: &gatehouse::account::Runtime, prefix: &str) -> Vec<String> {
+    let mut interactive = false;
+    let (out, _) = gatehouse::cli::run_line(
+        rt,
+        "show stat",
+        gatehouse::config::model::CliLevel::User,
+        &mut interactive,
+        &mut Duration::from_secs(10),
+    );
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} row in {out}"))
+        .split(',')
+        .map(String::from)
+        .collect()
 }
 
 /// A server answering every connection with `reply()` (read once the request arrived).

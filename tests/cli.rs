@@ -475,3 +475,32 @@ async fn get_and_set_weight() {
         "Permission denied\n\n"
     );
 }
+
+#[tokio::test]
+async fn clear_counters() {
+    let rt = runtime("");
+    rt.backends[0].servers[0]
+        .bytes_out
+        .fetch_add(99, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(ask(&rt, CliLevel::Operator, "clear counters\n").await, "\n");
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "clear counters all\n").await,
+        "Permission denied\n\n"
+    );
+    assert_eq!(
+        rt.backends[0].servers[0]
+            .bytes_out
+            .load(std::sync::atomic::Ordering::Relaxed),
+        99
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "clear counters all\n").await,
+        "\n"
+    );
+    assert_eq!(
+        rt.backends[0].servers[0]
+            .bytes_out
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}

@@ -11,6 +11,18 @@ use crate::config::model::{Backend, Balance, CliLevel, Mode, PortSpec, ServerTar
 
 pub const COMMANDS: &[Command] = &[
     Command {
+        words: &["clear", "counters"],
+        level: CliLevel::Operator,
+        help: "clear the maxima and rates (gatehouse keeps none)",
+        run: clear_counters,
+    },
+    Command {
+        words: &["clear", "counters", "all"],
+        level: CliLevel::Admin,
+        help: "every total and error count starts again from zero",
+        run: clear_counters_all,
+    },
+    Command {
         words: &["show", "info"],
         level: CliLevel::User,
         help: "[typed|json] : report information about the running process",
@@ -23,6 +35,59 @@ pub const COMMANDS: &[Command] = &[
         run: show_stat,
     },
 ];
+
+/// `clear counters` resets HAProxy's maxima and rates, which gatehouse does not keep: nothing to do.
+/// `clear counters all` (admin) zeroes every total (sessions, bytes, errors, aborts, requests, check
+/// failures, policy counts); what is open now stays counted.
+fn clear_counters(_: &Runtime, args: &[&str]) -> Result<String, String> {
+    match args {
+        [] => Ok(String::new()),
+        _ => Err("'clear counters' takes nothing or 'all'".into()),
+    }
+}
+
+fn clear_counters_all(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    if !args.is_empty() {
+        return Err("'clear counters all' takes nothing more".into());
+    }
+    let zero = |c: &Counters| {
+        for a in [
+            &c.total,
+            &c.bytes_in,
+            &c.bytes_out,
+            &c.client_aborts,
+            &c.server_aborts,
+            &c.connect_errors,
+            &c.http_requests,
+        ] {
+            a.store(0, Relaxed);
+        }
+    };
+    rt.total.store(0, Relaxed);
+    for f in &rt.frontends {
+        zero(&f.counters);
+    }
+    for b in &rt.backends {
+        zero(&b.counters);
+        b.servers.iter().for_each(zero);
+        for h in &b.health {
+            h.checks_failed.store(0, Relaxed);
+            h.went_down.store(0, Relaxed);
+        }
+    }
+    let p = &rt.policy;
+    for a in [
+        &p.rejected,
+        &p.guard_refused,
+        &p.dns_failed,
+        &p.mismatch,
+        &p.ech,
+        &p.unclassified,
+    ] {
+        a.store(0, Relaxed);
+    }
+    Ok(String::new())
+}
 
 /// HAProxy 2.6's static `show stat` columns, in order, then its end-of-static-fields marker.
 pub const CSV_COLUMNS: &str = "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-";
@@ -394,7 +459,21 @@ pub fn stat_rows(rt: &Runtime) -> Vec<Vec<String>> {
                         .set("mode", mode_name(b.mode))
                         .set("uweight", s.weight);
                     if let Some(ck) = &s.check {
-                        r.set("check_rise", ck.rise).set("check_fall", ck.fall);
+                        r.set("check_rise", ck.rise)
+                            .set("check_fall", ck.fall)
+                            .set("chkfail", h.checks_failed.load(Relaxed))
+                            .set("chkdown", h.went_down.load(Relaxed));
+                        let last = h.last_check.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(l) = last.as_ref() {
+                            r.set("check_status", l.status)
+                                .set("check_duration", l.duration_ms)
+                                .set("check_desc", l.desc)
+                                .set("last_chk", &l.info)
+                                .set("check_health", l.health);
+                            if let Some(t) = l.changed {
+                                r.set("lastchg", t.elapsed().as_secs());
+                            }
+                        }
                     }
                     rows.push(r.0);
                 }

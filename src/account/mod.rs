@@ -65,6 +65,11 @@ pub struct ServerHealth {
     /// Draining (`set server … state drain`): keeps its sessions and persistent clients, takes no
     /// new balanced ones.
     pub drain: std::sync::atomic::AtomicBool,
+    /// The last health check, for `show stat` and the stats page (none before the first).
+    pub last_check: std::sync::Mutex<Option<LastCheck>>,
+    /// Checks that failed, and UP → DOWN transitions (`chkfail`, `chkdown`).
+    pub checks_failed: AtomicU64,
+    pub went_down: AtomicU64,
     /// `set server … addr IP [port P]`: the address (and port) used instead of the configured one.
     pub addr: std::sync::Mutex<Option<(std::net::IpAddr, Option<u16>)>>,
     /// Whether `addr` holds an address (read without the lock on every connection).
@@ -76,6 +81,22 @@ pub struct ServerHealth {
     /// Bumped each time a check marks it down: sessions of a server with `on-marked-down
     /// shutdown-sessions` watch it and end.
     pub marked_down: tokio::sync::watch::Sender<u64>,
+}
+
+/// What the last health check of a server found.
+#[derive(Debug, Clone)]
+pub struct LastCheck {
+    /// HAProxy's `check_status` code: `L4OK`, `L4CON`, `L4TOUT`, `L6OK`, `L6RSP`, `L7OK`, `L7STS`,
+    /// `L7RSP`.
+    pub status: &'static str,
+    /// Its words (`Layer4 connection problem`), and the detail of a failure.
+    pub desc: &'static str,
+    pub info: String,
+    pub duration_ms: u64,
+    /// HAProxy's `check_health`: 0 … rise+fall-1, where fall and above is up.
+    pub health: u32,
+    /// When the server last went up or down (`lastchg`).
+    pub changed: Option<std::time::Instant>,
 }
 
 impl ServerHealth {
@@ -97,6 +118,9 @@ impl ServerHealth {
             up: std::sync::atomic::AtomicBool::new(true),
             maint: std::sync::atomic::AtomicBool::new(disabled),
             drain: std::sync::atomic::AtomicBool::new(false),
+            last_check: std::sync::Mutex::new(None),
+            checks_failed: AtomicU64::new(0),
+            went_down: AtomicU64::new(0),
             addr: std::sync::Mutex::new(None),
             addr_set: std::sync::atomic::AtomicBool::new(false),
             weight: std::sync::atomic::AtomicU32::new(weight),

@@ -18,7 +18,7 @@ fn escape(s: &str) -> String {
 }
 
 /// The columns shown, with their headings.
-const SHOWN: [(&str, &str); 14] = [
+const SHOWN: [(&str, &str); 15] = [
     ("qcur", "Queue"),
     ("scur", "Sessions"),
     ("slim", "Limit"),
@@ -33,6 +33,7 @@ const SHOWN: [(&str, &str); 14] = [
     ("act", "Act"),
     ("bck", "Bck"),
     ("addr", "Address"),
+    ("check_status", "Check"),
 ];
 
 fn colour(status: &str) -> &'static str {
