@@ -112,7 +112,7 @@ wait_screen "gatehouse Version: [0-9.]+ +\(released: [^ )]+\) +PID: ${GH_PID[gw]
 wait_screen "Connections: \[ *[0-9]+/50000\]" "the connection bar"
 wait_screen "Proxies: +4 +Services: +7" "the proxy and service counts"
 wait_screen "^>>> pool" "the backend"
-wait_screen "^alpha +10 UP " "alpha, checked, up"
+wait_screen "^alpha +10 UP +L[467]OK " "alpha, checked, up, its last check in the CHECK column"
 wait_screen "^bravo +10 - +none " "bravo, not checked"
 wait_screen "^BACKEND +20 UP " "the backend row"
 # Its CLI mode (5) sends a command through the same socket; ESC 1 goes back to the status view.
