@@ -38,6 +38,8 @@ global
     stats socket ipv4@127.0.0.1:9999 level operator
     # Shorter than hatop's 3 s refresh: hatop keeps its connection only by 'set timeout cli'.
     stats timeout 2s
+    # The bulk frontend's tcplog lines go to a real syslog listener (socat, below).
+    log 127.0.0.1:514 local0 info
 defaults
     timeout connect 2s
     timeout client 10s
@@ -50,6 +52,7 @@ frontend web
     default_backend pool
 frontend bulk
     mode tcp
+    log global
     bind 127.0.0.1:8081
     default_backend files
 backend pool
@@ -60,6 +63,8 @@ backend files
     mode tcp
     server alpha $SRV4:80
 CFG
+ip netns exec "$G" socat -u UDP-RECV:514,bind=127.0.0.1 OPEN:"$GH_TMP/syslog.log",creat,append {GH_LOCK_FD}>&- &
+GH_PIDS+=("$!")
 gh_gatehouse "$G" gw -f "$GH_TMP/gw.cfg"
 
 # ask SOCKET LINE: one runtime API connection (socat, as operators use it); prints the answer.
@@ -91,6 +96,10 @@ done
 gh_x "$G" curl -sS --max-time 10 -o "$GH_TMP/big.out" http://127.0.0.1:8081/big.bin ||
     gh_fail "download through bulk"
 cmp -s "$GH_TMP/www/big.bin" "$GH_TMP/big.out" || gh_fail "the download through bulk differs"
+# Its tcplog line, HAProxy's layout behind an RFC 3164 header (local0.info = <134>), by syslog.
+gh_wait_grep "^<134>[A-Z][a-z]{2} [ 1-3][0-9] [0-9:]{8} gatehouse\[${GH_PID[gw]}\]: ${GH_TCPLOG#^}" \
+    "$GH_TMP/syslog.log" "the bulk download's tcplog line by syslog"
+grep -qE ' bulk files/alpha .* 4194[0-9]{3} -- ' "$GH_TMP/syslog.log" || gh_fail "tcplog by syslog: $(cat "$GH_TMP/syslog.log")"
 
 # --- (a) hatop, in a detached tmux on its own server socket -------------------------------------
 TMUX_SOCK=$GH_TMP/tmux.sock
@@ -264,6 +273,10 @@ expect tcp "show resolvers" "^$" "show resolvers (no section)"
 expect tcp "show map" "^# id \(file\) entries$" "show map"
 expect tcp "show acl" "^# id \(file\) description$" "show acl"
 expect "$ADMIN" "shutdown session 0xfffff" "^No such session" "shutdown session of an unknown id"
+expect "$ADMIN" "disable frontend bulk; show stat" '^bulk,FRONTEND,([^,]*,){15}STOP,' "disable frontend"
+expect "$ADMIN" "enable frontend bulk; show stat" '^bulk,FRONTEND,([^,]*,){15}OPEN,' "enable frontend"
+expect tcp "clear counters" "^$" "clear counters"
+expect tcp "clear counters all" "^Permission denied$" "clear counters all at operator level"
 expect "$ADMIN" "shutdown sessions server pool/alpha" "^$" "shutdown sessions server"
 for c in "shutdown session 0x1" "shutdown sessions server pool/alpha" "set weight pool/alpha 1" \
     "add map #0 k v" "add acl #0 p" "set server pool/alpha addr 10.0.0.1"; do

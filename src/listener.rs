@@ -156,6 +156,53 @@ pub async fn accept_loop(rt: Arc<Runtime>, bound: Bound) {
     accept_on(rt, bound.frontend, bound.addr, Arc::new(bound.listener)).await;
 }
 
+/// The runtime API's frontend commands: pausing and resuming a frontend's listeners.
+pub const COMMANDS: &[crate::cli::Command] = &[
+    crate::cli::Command {
+        words: &["disable", "frontend"],
+        level: crate::config::model::CliLevel::Admin,
+        help: "<frontend> : stop taking connections (they wait in the listen backlog)",
+        run: disable_frontend,
+    },
+    crate::cli::Command {
+        words: &["enable", "frontend"],
+        level: crate::config::model::CliLevel::Admin,
+        help: "<frontend> : take connections again",
+        run: enable_frontend,
+    },
+];
+
+fn frontend_ref(rt: &Runtime, args: &[&str]) -> Result<usize, String> {
+    let [name] = args else {
+        return Err("A frontend name is expected.".into());
+    };
+    rt.cfg
+        .frontends
+        .iter()
+        .position(|f| f.name == *name)
+        .ok_or_else(|| "No such frontend.".into())
+}
+
+fn disable_frontend(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    let fe = frontend_ref(rt, args)?;
+    rt.frontends[fe].paused.send_replace(true);
+    tracing::warn!(
+        "Proxy {} paused by 'disable frontend'.",
+        rt.cfg.frontends[fe].name
+    );
+    Ok(String::new())
+}
+
+fn enable_frontend(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    let fe = frontend_ref(rt, args)?;
+    rt.frontends[fe].paused.send_replace(false);
+    tracing::warn!(
+        "Proxy {} resumed by 'enable frontend'.",
+        rt.cfg.frontends[fe].name
+    );
+    Ok(String::new())
+}
+
 /// Accepts on a listener shared with the next configuration's loop (a reload stops this loop and
 /// starts another on the same socket: nothing is refused meanwhile, connections wait in the
 /// backlog).
@@ -163,7 +210,13 @@ pub async fn accept_on(rt: Arc<Runtime>, fe: usize, addr: ListenAddr, listener: 
     let port = addr.port();
     let global = rt.limit.clone();
     let local = rt.frontends[fe].limit.clone();
+    let mut paused = rt.frontends[fe].paused.subscribe();
     loop {
+        // `disable frontend`: take nothing until `enable frontend`.
+        let is_paused = *paused.borrow_and_update();
+        if is_paused && paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
         // While a limit is reached, stop accepting: connections wait in the kernel's backlog. An idle
         // listener holds no slot, so several listeners of one frontend share its maxconn.
         if global.available_permits() == 0 || local.available_permits() == 0 {
@@ -172,7 +225,11 @@ pub async fn accept_on(rt: Arc<Runtime>, fe: usize, addr: ListenAddr, listener: 
             };
             drop((g, l));
         }
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = paused.changed() => continue,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 // Normally immediate; another listener may have taken the last slot since the
                 // check, and then this one connection waits for a slot (and this listener with it).

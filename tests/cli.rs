@@ -504,3 +504,54 @@ async fn clear_counters() {
         0
     );
 }
+
+#[tokio::test]
+async fn frontends_are_paused_and_resumed() {
+    let (a, _) = common::tagged("A", Duration::ZERO).await;
+    let (gw, rt, _stop) = common::gateway(&format!(
+        "defaults\n mode tcp\n timeout client 5s\n timeout server 5s\nfrontend fpause\n bind 127.0.0.1:0\n default_backend be\nbackend be\n server a {a}\n"
+    ))
+    .await;
+    assert_eq!(common::fetch(gw).await, "A");
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "disable frontend fpause\n").await,
+        "\n"
+    );
+    assert!(
+        ask(&rt, CliLevel::User, "show stat\n")
+            .await
+            .contains("\nfpause,FRONTEND,")
+    );
+    assert!(
+        ask(&rt, CliLevel::User, "show stat\n")
+            .await
+            .contains(",STOP,")
+    );
+    // A connection made now waits in the backlog: no answer while paused...
+    let mut c = tokio::net::TcpStream::connect(gw).await.unwrap();
+    let mut buf = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), c.read(&mut buf))
+            .await
+            .is_err(),
+        "answered while paused"
+    );
+    // ...and is served once resumed.
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "enable frontend fpause\n").await,
+        "\n"
+    );
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("served after enable")
+        .unwrap();
+    assert_eq!(&buf[..n], b"A");
+    assert_eq!(
+        ask(&rt, CliLevel::Operator, "disable frontend fpause\n").await,
+        "Permission denied\n\n"
+    );
+    assert_eq!(
+        ask(&rt, CliLevel::Admin, "disable frontend nope\n").await,
+        "No such frontend.\n\n"
+    );
+}

@@ -394,7 +394,14 @@ pub fn stat_rows(rt: &Runtime) -> Vec<Vec<String>> {
                     .set("svname", "FRONTEND")
                     .counters(c)
                     .set("slim", f.maxconn)
-                    .set("status", "OPEN")
+                    .set(
+                        "status",
+                        if *rt.frontends[i].paused.borrow() {
+                            "STOP"
+                        } else {
+                            "OPEN"
+                        },
+                    )
                     .set("pid", 1)
                     .set("iid", iid)
                     .set("sid", 0)

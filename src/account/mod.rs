@@ -36,6 +36,9 @@ pub struct FrontendState {
     pub counters: Counters,
     /// Frontend maxconn: accepting waits for a permit.
     pub limit: Arc<Semaphore>,
+    /// `disable frontend`: its listeners take no connection (they wait in the kernel's backlog)
+    /// until `enable frontend`.
+    pub paused: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -247,6 +250,7 @@ impl Runtime {
             .map(|f| FrontendState {
                 counters: Counters::default(),
                 limit: Arc::new(Semaphore::new(f.maxconn as usize)),
+                paused: tokio::sync::watch::channel(false).0,
             })
             .collect();
         let backends = cfg

@@ -38,6 +38,7 @@ fn commands() -> impl Iterator<Item = &'static Command> {
         .chain(crate::sessions::COMMANDS)
         .chain(crate::resolve::COMMANDS)
         .chain(crate::rules::cli::COMMANDS)
+        .chain(crate::listener::COMMANDS)
 }
 
 /// Longest lines read (a `set map` payload is far shorter).
