@@ -181,6 +181,7 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
         return Err(e);
     }
     let mut rt = Arc::new(runtime);
+    record_plumbing(&rt, &installed);
     let (current_tx, current_rx) = tokio::sync::watch::channel(rt.clone());
     // Re-resolves server names as their TTLs run out, and checks servers' health, on the control
     // thread; a reload starts them again for the new configuration.
@@ -235,6 +236,7 @@ pub fn serve<F: Future<Output = ()> + Send + 'static>(
                             if let Some(i) = new_installed {
                                 installed = i;
                             }
+                            record_plumbing(&rt, &installed);
                             for t in background.drain(..) {
                                 t.abort();
                             }
@@ -312,6 +314,17 @@ fn drop_privileges(cfg: &Config, firewall: plumbing::Firewall) -> Result<(), Ser
         );
     }
     Ok(())
+}
+
+/// Notes in the runtime which unit is installed (for the metrics).
+fn record_plumbing(rt: &Runtime, installed: &plumbing::Installed) {
+    let firewall = match installed.firewall {
+        _ if installed.plan.is_empty() => "none",
+        plumbing::Firewall::Nft => "nft",
+        plumbing::Firewall::Iptables => "iptables",
+        plumbing::Firewall::None => "none",
+    };
+    let _ = rt.plumbing.set((firewall, installed.plan.diverts.len()));
 }
 
 /// What the control thread hears: stop, or a new configuration (already read and validated).

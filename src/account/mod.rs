@@ -194,6 +194,9 @@ pub struct Runtime {
     /// A reload replaced this configuration: its keep-alive connections close after the response
     /// in progress (with `Connection: close`), so that their next requests meet the new one.
     pub retired: std::sync::atomic::AtomicBool,
+    /// The plumbing unit as installed for this configuration: its firewall (`nft`, `iptables`, or
+    /// `none` when nothing is diverted) and how many diverts it has (for the metrics).
+    pub plumbing: std::sync::OnceLock<(&'static str, usize)>,
 }
 
 /// The five connection counts of an HAProxy log line: `%ac/%fc/%bc/%sc/%rc`.
@@ -285,6 +288,7 @@ impl Runtime {
             tables,
             stopping: std::sync::atomic::AtomicBool::new(false),
             retired: std::sync::atomic::AtomicBool::new(false),
+            plumbing: std::sync::OnceLock::new(),
         }
     }
 

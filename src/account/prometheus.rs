@@ -288,6 +288,25 @@ pub fn render(rt: &Runtime) -> String {
     );
     counters(&mut out, "server", &sv_rows, false);
 
+    if let Some((firewall, diverts)) = rt.plumbing.get() {
+        family(
+            &mut out,
+            "gatehouse_plumbing_installed",
+            "gauge",
+            "The interception unit installed, by firewall (1 for the one in use).",
+            &["nft", "iptables", "none"]
+                .iter()
+                .map(|f| (format!("firewall=\"{f}\""), u64::from(f == firewall)))
+                .collect::<Vec<_>>(),
+        );
+        family(
+            &mut out,
+            "gatehouse_plumbing_diverts",
+            "gauge",
+            "Diverts (intercept rules) in the installed unit.",
+            &one(*diverts as u64),
+        );
+    }
     let p = &rt.policy;
     family(
         &mut out,
@@ -349,6 +368,7 @@ mod tests {
         let rt = Runtime::new(std::sync::Arc::new(cfg));
         rt.backends[0].servers[0].bytes_out.fetch_add(42, Relaxed);
         rt.backends[0].health[1].maint.store(true, Relaxed);
+        let _ = rt.plumbing.set(("nft", 2));
         let text = render(&rt);
         for want in [
             "# TYPE haproxy_process_current_connections gauge\nhaproxy_process_current_connections 0\n",
@@ -359,6 +379,9 @@ mod tests {
             "haproxy_backend_active_servers{proxy=\"b\"} 1\n",
             "haproxy_backend_backup_servers{proxy=\"b\"} 0\n",
             "gatehouse_guard_refused_total 0\n",
+            "gatehouse_plumbing_installed{firewall=\"nft\"} 1\n",
+            "gatehouse_plumbing_installed{firewall=\"iptables\"} 0\n",
+            "gatehouse_plumbing_diverts 2\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
