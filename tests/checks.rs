@@ -41,13 +41,7 @@ async fn fall_and_rise() {
     assert_eq!(fetch(gw).await, "S");
     // show stat tells what the checks found: the failure, the counts, the health counter at 0.
     let stat = stat_row(&rt, "be,flaky,");
-    let col = |name: &str| {
-        stat[gatehouse::account::cli::CSV_COLUMNS
-            .split(',')
-            .position(|c| c == name)
-            .unwrap()]
-        .clone()
-    };
+    let col = |name: &str| column(&stat, name);
     assert_eq!(
         (col("status"), col("check_status")),
         ("DOWN".into(), "L4CON".into()),
@@ -75,17 +69,20 @@ async fn fall_and_rise() {
     .await;
     assert_eq!(fetch(gw).await, "F");
     let stat = stat_row(&rt, "be,flaky,");
-    let col = |name: &str| {
-        stat[gatehouse::account::cli::CSV_COLUMNS
-            .split(',')
-            .position(|c| c == name)
-            .unwrap()]
-        .clone()
-    };
+    let col = |name: &str| column(&stat, name);
     assert_eq!(
         (col("status"), col("check_status"), col("check_health")),
         ("UP".into(), "L4OK".into(), "4".into())
     );
+}
+
+/// Column `name` of a `show stat` row.
+fn column(row: &[String], name: &str) -> String {
+    let i = gatehouse::account::cli::CSV_COLUMNS
+        .split(',')
+        .position(|c| c == name)
+        .unwrap();
+    row[i].clone()
 }
 
 /// The `show stat` row that starts with `prefix`, split into its columns.

@@ -531,61 +531,75 @@ pub fn csv(rt: &Runtime) -> String {
     out
 }
 
+/// A `show stat` row's object: `Frontend`, `Backend` or `Server` (its `type` column).
+fn object_kind(row: &[String]) -> &'static str {
+    match row[32].as_str() {
+        "0" => "Frontend",
+        "1" => "Backend",
+        _ => "Server",
+    }
+}
+
+/// Calls `f(row, column, name, value)` for every non-empty field of every `show stat` row, in order,
+/// then `f(row, usize::MAX, "", "")` at the end of each row (the typed and JSON forms).
+fn each_field(rt: &Runtime, mut f: impl FnMut(&[String], usize, &str, &str)) {
+    let names: Vec<&str> = CSV_COLUMNS.split(',').collect();
+    for row in stat_rows(rt) {
+        for (i, v) in row.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+            f(&row, i, names[i], v);
+        }
+        f(&row, usize::MAX, "", "");
+    }
+}
+
 fn show_stat(rt: &Runtime, args: &[&str]) -> Result<String, String> {
     match args {
         [] => Ok(csv(rt)),
         ["typed"] => {
             // HAProxy's typed form: F|B|S.proxy-id.server-id.column.name.process:tags:type:value
             // (empty fields left out). Our tags say only "from the config or a counter".
-            let names: Vec<&str> = CSV_COLUMNS.split(',').collect();
             let mut out = String::new();
-            for row in stat_rows(rt) {
-                let kind = match row[32].as_str() {
-                    "0" => 'F',
-                    "1" => 'B',
-                    _ => 'S',
-                };
-                for (i, v) in row.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
-                    let ty = if v.parse::<u64>().is_ok() {
-                        "u64"
-                    } else {
-                        "str"
-                    };
-                    let _ = writeln!(
-                        out,
-                        "{kind}.{}.{}.{i}.{}.1:MGP:{ty}:{v}",
-                        row[27], row[28], names[i]
-                    );
+            each_field(rt, |row, i, name, v| {
+                if i == usize::MAX {
+                    out.push('\n');
+                    return;
                 }
-                out.push('\n');
-            }
+                let ty = if v.parse::<u64>().is_ok() {
+                    "u64"
+                } else {
+                    "str"
+                };
+                let kind = &object_kind(row)[..1];
+                let _ = writeln!(
+                    out,
+                    "{kind}.{}.{}.{i}.{name}.1:MGP:{ty}:{v}",
+                    row[27], row[28]
+                );
+            });
             Ok(out)
         }
         ["json"] => {
             // HAProxy's JSON form: one array of every non-empty field of every row, each saying
             // which object (F/B/S, proxy id, server id) it belongs to.
-            let names: Vec<&str> = CSV_COLUMNS.split(',').collect();
             let mut items = Vec::new();
-            for row in stat_rows(rt) {
-                let kind = match row[32].as_str() {
-                    "0" => "Frontend",
-                    "1" => "Backend",
-                    _ => "Server",
-                };
-                for (i, v) in row.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
-                    let f = format!("\"pos\":{i},\"name\":{}", json_str(names[i]));
-                    let item = json_field(&f, v);
-                    // The object this field belongs to goes before the value.
-                    items.push(item.replacen(
-                        ",\"processNum\"",
-                        &format!(
-                            ",\"objType\":\"{kind}\",\"proxyId\":{},\"id\":{},\"processNum\"",
-                            row[27], row[28]
-                        ),
-                        1,
-                    ));
+            each_field(rt, |row, i, name, v| {
+                if i == usize::MAX {
+                    return;
                 }
-            }
+                let f = format!("\"pos\":{i},\"name\":{}", json_str(name));
+                let item = json_field(&f, v);
+                // The object this field belongs to goes before the value.
+                items.push(item.replacen(
+                    ",\"processNum\"",
+                    &format!(
+                        ",\"objType\":\"{}\",\"proxyId\":{},\"id\":{},\"processNum\"",
+                        object_kind(row),
+                        row[27],
+                        row[28]
+                    ),
+                    1,
+                ));
+            });
             Ok(format!("[{}]\n", items.join(",")))
         }
         _ => Err("'show stat' takes no argument, 'typed' or 'json'".into()),
