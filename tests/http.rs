@@ -748,6 +748,17 @@ async fn prometheus_exporter_answers_on_its_path() {
         r.body
             .contains("haproxy_frontend_http_requests_total{proxy=\"f\"} ")
     );
+    assert!(
+        r.body.contains(
+            "haproxy_server_http_responses_total{proxy=\"be\",server=\"a\",code=\"2xx\"} 1\n"
+        ),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("haproxy_server_max_sessions{proxy=\"be\",server=\"a\"} 1\n")
+    );
     assert_eq!(ca.requests.load(Relaxed), 1);
 }
 

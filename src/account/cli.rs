@@ -13,7 +13,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         words: &["clear", "counters"],
         level: CliLevel::Operator,
-        help: "clear the maxima and rates (gatehouse keeps none)",
+        help: "the maxima start again from what is open now",
         run: clear_counters,
     },
     Command {
@@ -36,14 +36,20 @@ pub const COMMANDS: &[Command] = &[
     },
 ];
 
-/// `clear counters` resets HAProxy's maxima and rates, which gatehouse does not keep: nothing to do.
-/// `clear counters all` (admin) zeroes every total (sessions, bytes, errors, aborts, requests, check
+/// `clear counters` resets the maxima (`smax`) to what is open now; `clear counters all` (admin) zeroes every total (sessions, bytes, errors, aborts, requests, check
 /// failures, policy counts); what is open now stays counted.
-fn clear_counters(_: &Runtime, args: &[&str]) -> Result<String, String> {
-    match args {
-        [] => Ok(String::new()),
-        _ => Err("'clear counters' takes nothing or 'all'".into()),
+fn clear_counters(rt: &Runtime, args: &[&str]) -> Result<String, String> {
+    if !args.is_empty() {
+        return Err("'clear counters' takes nothing or 'all'".into());
     }
+    // The maxima start again from what is open now.
+    let reset = |c: &Counters| c.max.store(c.cur.load(Relaxed), Relaxed);
+    rt.frontends.iter().for_each(|f| reset(&f.counters));
+    for b in &rt.backends {
+        reset(&b.counters);
+        b.servers.iter().for_each(reset);
+    }
+    Ok(String::new())
 }
 
 fn clear_counters_all(rt: &Runtime, args: &[&str]) -> Result<String, String> {
@@ -59,7 +65,11 @@ fn clear_counters_all(rt: &Runtime, args: &[&str]) -> Result<String, String> {
             &c.server_aborts,
             &c.connect_errors,
             &c.http_requests,
+            &c.max,
         ] {
+            a.store(0, Relaxed);
+        }
+        for a in &c.responses {
             a.store(0, Relaxed);
         }
     };
@@ -291,9 +301,27 @@ impl Row {
     }
     fn counters(&mut self, c: &Counters) -> &mut Row {
         self.set("scur", c.cur.load(Relaxed))
+            .set("smax", c.max.load(Relaxed))
             .set("stot", c.total.load(Relaxed))
             .set("bin", c.bytes_in.load(Relaxed))
             .set("bout", c.bytes_out.load(Relaxed))
+    }
+}
+
+/// The `hrsp_*` columns, for rows in http mode.
+fn responses(r: &mut Row, c: &Counters) {
+    for (i, col) in [
+        "hrsp_1xx",
+        "hrsp_2xx",
+        "hrsp_3xx",
+        "hrsp_4xx",
+        "hrsp_5xx",
+        "hrsp_other",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        r.set(col, c.responses[i].load(Relaxed));
     }
 }
 
@@ -409,6 +437,7 @@ pub fn stat_rows(rt: &Runtime) -> Vec<Vec<String>> {
                     .set("mode", mode_name(f.mode));
                 if f.mode == Mode::Http {
                     r.set("req_tot", c.http_requests.load(Relaxed));
+                    responses(&mut r, c);
                 }
                 rows.push(r.0);
             }
@@ -465,6 +494,9 @@ pub fn stat_rows(rt: &Runtime) -> Vec<Vec<String>> {
                         .set("cookie", s.cookie.as_deref().unwrap_or(""))
                         .set("mode", mode_name(b.mode))
                         .set("uweight", s.weight);
+                    if b.mode == Mode::Http {
+                        responses(&mut r, c);
+                    }
                     if let Some(ck) = &s.check {
                         r.set("check_rise", ck.rise)
                             .set("check_fall", ck.fall)
@@ -509,6 +541,7 @@ pub fn stat_rows(rt: &Runtime) -> Vec<Vec<String>> {
                     );
                 if b.mode == Mode::Http {
                     r.set("req_tot", c.http_requests.load(Relaxed));
+                    responses(&mut r, c);
                 }
                 rows.push(r.0);
             }

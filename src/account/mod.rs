@@ -29,6 +29,20 @@ pub struct Counters {
     pub connect_errors: AtomicU64,
     /// HTTP requests (http mode).
     pub http_requests: AtomicU64,
+    /// The most sessions open at once (`smax`).
+    pub max: AtomicU64,
+    /// HTTP responses by class: 1xx, 2xx, 3xx, 4xx, 5xx, other (`hrsp_*`).
+    pub responses: [AtomicU64; 6],
+}
+
+impl Counters {
+    /// Raises `max` to `cur` if it is higher (a plain read first: no write in the usual case).
+    fn note_max(&self) {
+        let cur = self.cur.load(Relaxed);
+        if cur > self.max.load(Relaxed) {
+            self.max.fetch_max(cur, Relaxed);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -336,17 +350,22 @@ impl Runtime {
 
     pub fn enter_frontend(&self, fe: usize) -> Presence<'_> {
         let c = &self.frontends[fe].counters;
-        enter([&self.active, &c.cur], [&self.total, &c.total], None)
+        let p = enter([&self.active, &c.cur], [&self.total, &c.total], None);
+        c.note_max();
+        p
     }
 
     pub fn enter_server(&self, be: usize, srv: usize) -> Presence<'_> {
         let b = &self.backends[be];
         let s = &b.servers[srv];
-        enter(
+        let p = enter(
             [&b.counters.cur, &s.cur],
             [&b.counters.total, &s.total],
             Some(&b.slot_freed),
-        )
+        );
+        b.counters.note_max();
+        s.note_max();
+        p
     }
 
     /// The counts for a session's log line, taken when it is logged (as HAProxy does), while the
@@ -375,8 +394,15 @@ impl Runtime {
         let be = r.backend.map(|b| &self.backends[b]);
         let srv = be.zip(r.server).map(|(b, s)| &b.servers[s]);
         for c in [fe, be.map(|b| &b.counters), srv].into_iter().flatten() {
-            if r.http.is_some() {
+            if let Some(h) = &r.http {
                 c.http_requests.fetch_add(1, Relaxed);
+                if let Some(status) = h.status {
+                    let class = match status / 100 {
+                        n @ 1..=5 => usize::from(n - 1),
+                        _ => 5,
+                    };
+                    c.responses[class].fetch_add(1, Relaxed);
+                }
             }
             c.bytes_in.fetch_add(r.traffic.bytes_in, Relaxed);
             c.bytes_out.fetch_add(r.traffic.bytes_out, Relaxed);

@@ -45,6 +45,13 @@ fn counters(out: &mut String, level: &str, rows: &[(String, &Counters)], http: b
     );
     family(
         out,
+        &name("max_sessions"),
+        "gauge",
+        "Maximum observed number of active sessions.",
+        &pick(|c| c.max.load(Relaxed)),
+    );
+    family(
+        out,
         &name("sessions_total"),
         "counter",
         "Total number of sessions.",
@@ -94,6 +101,24 @@ fn counters(out: &mut String, level: &str, rows: &[(String, &Counters)], http: b
             "counter",
             "Total number of HTTP requests received.",
             &pick(|c| c.http_requests.load(Relaxed)),
+        );
+    }
+    if http || level == "server" {
+        let codes = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+        let samples: Vec<(String, u64)> = rows
+            .iter()
+            .flat_map(|(l, c)| {
+                codes.iter().enumerate().map(move |(i, code)| {
+                    (format!("{l},code=\"{code}\""), c.responses[i].load(Relaxed))
+                })
+            })
+            .collect();
+        family(
+            out,
+            &name("http_responses_total"),
+            "counter",
+            "Total number of HTTP responses, by class.",
+            &samples,
         );
     }
 }
