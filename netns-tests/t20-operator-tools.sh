@@ -202,7 +202,7 @@ expect "$USER" "show info typed" '^47\.Tasks\.1:MGP:u64:[0-9]+$' "show info type
 
 # show stat, CSV and typed.
 expect "$USER" "show stat" '^# pxname,svname,qcur,qmax,scur,smax,' "show stat header"
-expect "$USER" "show stat" '^pool,alpha,0,,0,,,[1-9][0-9]*,' "show stat alpha's row"
+expect "$USER" "show stat" '^pool,alpha,0,,0,[1-9][0-9]*,,[1-9][0-9]*,' "show stat alpha's row (scur, smax, slim, stot)"
 expect "$USER" "show stat" '^pool,BACKEND,' "show stat pool's row"
 expect "$USER" "show stat typed" '^S\.3\.1\.1\.svname\.1:MGP:str:alpha$' "show stat typed"
 
