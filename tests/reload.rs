@@ -6,36 +6,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use common::process::{Gatehouse, Keep, free_port};
+use common::process::{Gatehouse, Keep, echo_server, free_port};
 use nix::sys::signal::Signal;
-
-/// A server that says its tag, then echoes.
-fn tagged_server(tag: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = s;
-                if s.write_all(tag.as_bytes()).is_err() {
-                    return;
-                }
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
 
 /// The runtime API on the run's admin socket.
 fn cli(g: &Gatehouse, cmd: &str) -> String {
@@ -79,7 +56,7 @@ fn eventually(what: &str, f: impl Fn() -> bool) {
 
 #[test]
 fn sighup_reloads_without_refusing_anything() {
-    let (x, y) = (tagged_server("X"), tagged_server("Y"));
+    let (x, y) = (echo_server("X"), echo_server("Y"));
     let (p1, p2) = (free_port(), free_port());
     let sock = Gatehouse::dir_for("reload").join("admin.sock");
     let one = config(

@@ -8,28 +8,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::process::{Gatehouse, Keep, free_port};
+use common::process::{Gatehouse, Keep, echo_server, free_port};
 use nix::sys::signal::Signal;
-
-/// An echo server (tcp) on a thread; each connection echoes until closed.
-fn echo_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = s;
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
 
 /// A keep-alive HTTP server answering every request with "ok" (`/slow` after half a second).
 fn http_server() -> u16 {
@@ -96,7 +76,7 @@ fn tcp_config(port: u16, server: u16, extra: &str) -> String {
 
 #[test]
 fn sigusr1_drains_then_exits() {
-    let (port, server) = (free_port(), echo_server());
+    let (port, server) = (free_port(), echo_server(""));
     let mut g = start("drain", &tcp_config(port, server, ""), port);
     let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
     a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -126,7 +106,7 @@ fn sigusr1_drains_then_exits() {
 
 #[test]
 fn hard_stop_after_bounds_the_drain() {
-    let (port, server) = (free_port(), echo_server());
+    let (port, server) = (free_port(), echo_server(""));
     let mut g = start(
         "hard",
         &tcp_config(port, server, " hard-stop-after 1s"),
