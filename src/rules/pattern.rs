@@ -476,8 +476,7 @@ impl Map {
     pub fn set(&self, key: &str, value: &str) -> bool {
         let mut d = self.write();
         let mut found = false;
-        for (k, v) in d.entries.iter_mut().filter(|(k, _)| k == key) {
-            let _ = k;
+        for (_, v) in d.entries.iter_mut().filter(|(k, _)| k == key) {
             *v = value.into();
             found = true;
         }
