@@ -47,3 +47,4 @@ pub mod sessions;
 pub mod stick;
 pub mod sys;
 pub mod target;
+pub mod tls;

@@ -28,6 +28,8 @@ pub struct BindError {
 #[derive(Debug)]
 pub struct Bound {
     pub frontend: usize,
+    /// The bind line's index in its frontend.
+    pub bind: usize,
     pub addr: ListenAddr,
     pub listener: TcpListener,
 }
@@ -61,6 +63,8 @@ fn bind_one(b: &Bind, addr: SocketAddr, reuse_port: bool) -> io::Result<std::net
 #[derive(Debug)]
 pub struct StdBound {
     pub frontend: usize,
+    /// The bind line's index in its frontend.
+    pub bind: usize,
     /// The address as the `bind` line wrote it (port 0 stays 0): what a reload matches on.
     pub key: SocketAddr,
     pub addr: ListenAddr,
@@ -81,7 +85,7 @@ pub fn bind_std_except(
 ) -> Result<Vec<StdBound>, BindError> {
     let mut out = Vec::new();
     for (fi, fe) in cfg.frontends.iter().enumerate() {
-        for b in fe.binds.iter().filter(|b| !held(b.addr)) {
+        for (bi, b) in fe.binds.iter().enumerate().filter(|(_, b)| !held(b.addr)) {
             let err = |err: io::Error| {
                 let hint = match err.raw_os_error() {
                     Some(libc::EPERM) | Some(libc::EACCES) => {
@@ -110,6 +114,7 @@ pub fn bind_std_except(
             }
             out.push(StdBound {
                 frontend: fi,
+                bind: bi,
                 key: b.addr,
                 addr: ListenAddr::new(addr),
                 sockets,
@@ -124,7 +129,7 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<Bound>, BindError> {
     let mut out = Vec::new();
     for sb in bind_all_std(cfg, 1)? {
         for s in sb.sockets {
-            out.push(Bound::from_std(sb.frontend, sb.addr, s)?);
+            out.push(Bound::from_std(sb.frontend, sb.bind, sb.addr, s)?);
         }
     }
     Ok(out)
@@ -134,6 +139,7 @@ impl Bound {
     /// Registers a bound socket with the current runtime.
     pub fn from_std(
         frontend: usize,
+        bind: usize,
         addr: ListenAddr,
         s: std::net::TcpListener,
     ) -> Result<Bound, BindError> {
@@ -145,6 +151,7 @@ impl Bound {
         })?;
         Ok(Bound {
             frontend,
+            bind,
             addr,
             listener,
         })
@@ -153,7 +160,13 @@ impl Bound {
 
 /// Accepts on one listener until the task is aborted.
 pub async fn accept_loop(rt: Arc<Runtime>, bound: Bound) {
-    accept_on(rt, bound.frontend, bound.addr, Arc::new(bound.listener)).await;
+    accept_on(
+        rt,
+        (bound.frontend, bound.bind),
+        bound.addr,
+        Arc::new(bound.listener),
+    )
+    .await;
 }
 
 /// The runtime API's frontend commands: pausing and resuming a frontend's listeners.
@@ -206,7 +219,12 @@ fn enable_frontend(rt: &Runtime, args: &[&str]) -> Result<String, String> {
 /// Accepts on a listener shared with the next configuration's loop (a reload stops this loop and
 /// starts another on the same socket: nothing is refused meanwhile, connections wait in the
 /// backlog).
-pub async fn accept_on(rt: Arc<Runtime>, fe: usize, addr: ListenAddr, listener: Arc<TcpListener>) {
+pub async fn accept_on(
+    rt: Arc<Runtime>,
+    (fe, bind): (usize, usize),
+    addr: ListenAddr,
+    listener: Arc<TcpListener>,
+) {
     let port = addr.port();
     let global = rt.limit.clone();
     let local = rt.frontends[fe].limit.clone();
@@ -241,7 +259,7 @@ pub async fn accept_on(rt: Arc<Runtime>, fe: usize, addr: ListenAddr, listener: 
                 };
                 let session_rt = rt.clone();
                 crate::sessions::spawn(&rt, fe, peer, async move {
-                    crate::session::run(session_rt, fe, stream, port).await;
+                    crate::session::run(session_rt, (fe, bind), stream, port).await;
                     drop((g, l));
                 });
             }

@@ -366,7 +366,8 @@ fn background_tasks(
 /// frontend, and the sockets bound for this configuration, one list per worker.
 pub struct Generation {
     rt: Arc<Runtime>,
-    binds: Vec<(std::net::SocketAddr, usize)>,
+    /// (written address, frontend, bind index)
+    binds: Vec<(std::net::SocketAddr, usize, usize)>,
     fresh: Vec<std::sync::Mutex<Vec<listener::StdBound>>>,
 }
 
@@ -380,7 +381,12 @@ fn generation(
         .frontends
         .iter()
         .enumerate()
-        .flat_map(|(fi, f)| f.binds.iter().map(move |b| (b.addr, fi)))
+        .flat_map(|(fi, f)| {
+            f.binds
+                .iter()
+                .enumerate()
+                .map(move |(bi, b)| (b.addr, fi, bi))
+        })
         .collect();
     // Deal the copies out: worker i takes the i-th socket of every bind line.
     let mut fresh: Vec<Vec<listener::StdBound>> = (0..threads).map(|_| Vec::new()).collect();
@@ -388,6 +394,7 @@ fn generation(
         for (i, s) in b.sockets.into_iter().enumerate() {
             fresh[i].push(listener::StdBound {
                 frontend: b.frontend,
+                bind: b.bind,
                 key: b.key,
                 addr: b.addr,
                 sockets: vec![s],
@@ -420,17 +427,17 @@ async fn worker(
             std::mem::take(&mut *gen_now.fresh[i].lock().unwrap_or_else(|e| e.into_inner()));
         for b in fresh {
             for s in b.sockets {
-                let l = Bound::from_std(b.frontend, b.addr, s)?;
+                let l = Bound::from_std(b.frontend, b.bind, b.addr, s)?;
                 held.insert(b.key, (b.addr, Arc::new(l.listener)));
             }
         }
         // Bind lines that went away close their sockets.
-        held.retain(|k, _| gen_now.binds.iter().any(|(b, _)| b == k));
-        for (key, fe) in &gen_now.binds {
+        held.retain(|k, _| gen_now.binds.iter().any(|(b, _, _)| b == k));
+        for (key, fe, bind) in &gen_now.binds {
             if let Some((addr, l)) = held.get(key) {
                 accepting.spawn(listener::accept_on(
                     gen_now.rt.clone(),
-                    *fe,
+                    (*fe, *bind),
                     *addr,
                     l.clone(),
                 ));

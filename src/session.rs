@@ -21,6 +21,7 @@ use crate::forward::{Timeouts, Traffic};
 use crate::rules::sample::Facts;
 use crate::stick::{Key, StickCtx, Tracked};
 use crate::target::Refusal;
+use crate::tls::Conn;
 use crate::{balance, connect, forward, log, route, target};
 
 /// What ended a session: the first character of HAProxy's termination state.
@@ -165,8 +166,13 @@ impl Record {
     }
 }
 
-/// Runs one accepted connection to its end.
-pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_port: u16) {
+/// Runs one accepted connection (on bind line `bind` of `frontend`) to its end.
+pub async fn run(
+    rt: Arc<Runtime>,
+    (frontend, bind): (usize, usize),
+    client: TcpStream,
+    listen_port: u16,
+) {
     let started = Instant::now();
     let (Ok(peer), Ok(local)) = (client.peer_addr(), client.local_addr()) else {
         // The client left between accept and here; there is nobody to log about.
@@ -198,7 +204,19 @@ pub async fn run(rt: Arc<Runtime>, frontend: usize, client: TcpStream, listen_po
         finished: false,
         rec: Record::new(peer, local, SystemTime::now(), frontend),
     };
-    let end = stages(&rt, &client, &mut live.rec, listen_port, &mut in_server).await;
+    let tls = rt.cfg.frontends[frontend]
+        .binds
+        .get(bind)
+        .and_then(|b| b.tls.clone());
+    let end = stages(
+        &rt,
+        client,
+        tls.as_deref(),
+        &mut live.rec,
+        listen_port,
+        &mut in_server,
+    )
+    .await;
     live.rec.termination = end;
     live.finish();
 }
@@ -241,23 +259,44 @@ impl Drop for Live<'_> {
     }
 }
 
-/// classify → route → balance → resolve → connect → forward; returns how the session ended. Keeps
-/// `rec.termination`'s stage current, for the log line of a session killed midway.
+/// [TLS handshake →] classify → route → balance → resolve → connect → forward; returns how the
+/// session ended. Keeps `rec.termination`'s stage current, for the log line of a session killed
+/// midway.
 async fn stages<'rt>(
     rt: &'rt Runtime,
-    client: &TcpStream,
+    client: TcpStream,
+    tls: Option<&crate::tls::BindTls>,
     rec: &mut Record,
     listen_port: u16,
     in_server: &mut Option<Presence<'rt>>,
 ) -> Termination {
+    // `tcp-request connection` rules see the connection before any handshake, as in HAProxy.
+    if let Err(end) = connection_rules(rt, rec) {
+        return end;
+    }
+    let (mut client, info) = match tls {
+        None => (Conn::Plain(client), None),
+        Some(t) => match handshake(rt, client, t, rec).await {
+            Ok((c, info)) => (c, Some(info)),
+            Err(end) => return end,
+        },
+    };
     // Boxed: everything before forwarding (the peek buffer, rules, DNS, connect timers) lives only
     // until the connection is set up; inline it would size every session's task for its whole life,
     // idle ones included.
-    let setup = Box::pin(setup(rt, client, rec, listen_port, in_server));
-    let (server, timeouts) = match setup.await {
+    let setup = Box::pin(setup(
+        rt,
+        &client,
+        info.as_deref(),
+        rec,
+        listen_port,
+        in_server,
+    ));
+    let (mut server, timeouts) = match setup.await {
         Ok(s) => s,
         Err(end) => return end,
     };
+    drop(info);
     // `on-marked-down shutdown-sessions`: end with the server when a check marks it down.
     let watch_down = match (rec.backend, rec.server) {
         (Some(be), Some(srv)) if rt.cfg.backends[be].servers[srv].shutdown_on_down => {
@@ -265,7 +304,15 @@ async fn stages<'rt>(
         }
         _ => None,
     };
-    let forwarding = forward::forward(client, &server, timeouts, &mut rec.traffic);
+    let forwarding = async {
+        match (&client, &server) {
+            // Both plain: splice.
+            (Conn::Plain(c), Conn::Plain(s)) => {
+                forward::forward(c, s, timeouts, &mut rec.traffic).await
+            }
+            _ => forward::relay::relay(&mut client, &mut server, timeouts, &mut rec.traffic).await,
+        }
+    };
     match watch_down {
         None => forwarding.await,
         Some(mut down) => tokio::select! {
@@ -275,19 +322,81 @@ async fn stages<'rt>(
     }
 }
 
-/// Everything up to a connected server with the peeked bytes replayed to it.
-async fn setup<'rt>(
-    rt: &'rt Runtime,
-    client: &TcpStream,
-    rec: &mut Record,
-    listen_port: u16,
-    in_server: &mut Option<Presence<'rt>>,
-) -> Result<(TcpStream, Timeouts), Termination> {
+/// `tcp-request connection` rules; `Err` when they reject the connection.
+fn connection_rules(rt: &Runtime, rec: &mut Record) -> Result<(), Termination> {
     let fe = &rt.cfg.frontends[rec.frontend];
+    if fe.connection_rules.is_empty() {
+        return Ok(());
+    }
     let stick = StickCtx {
         tables: &rt.tables,
         own: fe.table,
         tracked: Default::default(),
+    };
+    let facts = Facts {
+        client: rec.client.get(),
+        dst: rec.orig_dst.get(),
+        hello: None,
+        http: None,
+        peeked: 0,
+        raw: &[],
+        stick: (!rt.tables.is_empty()).then_some(&stick),
+        res: None,
+        tls: None,
+    };
+    let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
+    keep_tracked(&stick, rec);
+    if verdict == Some(false) {
+        rt.policy.rejected.fetch_add(1, Relaxed);
+        return Err(Termination::new(Cause::Proxy, Stage::Request));
+    }
+    Ok(())
+}
+
+/// The TLS handshake on a `bind … ssl` connection, within `timeout client` (5 s when unset).
+async fn handshake(
+    rt: &Runtime,
+    tcp: TcpStream,
+    tls: &crate::tls::BindTls,
+    rec: &mut Record,
+) -> Result<(Conn, Box<crate::tls::Info>), Termination> {
+    use crate::tls::Handshake;
+    let limit = rt.cfg.frontends[rec.frontend]
+        .timeout_client
+        .unwrap_or(std::time::Duration::from_secs(5));
+    match crate::tls::accept(tcp, tls, limit).await {
+        Ok((stream, info)) => {
+            rec.name = info.sni.as_deref().map(Box::from);
+            Ok((Conn::from(stream), Box::new(info)))
+        }
+        Err(e) => {
+            tracing::info!(client = %rec.client, frontend = %rt.cfg.frontends[rec.frontend].name, "{e}");
+            rt.policy.tls_failed.fetch_add(1, Relaxed);
+            Err(match e {
+                Handshake::Timeout => Termination::new(Cause::ClientTimeout, Stage::Request),
+                Handshake::Refused(_) => Termination::new(Cause::Proxy, Stage::Request),
+                Handshake::Failed(_) => Termination::new(Cause::ClientAbort, Stage::Request),
+            })
+        }
+    }
+}
+
+/// Everything up to a connected server (TLS to it done, if any) with the peeked bytes replayed to
+/// it. `tls` is what the client's handshake told, on a bind that terminates TLS.
+async fn setup<'rt>(
+    rt: &'rt Runtime,
+    conn: &Conn,
+    tls: Option<&crate::tls::Info>,
+    rec: &mut Record,
+    listen_port: u16,
+    in_server: &mut Option<Presence<'rt>>,
+) -> Result<(Conn, Timeouts), Termination> {
+    let fe = &rt.cfg.frontends[rec.frontend];
+    // What the connection rules tracked stays tracked for the content rules.
+    let stick = StickCtx {
+        tables: &rt.tables,
+        own: fe.table,
+        tracked: std::sync::Mutex::new(rec.tracked.as_deref().cloned().unwrap_or_default()),
     };
     let mut facts = Facts {
         client: rec.client.get(),
@@ -298,16 +407,17 @@ async fn setup<'rt>(
         raw: &[],
         stick: (!rt.tables.is_empty()).then_some(&stick),
         res: None,
+        tls,
     };
-    let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
-    keep_tracked(&stick, rec);
-    if verdict == Some(false) {
-        rt.policy.rejected.fetch_add(1, Relaxed);
-        return Err(Termination::new(Cause::Proxy, Stage::Request));
-    }
+    // The plain socket, for peeking and for telling a refused client why; a TLS client's bytes
+    // are not peeked (its name is the handshake's SNI).
+    let client = match conn {
+        Conn::Plain(c) => Some(c),
+        Conn::Tls(_) => None,
+    };
 
     // classify
-    let peeked = if fe.peek {
+    let peeked = if let (true, Some(client)) = (fe.peek, client) {
         match classify::peek(client, fe.inspect_delay).await {
             Ok(p) => p,
             Err(e) => {
@@ -318,7 +428,9 @@ async fn setup<'rt>(
     } else {
         Peeked::default()
     };
-    rec.name = peeked.name().map(Box::from);
+    if let Some(name) = peeked.name() {
+        rec.name = Some(name.into());
+    }
     facts.hello = peeked.hello.as_ref();
     facts.http = peeked.http.as_ref();
     facts.peeked = peeked.buf.len();
@@ -397,14 +509,48 @@ async fn setup<'rt>(
             server: backend.timeout_server,
         },
     };
+    let limit = backend
+        .timeout_server
+        .or(backend.timeout_tunnel)
+        .unwrap_or(std::time::Duration::from_secs(30));
+    let srv = rec.server.unwrap_or(srv);
+    let mut server = match &backend.servers[srv].tls {
+        None => Conn::Plain(server),
+        Some(t) => {
+            rec.termination.stage = Stage::Connect;
+            let sni = backend.servers[srv]
+                .sni
+                .as_ref()
+                .and_then(|e| e.eval(&facts));
+            let connect_limit = backend
+                .timeout_connect
+                .unwrap_or(crate::config::validate::DEFAULT_TIMEOUT_CONNECT);
+            match crate::tls::connect(server, t, sni.as_deref(), to.get().ip(), connect_limit).await
+            {
+                Ok(s) => Conn::from(s),
+                Err(e) => {
+                    tracing::info!(client = %rec.client, server = %to, backend = %backend.name, "TLS to the server failed: {e}");
+                    rt.policy.tls_failed.fetch_add(1, Relaxed);
+                    return Err(Termination::new(Cause::ServerAbort, Stage::Connect));
+                }
+            }
+        }
+    };
+    rec.termination.stage = Stage::Data;
     // replay: the peeked bytes go first, as received.
     if !peeked.buf.is_empty() {
-        let write = forward::write_all(&server, &peeked.buf);
-        let limit = backend
-            .timeout_server
-            .or(backend.timeout_tunnel)
-            .unwrap_or(std::time::Duration::from_secs(30));
-        match tokio::time::timeout(limit, write).await {
+        let written = match &mut server {
+            Conn::Plain(s) => tokio::time::timeout(limit, forward::write_all(s, &peeked.buf)).await,
+            tls => {
+                use tokio::io::AsyncWriteExt;
+                let write = async {
+                    tls.write_all(&peeked.buf).await?;
+                    tls.flush().await
+                };
+                tokio::time::timeout(limit, write).await
+            }
+        };
+        match written {
             Ok(Ok(())) => rec.traffic.bytes_in += peeked.buf.len() as u64,
             Ok(Err(_)) => return Err(Termination::new(Cause::ServerAbort, Stage::Data)),
             Err(_) => return Err(Termination::new(Cause::ServerTimeout, Stage::Data)),
@@ -614,8 +760,11 @@ async fn queue_for_server(
 
 /// Tells a refused client why, in its own protocol: a TLS alert after a ClientHello, an HTTP status
 /// after a request; nothing otherwise. Best effort: one non-blocking write.
-fn refuse(client: &TcpStream, peeked: &Peeked, why: &Refusal) {
+fn refuse(client: Option<&TcpStream>, peeked: &Peeked, why: &Refusal) {
     use crate::resolve::DnsError;
+    let Some(client) = client else {
+        return;
+    };
     let msg: Vec<u8> = if peeked.is_tls() {
         let d = match why {
             Refusal::GuardName { .. }

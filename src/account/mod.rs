@@ -163,6 +163,8 @@ pub struct PolicyCounters {
     pub ech: AtomicU64,
     /// Connections whose first bytes gave no name (timeout, no SNI/Host, not TLS, malformed).
     pub unclassified: AtomicU64,
+    /// TLS handshakes that failed, with clients (`bind … ssl`) or servers (`server … ssl`).
+    pub tls_failed: AtomicU64,
 }
 
 impl PolicyCounters {

@@ -177,6 +177,7 @@ pub(crate) mod testing {
             raw: &[],
             stick: None,
             res: None,
+            tls: None,
         }
     }
 

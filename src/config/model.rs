@@ -387,6 +387,8 @@ pub struct Bind {
     /// `v6only` / `v4v6`; `None` keeps the system's `bindv6only` default.
     pub v6only: Option<bool>,
     pub backlog: Option<u32>,
+    /// `ssl crt …`: TLS is terminated on this bind (the configuration built, certificates loaded).
+    pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
 }
 
 impl Bind {
@@ -536,6 +538,10 @@ pub struct Server {
     pub shutdown_on_down: bool,
     /// `cookie VALUE`: the persistence cookie value naming this server.
     pub cookie: Option<String>,
+    /// `ssl …`: TLS to this server.
+    pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// `sni EXPR`: the name sent in the server handshake, computed per session.
+    pub sni: Option<crate::rules::sample::Expr>,
 }
 
 /// Health checking of one server (`check` and its settings).

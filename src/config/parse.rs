@@ -90,6 +90,9 @@ pub struct GlobalDraft {
     pub user_seen: bool,
     /// `group`/`gid`, with where it was written.
     pub group: Option<(u32, Pos)>,
+    /// `crt-base` / `ca-base`: where relative certificate and CA paths are.
+    pub crt_base: Option<std::path::PathBuf>,
+    pub ca_base: Option<std::path::PathBuf>,
 }
 
 /// A `user NAME` or `uid N` line.
@@ -278,8 +281,8 @@ static KEYWORDS: &[Kw] = &[
         G,
         Act::Refuse("peers (stick-table replication) are not supported yet; remove the line"),
     ),
-    kw("ca-base", G, Act::Later(TLS)),
-    kw("crt-base", G, Act::Later(TLS)),
+    kw("ca-base", G, Act::Handle(h_ca_base)),
+    kw("crt-base", G, Act::Handle(h_crt_base)),
     kw("ssl-default-bind-ciphers", G, Act::Later(TLS)),
     kw("ssl-default-bind-options", G, Act::Later(TLS)),
     kw("ssl-default-server-ciphers", G, Act::Later(TLS)),
@@ -992,6 +995,16 @@ fn h_hard_stop_after(sec: &mut Section<'_>, args: &[String]) -> Result<(), Strin
     Ok(())
 }
 
+fn h_crt_base(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.global.crt_base = Some(one(args, "crt-base DIR")?.into());
+    Ok(())
+}
+
+fn h_ca_base(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.global.ca_base = Some(one(args, "ca-base DIR")?.into());
+    Ok(())
+}
+
 fn h_pidfile(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     sec.global.pidfile = Some(one(args, "pidfile PATH")?.into());
     Ok(())
@@ -1163,8 +1176,12 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             transparent: false,
             v6only: None,
             backlog: None,
+            tls: None,
         });
     }
+    let mut ssl = false;
+    let mut tls = crate::tls::BindTlsOpts::default();
+    let (crt_base, ca_base) = (sec.global.crt_base.clone(), sec.global.ca_base.clone());
     let mut it = args[1..].iter();
     while let Some(opt) = it.next() {
         let mut value = |what: &str| {
@@ -1172,7 +1189,11 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                 .cloned()
                 .ok_or_else(|| format!("'{opt}' needs a value; write '{opt} {what}'"))
         };
+        if tls.take(opt, &mut value, crt_base.as_deref(), ca_base.as_deref())? {
+            continue;
+        }
         match opt.as_str() {
+            "ssl" => ssl = true,
             "transparent" => binds.iter_mut().for_each(|b| b.transparent = true),
             "name" => {
                 let n = value("NAME")?;
@@ -1196,9 +1217,15 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                         .into(),
                 );
             }
-            "ssl" | "crt" | "crt-list" | "alpn" | "ca-file" | "verify" | "ssl-min-ver" => {
-                return Err(format!(
-                    "bind option '{opt}' is not supported yet; it arrives with TLS (issue #6)"
+            "ciphers" | "ciphersuites" | "curves" | "ecdhe" => {
+                value("LIST")?;
+                sec.warnings.push(format!(
+                    "bind option '{opt}' is ignored: rustls offers only modern cipher suites and groups"
+                ));
+            }
+            "no-sslv3" | "no-tlsv10" | "no-tlsv11" | "no-tls-tickets" | "prefer-client-ciphers" => {
+                sec.warnings.push(format!(
+                    "bind option '{opt}' is ignored: rustls never speaks SSLv3, TLS 1.0 or 1.1"
                 ));
             }
             "tfo" | "defer-accept" | "interface" | "mss" | "maxconn" | "nice" => {
@@ -1206,10 +1233,20 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "unknown bind option '{other}'; gatehouse knows transparent, name, v4v6, v6only, backlog"
+                    "unknown bind option '{other}'; gatehouse knows transparent, name, v4v6, v6only, backlog, ssl, crt, crt-list, alpn, ca-file, verify, ssl-min-ver, strict-sni"
                 ));
             }
         }
+    }
+    if ssl {
+        let built =
+            crate::tls::BindTls::build(&tls, crt_base.as_deref()).map_err(|e| e.to_string())?;
+        let built = std::sync::Arc::new(built);
+        binds.iter_mut().for_each(|b| b.tls = Some(built.clone()));
+    } else if tls != crate::tls::BindTlsOpts::default() {
+        return Err(
+            "TLS options without 'ssl': add 'ssl' to terminate TLS on this bind (or remove crt, alpn, verify…)".into(),
+        );
     }
     sec.px().binds.extend(binds);
     Ok(())
@@ -1342,7 +1379,21 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     let target = server_target(&name, addr, &mut sec.global.maps)?;
     // default-server first, then the server's own options over it.
     let mut o = sec.px().default_server.clone();
-    servers::parse(&args[2..], &mut o)?;
+    let bases = (sec.global.crt_base.clone(), sec.global.ca_base.clone());
+    servers::parse(&args[2..], &mut o, (bases.0.as_deref(), bases.1.as_deref()))?;
+    let (tls, sni) = if o.tls.ssl == Some(true) {
+        let built = crate::tls::ServerTls::build(&o.tls).map_err(|e| e.to_string())?;
+        let sni = match &o.tls.sni {
+            None => None,
+            Some(e) => Some(
+                crate::rules::sample::Expr::parse(e, &mut |f: &str, m| sec.global.maps.load(f, m))
+                    .map_err(|err| format!("'sni {e}': {err}"))?,
+            ),
+        };
+        (Some(std::sync::Arc::new(built)), sni)
+    } else {
+        (None, None)
+    };
     let check = o.check.unwrap_or(false).then(|| {
         let inter = o.inter.unwrap_or(DEFAULT_INTER);
         Check {
@@ -1373,6 +1424,8 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         slowstart: o.slowstart.filter(|d| !d.is_zero()),
         shutdown_on_down: o.shutdown_on_down.unwrap_or(false),
         cookie: o.cookie,
+        tls,
+        sni,
     });
     Ok(())
 }
@@ -1382,7 +1435,8 @@ const DEFAULT_INTER: Duration = Duration::from_secs(2);
 
 fn h_default_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     let mut o = sec.px().default_server.clone();
-    servers::parse(args, &mut o)?;
+    let bases = (sec.global.crt_base.clone(), sec.global.ca_base.clone());
+    servers::parse(args, &mut o, (bases.0.as_deref(), bases.1.as_deref()))?;
     sec.px().default_server = o;
     Ok(())
 }
@@ -1496,16 +1550,17 @@ fn server_target(name: &str, addr: &str, maps: &mut MapCache) -> Result<ServerTa
     Ok(ServerTarget::Fixed(ip, port_spec(port)?))
 }
 
+/// HAProxy's server TLS options gatehouse does not have (the ones it has are in `tls::ServerTlsOpts`).
 const SERVER_LATER_TLS: &[&str] = &[
-    "ssl",
-    "verify",
-    "sni",
-    "ca-file",
-    "crt",
-    "alpn",
     "check-ssl",
-    "no-ssl",
-    "verifyhost",
+    "ciphers",
+    "ciphersuites",
+    "ssl-min-ver",
+    "ssl-max-ver",
+    "ssl-reuse",
+    "no-ssl-reuse",
+    "crl-file",
+    "npn",
 ];
 const SERVER_LATER_PROXY: &[&str] = &["send-proxy", "send-proxy-v2", "proxy-v2-options"];
 const SERVER_DNS: &[&str] = &[

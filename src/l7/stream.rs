@@ -437,6 +437,7 @@ impl<'rt> Conn<'rt> {
             raw,
             stick: self.stick.as_ref(),
             res: None,
+            tls: None,
         }
     }
 

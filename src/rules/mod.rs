@@ -327,6 +327,7 @@ mod tests {
             raw: &[],
             stick: None,
             res: None,
+            tls: None,
         }
     }
 

@@ -25,6 +25,8 @@ pub struct Facts<'a> {
     pub stick: Option<&'a crate::stick::StickCtx<'a>>,
     /// The response's headers (http mode, once a response head arrived).
     pub res: Option<&'a crate::classify::http::Headers>,
+    /// What the TLS handshake told, when this bind terminates TLS.
+    pub tls: Option<&'a crate::tls::Info>,
 }
 
 /// One sample value.
@@ -97,6 +99,20 @@ pub enum Fetch {
     Sc(usize, crate::stick::Read),
     /// `src_<data>[(TABLE)]`: from the client address's entry.
     SrcTable(crate::stick::Read, Option<String>),
+    /// `ssl_fc`: 1 when the client connection is TLS terminated here.
+    SslFc,
+    /// `ssl_fc_sni`: the SNI of the terminated handshake.
+    SslFcSni,
+    /// `ssl_fc_alpn`: the protocol ALPN settled on.
+    SslFcAlpn,
+    /// `ssl_fc_protocol`: `TLSv1.3` / `TLSv1.2`.
+    SslFcProtocol,
+    /// `ssl_fc_cipher`.
+    SslFcCipher,
+    /// `ssl_c_used`: 1 when the client presented a (verified) certificate.
+    SslCUsed,
+    /// `ssl_c_s_dn`: the client certificate's subject, `/C=…/CN=…`.
+    SslCSDn,
 }
 
 impl Fetch {
@@ -111,6 +127,13 @@ impl Fetch {
                 | Fetch::Const(_)
                 | Fetch::Sc(..)
                 | Fetch::SrcTable(..)
+                | Fetch::SslFc
+                | Fetch::SslFcSni
+                | Fetch::SslFcAlpn
+                | Fetch::SslFcProtocol
+                | Fetch::SslFcCipher
+                | Fetch::SslCUsed
+                | Fetch::SslCSDn
         )
     }
 
@@ -185,6 +208,13 @@ impl Fetch {
                 .and_then(|s| s.src(f.client.ip(), table.as_deref(), *what))
                 .map(|v| vec![Value::Int(v as i64)])
                 .unwrap_or_default(),
+            Fetch::SslFc => vec![Value::Int(i64::from(f.tls.is_some()))],
+            Fetch::SslCUsed => vec![Value::Int(i64::from(f.tls.is_some_and(|t| t.client_cert)))],
+            Fetch::SslFcSni => text(f.tls.and_then(|t| t.sni.as_deref())),
+            Fetch::SslFcAlpn => text(f.tls.and_then(|t| t.alpn.as_deref())),
+            Fetch::SslFcProtocol => text(f.tls.and_then(|t| t.version)),
+            Fetch::SslFcCipher => text(f.tls.and_then(|t| t.cipher.as_deref())),
+            Fetch::SslCSDn => text(f.tls.and_then(|t| t.client_dn.as_deref())),
         }
     }
 
@@ -225,6 +255,13 @@ impl Fetch {
             "src_port" => no_arg(Fetch::SrcPort),
             "dst_port" => no_arg(Fetch::DstPort),
             "req.len" | "req_len" => no_arg(Fetch::ReqLen),
+            "ssl_fc" => no_arg(Fetch::SslFc),
+            "ssl_fc_sni" => no_arg(Fetch::SslFcSni),
+            "ssl_fc_alpn" => no_arg(Fetch::SslFcAlpn),
+            "ssl_fc_protocol" => no_arg(Fetch::SslFcProtocol),
+            "ssl_fc_cipher" => no_arg(Fetch::SslFcCipher),
+            "ssl_c_used" => no_arg(Fetch::SslCUsed),
+            "ssl_c_s_dn" => no_arg(Fetch::SslCSDn),
             "always_true" => no_arg(Fetch::Const(true)),
             "always_false" => no_arg(Fetch::Const(false)),
             n if n.len() > 4
@@ -244,10 +281,16 @@ impl Fetch {
                 ))
             }
             _ => Err(format!(
-                "unknown sample fetch '{name}'; gatehouse knows req.ssl_sni, req.ssl_alpn, req.ssl_hello_type, req.ssl_ver, req.ssl_ech, req.hdr(NAME), req.cook(NAME), res.cook(NAME), res.hdr(NAME), method, path, url, src, dst, src_port, dst_port, req.len"
+                "unknown sample fetch '{name}'; gatehouse knows req.ssl_sni, req.ssl_alpn, req.ssl_hello_type, req.ssl_ver, req.ssl_ech, req.hdr(NAME), req.cook(NAME), res.cook(NAME), res.hdr(NAME), method, path, url, src, dst, src_port, dst_port, req.len, ssl_fc, ssl_fc_sni, ssl_fc_alpn, ssl_fc_protocol, ssl_fc_cipher, ssl_c_used, ssl_c_s_dn"
             )),
         }
     }
+}
+
+/// One text sample, or none.
+fn text(s: Option<&str>) -> Vec<Value> {
+    s.map(|s| vec![Value::Str(s.to_string())])
+        .unwrap_or_default()
 }
 
 /// Reads a map file (the config layer shares one copy per file; tests pass their own).
@@ -495,6 +538,7 @@ mod tests {
             raw: &[],
             stick: None,
             res: None,
+            tls: None,
         }
     }
 

@@ -33,6 +33,7 @@ pub struct ServerOpts {
     pub slowstart: Option<Duration>,
     pub shutdown_on_down: Option<bool>,
     pub cookie: Option<String>,
+    pub tls: crate::tls::ServerTlsOpts,
 }
 
 /// HAProxy server options gatehouse does not have.
@@ -95,10 +96,25 @@ fn number(opt: &str, v: &str, range: std::ops::RangeInclusive<u32>) -> Result<u3
 }
 
 /// Reads options into `o`, over whatever it already holds.
-pub fn parse(words: &[String], o: &mut ServerOpts) -> Result<(), String> {
+pub fn parse(
+    words: &[String],
+    o: &mut ServerOpts,
+    (crt_base, ca_base): (Option<&std::path::Path>, Option<&std::path::Path>),
+) -> Result<(), String> {
     let mut rest = words;
     while let Some(opt) = rest.first() {
         let opt = opt.as_str();
+        let mut used = 1;
+        let mut value = || {
+            used = 2;
+            rest.get(1)
+                .cloned()
+                .ok_or_else(|| format!("server option '{opt}' needs a value"))
+        };
+        if o.tls.take(opt, &mut value, crt_base, ca_base)? {
+            rest = &rest[used..];
+            continue;
+        }
         if opt == "source" {
             // `source` takes words up to the next option.
             let end = rest
@@ -204,9 +220,9 @@ pub fn parse(words: &[String], o: &mut ServerOpts) -> Result<(), String> {
             "resolve-net" | "resolve-opts" => format!(
                 "server option '{opt}' is not supported; gatehouse uses every address the name has, tried with happy eyeballs"
             ),
-            o if SERVER_LATER_TLS.contains(&o) => {
-                format!("server option '{o}' is not supported yet; it arrives with TLS (issue #6)")
-            }
+            o if SERVER_LATER_TLS.contains(&o) => format!(
+                "server option '{o}' is not supported; gatehouse's TLS options are ssl, no-ssl, verify, ca-file, sni, crt, alpn, verifyhost"
+            ),
             o if SERVER_LATER_PROXY.contains(&o) => format!(
                 "server option '{o}' is not supported yet; it arrives with the PROXY protocol (issue #6)"
             ),

@@ -10,6 +10,8 @@
 //! nothing beyond the socket's own reader/writer waker slots (`poll_read_ready`/`poll_write_ready`),
 //! so an idle session is small, and one poll serves both directions.
 
+pub mod relay;
+
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;

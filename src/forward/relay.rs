@@ -1,0 +1,246 @@
+//! Forwarding when TLS is on either side: bytes must pass through user space to be decrypted or
+//! encrypted, so splice(2) is out. Each direction copies through its own buffer, made at the first
+//! read (a TLS session carries rustls's buffers anyway); the rest (half-close, idle timeouts with
+//! one lazily re-armed timer, byte counts into the record, termination codes) is as in
+//! [`super::Forward`].
+//!
+//! A TLS peer that closes its socket without a close_notify alert is taken as a plain end of
+//! stream, as browsers and servers commonly do it.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use super::{Timeouts, Traffic};
+use crate::session::{Cause, Stage, Termination};
+use crate::tls::Conn;
+
+const BUF_SIZE: usize = 16 * 1024;
+
+/// Moves one direction may make in one poll before yielding.
+const ROUNDS_PER_POLL: usize = 32;
+
+enum Stop {
+    Pending,
+    Eof,
+    Read(io::Error),
+    Write(io::Error),
+}
+
+#[derive(Default)]
+struct Half {
+    buf: Option<Box<[u8]>>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    done: bool,
+}
+
+impl Half {
+    fn pump(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &mut Conn,
+        dst: &mut Conn,
+        bytes: &mut u64,
+        read: &mut bool,
+        wrote: &mut bool,
+    ) -> Stop {
+        for _ in 0..ROUNDS_PER_POLL {
+            let buf = self
+                .buf
+                .get_or_insert_with(|| vec![0; BUF_SIZE].into_boxed_slice());
+            if self.start < self.end {
+                match Pin::new(&mut *dst).poll_write(cx, &buf[self.start..self.end]) {
+                    Poll::Pending => return Stop::Pending,
+                    Poll::Ready(Ok(0)) => {
+                        return Stop::Write(io::ErrorKind::WriteZero.into());
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.start += n;
+                        *bytes += n as u64;
+                        *wrote = true;
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Stop::Write(e),
+                }
+            }
+            if self.eof {
+                // Passes the end on (a TLS side sends close_notify, then FIN).
+                return match Pin::new(&mut *dst).poll_shutdown(cx) {
+                    Poll::Pending => Stop::Pending,
+                    Poll::Ready(_) => Stop::Eof,
+                };
+            }
+            let mut rb = ReadBuf::new(buf);
+            match Pin::new(&mut *src).poll_read(cx, &mut rb) {
+                Poll::Pending => {
+                    // Nothing more to read now: what the TLS layer still holds goes out.
+                    if let Poll::Ready(Err(e)) = Pin::new(&mut *dst).poll_flush(cx) {
+                        return Stop::Write(e);
+                    }
+                    return Stop::Pending;
+                }
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        self.eof = true;
+                    } else {
+                        (self.start, self.end) = (0, n);
+                        *read = true;
+                    }
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.eof = true;
+                }
+                Poll::Ready(Err(e)) => return Stop::Read(e),
+            }
+        }
+        cx.waker().wake_by_ref();
+        Stop::Pending
+    }
+}
+
+/// The relay of one session with TLS on at least one side.
+pub struct Relay<'a> {
+    client: &'a mut Conn,
+    server: &'a mut Conn,
+    traffic: &'a mut Traffic,
+    up: Half,
+    down: Half,
+    timeout_client: Option<Duration>,
+    timeout_server: Option<Duration>,
+    joint: bool,
+    client_seen: Instant,
+    server_seen: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// Relays until both directions end, one side fails, or a side stays idle past its timeout.
+pub fn relay<'a>(
+    client: &'a mut Conn,
+    server: &'a mut Conn,
+    timeouts: Timeouts,
+    traffic: &'a mut Traffic,
+) -> Relay<'a> {
+    let now = Instant::now();
+    let (timeout_client, timeout_server, joint) = match timeouts {
+        Timeouts::Sides { client, server } => (client, server, false),
+        Timeouts::Tunnel(t) => (Some(t), Some(t), true),
+    };
+    Relay {
+        client,
+        server,
+        traffic,
+        up: Half::default(),
+        down: Half::default(),
+        timeout_client,
+        timeout_server,
+        joint,
+        client_seen: now,
+        server_seen: now,
+        timer: None,
+    }
+}
+
+fn aborted(cause: Cause, doing: &str, e: &io::Error) -> Termination {
+    tracing::debug!("{doing}: {e}");
+    Termination::new(cause, Stage::Data)
+}
+
+impl Future for Relay<'_> {
+    type Output = Termination;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Termination> {
+        let this = self.get_mut();
+        let (mut cli_read, mut srv_wrote, mut srv_read, mut cli_wrote) =
+            (false, false, false, false);
+        if !this.up.done {
+            let bytes = &mut this.traffic.bytes_in;
+            match this.up.pump(
+                cx,
+                this.client,
+                this.server,
+                bytes,
+                &mut cli_read,
+                &mut srv_wrote,
+            ) {
+                Stop::Pending => {}
+                Stop::Eof => this.up.done = true,
+                Stop::Read(e) => {
+                    return Poll::Ready(aborted(Cause::ClientAbort, "reading the client", &e));
+                }
+                Stop::Write(e) => {
+                    return Poll::Ready(aborted(Cause::ServerAbort, "writing the server", &e));
+                }
+            }
+        }
+        if !this.down.done {
+            let bytes = &mut this.traffic.bytes_out;
+            match this.down.pump(
+                cx,
+                this.server,
+                this.client,
+                bytes,
+                &mut srv_read,
+                &mut cli_wrote,
+            ) {
+                Stop::Pending => {}
+                Stop::Eof => this.down.done = true,
+                Stop::Read(e) => {
+                    return Poll::Ready(aborted(Cause::ServerAbort, "reading the server", &e));
+                }
+                Stop::Write(e) => {
+                    return Poll::Ready(aborted(Cause::ClientAbort, "writing the client", &e));
+                }
+            }
+        }
+        // A direction's buffer goes once it is done.
+        for h in [&mut this.up, &mut this.down] {
+            if h.done {
+                h.buf = None;
+            }
+        }
+        if this.up.done && this.down.done {
+            return Poll::Ready(Termination::NORMAL);
+        }
+        let (mut cli_active, mut srv_active) = (cli_read || cli_wrote, srv_read || srv_wrote);
+        if this.joint {
+            cli_active |= srv_active;
+            srv_active = cli_active;
+        }
+        let now = Instant::now();
+        if cli_active {
+            this.client_seen = now;
+        }
+        if srv_active {
+            this.server_seen = now;
+        }
+        let c = this.timeout_client.map(|t| this.client_seen + t);
+        let s = this.timeout_server.map(|t| this.server_seen + t);
+        let Some(deadline) = c.into_iter().chain(s).min() else {
+            return Poll::Pending;
+        };
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            if c.is_some_and(|d| d <= now) {
+                return Poll::Ready(Termination::new(Cause::ClientTimeout, Stage::Data));
+            }
+            if s.is_some_and(|d| d <= now) {
+                return Poll::Ready(Termination::new(Cause::ServerTimeout, Stage::Data));
+            }
+            timer.as_mut().reset(deadline);
+        }
+    }
+}
