@@ -21,7 +21,7 @@ use crate::forward::{Timeouts, Traffic};
 use crate::rules::sample::Facts;
 use crate::stick::{Key, StickCtx, Tracked};
 use crate::target::Refusal;
-use crate::tls::Conn;
+use crate::tls::Sock;
 use crate::{balance, connect, forward, log, route, target};
 
 /// What ended a session: the first character of HAProxy's termination state.
@@ -275,7 +275,7 @@ async fn stages<'rt>(
         return end;
     }
     let (mut client, info) = match tls {
-        None => (Conn::Plain(client), None),
+        None => (Sock::Plain(client), None),
         Some(t) => match handshake(rt, client, t, rec).await {
             Ok((c, info)) => (c, Some(info)),
             Err(end) => return end,
@@ -307,7 +307,7 @@ async fn stages<'rt>(
     let forwarding = async {
         match (&client, &server) {
             // Both plain: splice.
-            (Conn::Plain(c), Conn::Plain(s)) => {
+            (Sock::Plain(c), Sock::Plain(s)) => {
                 forward::forward(c, s, timeouts, &mut rec.traffic).await
             }
             _ => forward::relay::relay(&mut client, &mut server, timeouts, &mut rec.traffic).await,
@@ -359,7 +359,7 @@ async fn handshake(
     tcp: TcpStream,
     tls: &crate::tls::BindTls,
     rec: &mut Record,
-) -> Result<(Conn, Box<crate::tls::Info>), Termination> {
+) -> Result<(Sock, Box<crate::tls::Info>), Termination> {
     use crate::tls::Handshake;
     let limit = rt.cfg.frontends[rec.frontend]
         .timeout_client
@@ -367,7 +367,7 @@ async fn handshake(
     match crate::tls::accept(tcp, tls, limit).await {
         Ok((stream, info)) => {
             rec.name = info.sni.as_deref().map(Box::from);
-            Ok((Conn::from(stream), Box::new(info)))
+            Ok((stream, Box::new(info)))
         }
         Err(e) => {
             tracing::info!(client = %rec.client, frontend = %rt.cfg.frontends[rec.frontend].name, "{e}");
@@ -385,12 +385,12 @@ async fn handshake(
 /// it. `tls` is what the client's handshake told, on a bind that terminates TLS.
 async fn setup<'rt>(
     rt: &'rt Runtime,
-    conn: &Conn,
+    conn: &Sock,
     tls: Option<&crate::tls::Info>,
     rec: &mut Record,
     listen_port: u16,
     in_server: &mut Option<Presence<'rt>>,
-) -> Result<(Conn, Timeouts), Termination> {
+) -> Result<(Sock, Timeouts), Termination> {
     let fe = &rt.cfg.frontends[rec.frontend];
     // What the connection rules tracked stays tracked for the content rules.
     let stick = StickCtx {
@@ -412,8 +412,8 @@ async fn setup<'rt>(
     // The plain socket, for peeking and for telling a refused client why; a TLS client's bytes
     // are not peeked (its name is the handshake's SNI).
     let client = match conn {
-        Conn::Plain(c) => Some(c),
-        Conn::Tls(_) => None,
+        Sock::Plain(c) => Some(c),
+        Sock::Tls(_) => None,
     };
 
     // classify
@@ -515,7 +515,7 @@ async fn setup<'rt>(
         .unwrap_or(std::time::Duration::from_secs(30));
     let srv = rec.server.unwrap_or(srv);
     let mut server = match &backend.servers[srv].tls {
-        None => Conn::Plain(server),
+        None => Sock::Plain(server),
         Some(t) => {
             rec.termination.stage = Stage::Connect;
             let sni = backend.servers[srv]
@@ -527,7 +527,7 @@ async fn setup<'rt>(
                 .unwrap_or(crate::config::validate::DEFAULT_TIMEOUT_CONNECT);
             match crate::tls::connect(server, t, sni.as_deref(), to.get().ip(), connect_limit).await
             {
-                Ok(s) => Conn::from(s),
+                Ok(s) => s,
                 Err(e) => {
                     tracing::info!(client = %rec.client, server = %to, backend = %backend.name, "TLS to the server failed: {e}");
                     rt.policy.tls_failed.fetch_add(1, Relaxed);
@@ -540,7 +540,7 @@ async fn setup<'rt>(
     // replay: the peeked bytes go first, as received.
     if !peeked.buf.is_empty() {
         let written = match &mut server {
-            Conn::Plain(s) => tokio::time::timeout(limit, forward::write_all(s, &peeked.buf)).await,
+            Sock::Plain(s) => tokio::time::timeout(limit, forward::write_all(s, &peeked.buf)).await,
             tls => {
                 use tokio::io::AsyncWriteExt;
                 let write = async {

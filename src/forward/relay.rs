@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::{Timeouts, Traffic};
 use crate::session::{Cause, Stage, Termination};
-use crate::tls::Conn;
+use crate::tls::Sock;
 
 const BUF_SIZE: usize = 16 * 1024;
 
@@ -45,8 +45,8 @@ impl Half {
     fn pump(
         &mut self,
         cx: &mut Context<'_>,
-        src: &mut Conn,
-        dst: &mut Conn,
+        src: &mut Sock,
+        dst: &mut Sock,
         bytes: &mut u64,
         read: &mut bool,
         wrote: &mut bool,
@@ -108,8 +108,8 @@ impl Half {
 
 /// The relay of one session with TLS on at least one side.
 pub struct Relay<'a> {
-    client: &'a mut Conn,
-    server: &'a mut Conn,
+    client: &'a mut Sock,
+    server: &'a mut Sock,
     traffic: &'a mut Traffic,
     up: Half,
     down: Half,
@@ -123,8 +123,8 @@ pub struct Relay<'a> {
 
 /// Relays until both directions end, one side fails, or a side stays idle past its timeout.
 pub fn relay<'a>(
-    client: &'a mut Conn,
-    server: &'a mut Conn,
+    client: &'a mut Sock,
+    server: &'a mut Sock,
     timeouts: Timeouts,
     traffic: &'a mut Traffic,
 ) -> Relay<'a> {

@@ -16,7 +16,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 use super::serve::based;
 use super::{TlsError, Verify, alpn_list, roots};
@@ -127,7 +126,7 @@ pub async fn connect(
     sni: Option<&str>,
     server_ip: IpAddr,
     limit: Duration,
-) -> std::io::Result<TlsStream<TcpStream>> {
+) -> std::io::Result<super::Sock> {
     let named = sni.and_then(|s| ServerName::try_from(s.to_string()).ok());
     let (config, name) = match named {
         Some(n) => (&tls.with_sni, n),
@@ -135,7 +134,10 @@ pub async fn connect(
     };
     let connector = tokio_rustls::TlsConnector::from(config.clone());
     match tokio::time::timeout(limit, connector.connect(name, tcp)).await {
-        Ok(r) => r,
+        Ok(r) => r.map(|s| {
+            let (tcp, conn) = s.into_inner();
+            super::Sock::tls(tcp, conn)
+        }),
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "TLS handshake with the server timed out",

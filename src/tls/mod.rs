@@ -7,9 +7,9 @@
 //! The sessions only get the built `rustls` configurations.
 
 mod certs;
-mod conn;
 mod dial;
 mod serve;
+mod sock;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -19,9 +19,9 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 pub use certs::subject_dn;
-pub use conn::Conn;
 pub use dial::{ServerTls, ServerTlsOpts, connect};
 pub use serve::{BindTls, BindTlsOpts, Handshake, Info, accept};
+pub use sock::Sock;
 
 /// The crypto provider every configuration is built with (explicit, so that no other crate's
 /// choice of default can change it).

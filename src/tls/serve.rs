@@ -8,7 +8,6 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 
 use super::certs::Store;
 use super::{TlsError, Verify, Version, alpn_list, roots};
@@ -161,7 +160,7 @@ pub async fn accept(
     tcp: TcpStream,
     tls: &BindTls,
     limit: Duration,
-) -> Result<(TlsStream<TcpStream>, Info), Handshake> {
+) -> Result<(super::Sock, Info), Handshake> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
     let stream = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
         Err(_) => return Err(Handshake::Timeout),
@@ -203,5 +202,6 @@ pub async fn accept(
             .map(str::to_string),
         authority: None,
     };
-    Ok((stream, info))
+    let (tcp, conn) = stream.into_inner();
+    Ok((super::Sock::tls(tcp, conn), info))
 }

@@ -1,0 +1,349 @@
+//! One side of a session once TLS may be on it: the plain socket, or a TLS session over it.
+//!
+//! [`Sock`] is used through `&self`, like tokio's `TcpStream` (`readable`, `try_read_buf`,
+//! `try_write`, `writable`), so the http-mode code drives a TLS client or server exactly as it
+//! drives a plain one, and also through `AsyncRead`/`AsyncWrite` (the relay, tunnels). The TLS
+//! state is a `rustls::Connection` behind a mutex that is never held across an await (only one
+//! task ever uses a session, so it is never contended). The handshake itself is tokio-rustls's;
+//! the data phase is ours, because tokio-rustls's streams need `&mut` for every read and write.
+//!
+//! Written bytes may wait in rustls's buffer when the socket is full: [`Sock::pending`] says so,
+//! and [`Sock::writable`] / [`Sock::flushed`] wait until they are on the wire. Reading first
+//! flushes, so a request is never left half-sent while we wait for its answer.
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+pub enum Sock {
+    Plain(TcpStream),
+    /// Boxed: a TLS session is large, and most sessions are plain.
+    Tls(Box<TlsSock>),
+}
+
+pub struct TlsSock {
+    tcp: TcpStream,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    conn: rustls::Connection,
+    /// close_notify queued (by a shutdown).
+    closing: bool,
+    /// The socket reached its end.
+    eof: bool,
+}
+
+/// The socket as `std::io` wants it, non-blocking.
+struct Raw<'a>(&'a TcpStream);
+
+impl Read for Raw<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Raw<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn would_block() -> io::Error {
+    io::ErrorKind::WouldBlock.into()
+}
+
+impl TlsSock {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends what rustls holds: `Ok` when all of it went, `WouldBlock` when the socket is full.
+    fn flush_now(&self, i: &mut Inner) -> io::Result<()> {
+        while i.conn.wants_write() {
+            i.conn.write_tls(&mut Raw(&self.tcp))?;
+        }
+        Ok(())
+    }
+
+    fn try_read(&self, out: &mut [u8]) -> io::Result<usize> {
+        let mut i = self.lock();
+        loop {
+            match i.conn.reader().read(out) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The peer closed its socket without close_notify: an end like any other.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if i.eof {
+                return Ok(0);
+            }
+            match i.conn.read_tls(&mut Raw(&self.tcp)) {
+                Ok(0) => i.eof = true,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = i.conn.process_new_packets() {
+                // Tell the peer why (an alert), best effort.
+                let _ = self.flush_now(&mut i);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            // Key updates, tickets, alerts to answer.
+            if i.conn.wants_write() {
+                match self.flush_now(&mut i) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        let mut i = self.lock();
+        self.flush_now(&mut i)?;
+        let n = i.conn.writer().write(bytes)?;
+        if n == 0 && !bytes.is_empty() {
+            return Err(would_block());
+        }
+        match self.flush_now(&mut i) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(n),
+        }
+    }
+
+    /// Whether there is something to read without waiting for the socket: decrypted bytes, or
+    /// the end.
+    fn has_input(&self) -> io::Result<bool> {
+        let mut i = self.lock();
+        if i.eof {
+            return Ok(true);
+        }
+        let st = i
+            .conn
+            .process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(st.plaintext_bytes_to_read() > 0 || st.peer_has_closed())
+    }
+
+    fn pending(&self) -> bool {
+        self.lock().conn.wants_write()
+    }
+
+    fn poll_flush_tls(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match self.flush_now(&mut self.lock()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.tcp.poll_write_ready(cx))?;
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+impl Sock {
+    /// A TLS session whose handshake tokio-rustls completed.
+    pub fn tls(tcp: TcpStream, conn: impl Into<rustls::Connection>) -> Sock {
+        Sock::Tls(Box::new(TlsSock {
+            tcp,
+            inner: Mutex::new(Inner {
+                conn: conn.into(),
+                closing: false,
+                eof: false,
+            }),
+        }))
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Sock::Plain(s) => s,
+            Sock::Tls(t) => &t.tcp,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Sock::Tls(_))
+    }
+
+    /// Waits until a read may find bytes (a TLS side first sends what it still holds).
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Sock::Plain(s) => s.readable().await,
+            Sock::Tls(t) => {
+                if t.pending() {
+                    self.flushed().await?;
+                }
+                if t.has_input()? {
+                    return Ok(());
+                }
+                t.tcp.readable().await
+            }
+        }
+    }
+
+    /// Reads what is there into `buf`'s spare room (growing it if it has none).
+    pub fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Sock::Plain(s) => s.try_read_buf(buf),
+            Sock::Tls(t) => {
+                if buf.capacity() == buf.len() {
+                    buf.reserve(16 * 1024);
+                }
+                let start = buf.len();
+                buf.resize(buf.capacity(), 0);
+                let r = t.try_read(&mut buf[start..]);
+                buf.truncate(start + *r.as_ref().unwrap_or(&0));
+                r
+            }
+        }
+    }
+
+    /// Forgets a plain socket's read readiness after a short read drained it (so the next wait
+    /// goes to epoll rather than a read that would say EAGAIN). Nothing to do with TLS.
+    pub fn drained(&self) {
+        if let Sock::Plain(s) = self {
+            let _ = s.try_io(tokio::io::Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+    }
+
+    /// Writes what the socket takes now. On a TLS side the bytes may still wait in rustls
+    /// (see [`Sock::pending`]).
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Plain(s) => s.try_write(bytes),
+            Sock::Tls(t) => t.try_write(bytes),
+        }
+    }
+
+    /// Whether written bytes still wait to go out (TLS only).
+    pub fn pending(&self) -> bool {
+        match self {
+            Sock::Plain(_) => false,
+            Sock::Tls(t) => t.pending(),
+        }
+    }
+
+    /// Waits until a write may go through.
+    pub async fn writable(&self) -> io::Result<()> {
+        match self {
+            Sock::Plain(s) => s.writable().await,
+            Sock::Tls(_) => self.flushed().await,
+        }
+    }
+
+    /// Waits until every written byte is on the wire.
+    pub async fn flushed(&self) -> io::Result<()> {
+        match self {
+            Sock::Plain(_) => Ok(()),
+            Sock::Tls(t) => std::future::poll_fn(|cx| t.poll_flush_tls(cx)).await,
+        }
+    }
+
+    /// Whether an idle connection is still open with nothing unexpected to read.
+    pub fn still_open(&self) -> bool {
+        let mut b = [0u8; 1];
+        match self {
+            Sock::Plain(s) => {
+                matches!(s.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            // Any byte from an idle TLS server (a close_notify, most likely) ends its reuse.
+            Sock::Tls(t) => {
+                let waker = std::task::Waker::noop();
+                let mut cx = Context::from_waker(waker);
+                let mut rb = ReadBuf::new(&mut b);
+                !t.has_input().unwrap_or(true) && t.tcp.poll_peek(&mut cx, &mut rb).is_pending()
+            }
+        }
+    }
+
+    /// Ends our sending side: a TLS side sends close_notify first. Best effort, no waiting.
+    pub fn shutdown_write(&self) {
+        if let Sock::Tls(t) = self {
+            let mut i = t.lock();
+            i.conn.send_close_notify();
+            i.closing = true;
+            let _ = t.flush_now(&mut i);
+        }
+        let _ = socket2::SockRef::from(self.tcp()).shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl AsyncRead for Sock {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Sock::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Sock::Tls(t) => loop {
+                match t.try_read(buf.initialize_unfilled()) {
+                    Ok(n) => {
+                        buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready!(t.tcp.poll_read_ready(cx))?;
+                    }
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            },
+        }
+    }
+}
+
+impl AsyncWrite for Sock {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Sock::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Sock::Tls(t) => loop {
+                match t.try_write(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready!(t.tcp.poll_write_ready(cx))?;
+                    }
+                    r => return Poll::Ready(r),
+                }
+            },
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Sock::Plain(s) => Pin::new(s).poll_flush(cx),
+            Sock::Tls(t) => t.poll_flush_tls(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Sock::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Sock::Tls(t) => {
+                {
+                    let mut i = t.lock();
+                    if !i.closing {
+                        i.conn.send_close_notify();
+                        i.closing = true;
+                    }
+                }
+                ready!(t.poll_flush_tls(cx))?;
+                let _ = socket2::SockRef::from(&t.tcp).shutdown(std::net::Shutdown::Write);
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+}
