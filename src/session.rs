@@ -180,12 +180,17 @@ pub async fn run(
     };
     let _ = client.set_nodelay(true);
     let _in_frontend = rt.enter_frontend(frontend);
+    let tls = rt.cfg.frontends[frontend]
+        .binds
+        .get(bind)
+        .and_then(|b| b.tls.clone());
     if rt.cfg.frontends[frontend].mode == crate::config::model::Mode::Http {
         // Boxed: the request loop's state must not size every tcp-mode session's task.
         Box::pin(crate::l7::stream::run(
             &rt,
             frontend,
             client,
+            tls.as_deref(),
             peer,
             local,
             listen_port,
@@ -204,19 +209,29 @@ pub async fn run(
         finished: false,
         rec: Record::new(peer, local, SystemTime::now(), frontend),
     };
-    let tls = rt.cfg.frontends[frontend]
-        .binds
-        .get(bind)
-        .and_then(|b| b.tls.clone());
-    let end = stages(
-        &rt,
-        client,
-        tls.as_deref(),
-        &mut live.rec,
-        listen_port,
-        &mut in_server,
-    )
-    .await;
+    let end = 'end: {
+        // `tcp-request connection` rules see the connection before any handshake, as in HAProxy.
+        if let Err(end) = connection_rules(&rt, &mut live.rec) {
+            break 'end end;
+        }
+        let (client, info) = match tls.as_deref() {
+            None => (Sock::Plain(client), None),
+            // Boxed: a handshake in progress is large and over before forwarding starts.
+            Some(t) => match Box::pin(handshake(&rt, client, t, &mut live.rec)).await {
+                Ok((c, info)) => (c, Some(info)),
+                Err(end) => break 'end end,
+            },
+        };
+        stages(
+            &rt,
+            &client,
+            info,
+            &mut live.rec,
+            listen_port,
+            &mut in_server,
+        )
+        .await
+    };
     live.rec.termination = end;
     live.finish();
 }
@@ -264,35 +279,24 @@ impl Drop for Live<'_> {
 /// midway.
 async fn stages<'rt>(
     rt: &'rt Runtime,
-    client: TcpStream,
-    tls: Option<&crate::tls::BindTls>,
+    client: &Sock,
+    info: Option<Box<crate::tls::Info>>,
     rec: &mut Record,
     listen_port: u16,
     in_server: &mut Option<Presence<'rt>>,
 ) -> Termination {
-    // `tcp-request connection` rules see the connection before any handshake, as in HAProxy.
-    if let Err(end) = connection_rules(rt, rec) {
-        return end;
-    }
-    let (mut client, info) = match tls {
-        None => (Sock::Plain(client), None),
-        Some(t) => match handshake(rt, client, t, rec).await {
-            Ok((c, info)) => (c, Some(info)),
-            Err(end) => return end,
-        },
-    };
     // Boxed: everything before forwarding (the peek buffer, rules, DNS, connect timers) lives only
     // until the connection is set up; inline it would size every session's task for its whole life,
     // idle ones included.
     let setup = Box::pin(setup(
         rt,
-        &client,
+        client,
         info.as_deref(),
         rec,
         listen_port,
         in_server,
     ));
-    let (mut server, timeouts) = match setup.await {
+    let (server, timeouts) = match setup.await {
         Ok(s) => s,
         Err(end) => return end,
     };
@@ -304,15 +308,7 @@ async fn stages<'rt>(
         }
         _ => None,
     };
-    let forwarding = async {
-        match (&client, &server) {
-            // Both plain: splice.
-            (Sock::Plain(c), Sock::Plain(s)) => {
-                forward::forward(c, s, timeouts, &mut rec.traffic).await
-            }
-            _ => forward::relay::relay(&mut client, &mut server, timeouts, &mut rec.traffic).await,
-        }
-    };
+    let forwarding = forward::start(client, &server, timeouts, &mut rec.traffic);
     match watch_down {
         None => forwarding.await,
         Some(mut down) => tokio::select! {
@@ -541,14 +537,7 @@ async fn setup<'rt>(
     if !peeked.buf.is_empty() {
         let written = match &mut server {
             Sock::Plain(s) => tokio::time::timeout(limit, forward::write_all(s, &peeked.buf)).await,
-            tls => {
-                use tokio::io::AsyncWriteExt;
-                let write = async {
-                    tls.write_all(&peeked.buf).await?;
-                    tls.flush().await
-                };
-                tokio::time::timeout(limit, write).await
-            }
+            tls => tokio::time::timeout(limit, tls.write_all(&peeked.buf)).await,
         };
         match written {
             Ok(Ok(())) => rec.traffic.bytes_in += peeked.buf.len() as u64,

@@ -407,6 +407,38 @@ impl Future for Forward<'_> {
     }
 }
 
+/// A session's forwarding: splice between two plain sockets, else the copying relay.
+pub enum Forwarding<'a> {
+    Splice(Forward<'a>),
+    /// Boxed: only sessions with TLS on a side pay for it.
+    Relay(Pin<Box<relay::Relay<'a>>>),
+}
+
+/// Forwards between `client` and `server`, spliced when both are plain.
+pub fn start<'a>(
+    client: &'a crate::tls::Sock,
+    server: &'a crate::tls::Sock,
+    timeouts: Timeouts,
+    traffic: &'a mut Traffic,
+) -> Forwarding<'a> {
+    use crate::tls::Sock;
+    match (client, server) {
+        (Sock::Plain(c), Sock::Plain(s)) => Forwarding::Splice(forward(c, s, timeouts, traffic)),
+        (c, s) => Forwarding::Relay(Box::pin(relay::relay(c, s, timeouts, traffic))),
+    }
+}
+
+impl Future for Forwarding<'_> {
+    type Output = Termination;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Termination> {
+        match self.get_mut() {
+            Forwarding::Splice(f) => Pin::new(f).poll(cx),
+            Forwarding::Relay(r) => r.as_mut().poll(cx),
+        }
+    }
+}
+
 /// Writes all of `buf` to a shared stream.
 pub async fn write_all(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
     while !buf.is_empty() {

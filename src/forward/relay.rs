@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::ReadBuf;
 use tokio::time::{Instant, Sleep};
 
 use super::{Timeouts, Traffic};
@@ -45,8 +45,8 @@ impl Half {
     fn pump(
         &mut self,
         cx: &mut Context<'_>,
-        src: &mut Sock,
-        dst: &mut Sock,
+        src: &Sock,
+        dst: &Sock,
         bytes: &mut u64,
         read: &mut bool,
         wrote: &mut bool,
@@ -56,7 +56,7 @@ impl Half {
                 .buf
                 .get_or_insert_with(|| vec![0; BUF_SIZE].into_boxed_slice());
             if self.start < self.end {
-                match Pin::new(&mut *dst).poll_write(cx, &buf[self.start..self.end]) {
+                match dst.poll_write_ref(cx, &buf[self.start..self.end]) {
                     Poll::Pending => return Stop::Pending,
                     Poll::Ready(Ok(0)) => {
                         return Stop::Write(io::ErrorKind::WriteZero.into());
@@ -72,16 +72,16 @@ impl Half {
             }
             if self.eof {
                 // Passes the end on (a TLS side sends close_notify, then FIN).
-                return match Pin::new(&mut *dst).poll_shutdown(cx) {
+                return match dst.poll_shutdown_ref(cx) {
                     Poll::Pending => Stop::Pending,
                     Poll::Ready(_) => Stop::Eof,
                 };
             }
             let mut rb = ReadBuf::new(buf);
-            match Pin::new(&mut *src).poll_read(cx, &mut rb) {
+            match src.poll_read_ref(cx, &mut rb) {
                 Poll::Pending => {
                     // Nothing more to read now: what the TLS layer still holds goes out.
-                    if let Poll::Ready(Err(e)) = Pin::new(&mut *dst).poll_flush(cx) {
+                    if let Poll::Ready(Err(e)) = dst.poll_flush_ref(cx) {
                         return Stop::Write(e);
                     }
                     return Stop::Pending;
@@ -108,8 +108,8 @@ impl Half {
 
 /// The relay of one session with TLS on at least one side.
 pub struct Relay<'a> {
-    client: &'a mut Sock,
-    server: &'a mut Sock,
+    client: &'a Sock,
+    server: &'a Sock,
     traffic: &'a mut Traffic,
     up: Half,
     down: Half,
@@ -123,8 +123,8 @@ pub struct Relay<'a> {
 
 /// Relays until both directions end, one side fails, or a side stays idle past its timeout.
 pub fn relay<'a>(
-    client: &'a mut Sock,
-    server: &'a mut Sock,
+    client: &'a Sock,
+    server: &'a Sock,
     timeouts: Timeouts,
     traffic: &'a mut Traffic,
 ) -> Relay<'a> {

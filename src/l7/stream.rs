@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpStream;
+
+use crate::tls::Sock;
 use tokio::time::Instant;
 
 use super::cookie::{self, Seen};
@@ -25,7 +27,7 @@ use crate::classify::http::{self as req_parse, HttpError, Request};
 use crate::config::model::{
     Backend, CookieMode, Frontend, HttpAction, HttpConnMode, HttpRule, HttpSettings,
 };
-use crate::forward::{Timeouts, Traffic, write_all};
+use crate::forward::{Timeouts, Traffic};
 use crate::rules::sample::Facts;
 use crate::session::{self, Cause, Failure, Live, Record, Stage, Termination};
 use crate::stick::{StickCtx, Tracked};
@@ -107,7 +109,7 @@ impl Buf {
         }
     }
     /// Reads what the socket has (waiting for it); `Ok(0)` at its end.
-    async fn fill(&mut self, s: &TcpStream) -> std::io::Result<usize> {
+    async fn fill(&mut self, s: &Sock) -> std::io::Result<usize> {
         if self.pos > 0 {
             self.data.drain(..self.pos);
             self.pos = 0;
@@ -126,9 +128,7 @@ impl Buf {
                         // A short read drained the socket: forget its readiness now, so that the
                         // next wait goes to epoll instead of a read that would say EAGAIN (tokio
                         // keeps the readiness if an event came in meanwhile).
-                        let _ = s.try_io(tokio::io::Interest::READABLE, || {
-                            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-                        });
+                        s.drained();
                     }
                     return Ok(n);
                 }
@@ -150,11 +150,11 @@ async fn within<T>(limit: Option<Duration>, f: impl std::future::Future<Output =
 /// through at once (the usual case) reads no clock and arms no timer.
 async fn write_within(
     limit: Option<Duration>,
-    s: &TcpStream,
+    s: &Sock,
     mut bytes: &[u8],
 ) -> Option<std::io::Result<()>> {
     match s.try_write(bytes) {
-        Ok(n) if n == bytes.len() => return Some(Ok(())),
+        Ok(n) if n == bytes.len() && !s.pending() => return Some(Ok(())),
         Ok(n) => bytes = &bytes[n..],
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         Err(e) => return Some(Err(e)),
@@ -162,11 +162,16 @@ async fn write_within(
     within(limit, write_all(s, bytes)).await
 }
 
+/// Writes all of `buf` and waits until it is on the wire.
+async fn write_all(s: &Sock, buf: &[u8]) -> std::io::Result<()> {
+    s.write_all(buf).await
+}
+
 /// A server connection kept open after a response, for this client's next request to that server.
 struct Idle {
     backend: usize,
     server: usize,
-    stream: TcpStream,
+    stream: Sock,
     buf: Buf,
 }
 
@@ -225,9 +230,9 @@ async fn relay_body(
     mut first: Vec<u8>,
     mut lead: usize,
     buf: &mut Buf,
-    from: &TcpStream,
+    from: &Sock,
     from_side: Side,
-    to: &TcpStream,
+    to: &Sock,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     moved: &mut u64,
@@ -320,7 +325,9 @@ async fn relay_body(
 struct Conn<'rt> {
     rt: &'rt Runtime,
     fe_idx: usize,
-    client: TcpStream,
+    client: Sock,
+    /// What the TLS handshake told, on a bind that terminates TLS.
+    tls: Option<Box<crate::tls::Info>>,
     cbuf: Buf,
     peer: SocketAddr,
     local: SocketAddr,
@@ -349,18 +356,19 @@ enum Next<'rt> {
 }
 
 struct Tunnel<'rt> {
-    server: TcpStream,
+    server: Sock,
     sbuf: Buf,
     timeouts: Timeouts,
     /// The server's slot (maxconn, leastconn) stays taken while the tunnel lasts.
     _slot: Option<Presence<'rt>>,
 }
 
-/// Runs one `mode http` client connection to its end.
+/// Runs one `mode http` client connection to its end (`tls`: the bind terminates TLS).
 pub async fn run(
     rt: &Runtime,
     fe_idx: usize,
     client: TcpStream,
+    tls: Option<&crate::tls::BindTls>,
     peer: SocketAddr,
     local: SocketAddr,
     listen_port: u16,
@@ -369,33 +377,71 @@ pub async fn run(
     // An IPv4 client on a dual-stack socket is seen as ::ffff:a.b.c.d; rules, tables, logs and
     // X-Forwarded-For want a.b.c.d.
     let (peer, local) = (crate::addr::canonical(peer), crate::addr::canonical(local));
+    let stick = (!rt.tables.is_empty()).then(|| StickCtx {
+        tables: &rt.tables,
+        own: fe.table,
+        tracked: Default::default(),
+    });
+    // tcp-request connection rules, once per connection, before any handshake.
+    let facts = Facts {
+        client: peer,
+        dst: local,
+        hello: None,
+        http: None,
+        peeked: 0,
+        raw: &[],
+        stick: stick.as_ref(),
+        res: None,
+        tls: None,
+    };
+    let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
+    let refused = |end: Termination| {
+        let mut live = new_live(rt, peer, local, fe_idx, SystemTime::now(), Instant::now());
+        live.rec.termination = end;
+        live.rec.http.as_mut().expect("http record").request_line = "<BADREQ>".into();
+        live.finish();
+    };
+    let (client, info) = match tls {
+        _ if verdict == Some(false) => (Sock::Plain(client), None),
+        None => (Sock::Plain(client), None),
+        Some(t) => {
+            let limit = fe.timeout_client.unwrap_or(Duration::from_secs(5));
+            match crate::tls::accept(client, t, limit).await {
+                Ok((s, info)) => (s, Some(Box::new(info))),
+                Err(e) => {
+                    use crate::tls::Handshake;
+                    tracing::info!(client = %peer, frontend = %fe.name, "{e}");
+                    rt.policy.tls_failed.fetch_add(1, Relaxed);
+                    let cause = match e {
+                        Handshake::Timeout => Cause::ClientTimeout,
+                        Handshake::Refused(_) => Cause::Proxy,
+                        Handshake::Failed(_) => Cause::ClientAbort,
+                    };
+                    refused(Termination::new(cause, Stage::Request));
+                    return;
+                }
+            }
+        }
+    };
     let mut conn = Conn {
         rt,
         fe_idx,
         client,
+        tls: info,
         cbuf: Buf::default(),
         peer,
         local,
         listen_port,
         idle: Vec::new(),
-        stick: (!rt.tables.is_empty()).then(|| StickCtx {
-            tables: &rt.tables,
-            own: fe.table,
-            tracked: Default::default(),
-        }),
+        stick,
         served: 0,
         traffic: Traffic::default(),
     };
-    // tcp-request connection rules, once per connection.
-    let facts = conn.facts(None, &[]);
-    let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
     if verdict == Some(false) {
         rt.policy.rejected.fetch_add(1, Relaxed);
-        let mut live = conn.live(SystemTime::now(), Instant::now());
-        live.rec.termination = Termination::new(Cause::Proxy, Stage::Request);
-        live.rec.http.as_mut().expect("http record").request_line = "<BADREQ>".into();
-        live.finish();
-    } else {
+        refused(Termination::new(Cause::Proxy, Stage::Request));
+    }
+    if verdict != Some(false) {
         loop {
             match conn.exchange().await {
                 Next::Again => continue,
@@ -421,6 +467,29 @@ pub async fn run(
     }
 }
 
+/// A request's record on its way to the log.
+fn new_live(
+    rt: &Runtime,
+    peer: SocketAddr,
+    local: SocketAddr,
+    fe_idx: usize,
+    at: SystemTime,
+    started: Instant,
+) -> Live<'_> {
+    Live {
+        rt,
+        started,
+        finished: false,
+        rec: Record {
+            http: Some(Box::new(HttpLog {
+                cookie: ['-', '-'],
+                ..HttpLog::default()
+            })),
+            ..Record::new(peer, local, at, fe_idx)
+        },
+    }
+}
+
 /// Whether a backend is its frontend's own section (a `listen`): its rules are not run twice.
 fn same_section(fe: &Frontend, be: &Backend) -> bool {
     fe.pos == be.pos
@@ -437,23 +506,12 @@ impl<'rt> Conn<'rt> {
             raw,
             stick: self.stick.as_ref(),
             res: None,
-            tls: None,
+            tls: self.tls.as_deref(),
         }
     }
 
     fn live(&self, at: SystemTime, started: Instant) -> Live<'rt> {
-        Live {
-            rt: self.rt,
-            started,
-            finished: false,
-            rec: Record {
-                http: Some(Box::new(HttpLog {
-                    cookie: ['-', '-'],
-                    ..HttpLog::default()
-                })),
-                ..Record::new(self.peer, self.local, at, self.fe_idx)
-            },
-        }
+        new_live(self.rt, self.peer, self.local, self.fe_idx, at, started)
     }
 
     /// Sends a response we made and ends the request (and the connection).
@@ -909,8 +967,40 @@ impl<'rt> Conn<'rt> {
                     )
                     .await
                     {
-                        Ok((s, _)) => {
+                        Ok((s, to)) => {
                             let _ = s.set_nodelay(true);
+                            let srv = live.rec.server.unwrap_or(srv);
+                            let s = match &be.servers[srv].tls {
+                                None => Sock::Plain(s),
+                                Some(t) => {
+                                    let facts = self.facts(Some(&req), &out);
+                                    let sni =
+                                        be.servers[srv].sni.as_ref().and_then(|e| e.eval(&facts));
+                                    let limit = be.timeout_connect.unwrap_or(
+                                        crate::config::validate::DEFAULT_TIMEOUT_CONNECT,
+                                    );
+                                    match crate::tls::connect(
+                                        s,
+                                        t,
+                                        sni.as_deref(),
+                                        to.get().ip(),
+                                        limit,
+                                    )
+                                    .await
+                                    {
+                                        Ok(s) => s,
+                                        Err(e) => {
+                                            tracing::info!(client = %self.peer, server = %to, backend = %be.name, "TLS to the server failed: {e}");
+                                            rt.policy.tls_failed.fetch_add(1, Relaxed);
+                                            let end = Termination::new(
+                                                Cause::ServerAbort,
+                                                Stage::Connect,
+                                            );
+                                            return self.error(live, 503, Some(be), end).await;
+                                        }
+                                    }
+                                }
+                            };
                             (s, Buf::default(), false)
                         }
                         Err(Failure { end, refusal }) => {
@@ -1166,7 +1256,7 @@ impl<'rt> Conn<'rt> {
     /// read (a denied upload, pipelined requests); closing over them would reset the connection and
     /// the client could lose the response. So: FIN, then read and drop for a moment.
     async fn linger(&mut self) {
-        let _ = socket2::SockRef::from(&self.client).shutdown(std::net::Shutdown::Write);
+        self.client.shutdown_write();
         let mut dropped = 0usize;
         let deadline = Instant::now() + LINGER;
         let mut scratch = Buf::default();
@@ -1196,16 +1286,20 @@ impl<'rt> Conn<'rt> {
             return;
         }
         let mut traffic = Traffic::default();
-        let _ = crate::forward::forward(&self.client, &server, timeouts, &mut traffic).await;
+        let _ = match (&self.client, &server) {
+            (Sock::Plain(c), Sock::Plain(s)) => {
+                crate::forward::forward(c, s, timeouts, &mut traffic).await
+            }
+            (c, s) => crate::forward::relay::relay(c, s, timeouts, &mut traffic).await,
+        };
         self.traffic.bytes_in += traffic.bytes_in;
         self.traffic.bytes_out += traffic.bytes_out;
     }
 }
 
 /// Whether an idle server connection is still usable: nothing to read, not closed.
-fn still_open(s: &TcpStream) -> bool {
-    let mut b = [0u8; 1];
-    matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+fn still_open(s: &Sock) -> bool {
+    s.still_open()
 }
 
 /// How a response went.
@@ -1248,7 +1342,7 @@ struct Exchange<'c, 'rt> {
 impl Exchange<'_, '_> {
     async fn response(
         &self,
-        server: &TcpStream,
+        server: &Sock,
         sbuf: &mut Buf,
         sent_at: Instant,
         moved: &mut u64,

@@ -2,7 +2,7 @@
 //!
 //! [`Sock`] is used through `&self`, like tokio's `TcpStream` (`readable`, `try_read_buf`,
 //! `try_write`, `writable`), so the http-mode code drives a TLS client or server exactly as it
-//! drives a plain one, and also through `AsyncRead`/`AsyncWrite` (the relay, tunnels). The TLS
+//! drives a plain one, and through `poll_*_ref` (the relay, tunnels). The TLS
 //! state is a `rustls::Connection` behind a mutex that is never held across an await (only one
 //! task ever uses a session, so it is never contended). The handshake itself is tokio-rustls's;
 //! the data phase is ours, because tokio-rustls's streams need `&mut` for every read and write.
@@ -12,11 +12,10 @@
 //! flushes, so a request is never left half-sent while we wait for its answer.
 
 use std::io::{self, Read, Write};
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::ReadBuf;
 use tokio::net::TcpStream;
 
 pub enum Sock {
@@ -250,6 +249,19 @@ impl Sock {
         }
     }
 
+    /// Writes all of `buf` and waits until it is on the wire.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            self.writable().await?;
+            match self.try_write(buf) {
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.flushed().await
+    }
+
     /// Whether an idle connection is still open with nothing unexpected to read.
     pub fn still_open(&self) -> bool {
         let mut b = [0u8; 1];
@@ -279,71 +291,64 @@ impl Sock {
     }
 }
 
-impl AsyncRead for Sock {
-    fn poll_read(
-        self: Pin<&mut Self>,
+impl Sock {
+    /// Reads into `buf`, registering for readiness when there is nothing.
+    pub fn poll_read_ref(
+        &self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Sock::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Sock::Tls(t) => loop {
-                match t.try_read(buf.initialize_unfilled()) {
-                    Ok(n) => {
-                        buf.advance(n);
-                        return Poll::Ready(Ok(()));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        ready!(t.tcp.poll_read_ready(cx))?;
-                    }
-                    Err(e) => return Poll::Ready(Err(e)),
+        loop {
+            let r = match self {
+                Sock::Plain(s) => s.try_read(buf.initialize_unfilled()),
+                Sock::Tls(t) => t.try_read(buf.initialize_unfilled()),
+            };
+            match r {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
                 }
-            },
-        }
-    }
-}
-
-impl AsyncWrite for Sock {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Sock::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Sock::Tls(t) => loop {
-                match t.try_write(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        ready!(t.tcp.poll_write_ready(cx))?;
-                    }
-                    r => return Poll::Ready(r),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.tcp().poll_read_ready(cx))?;
                 }
-            },
+                Err(e) => return Poll::Ready(Err(e)),
+            }
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Sock::Plain(s) => Pin::new(s).poll_flush(cx),
+    /// Writes from `buf`, registering for readiness when the socket is full.
+    pub fn poll_write_ref(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            match self.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.tcp().poll_write_ready(cx))?;
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    /// Sends what a TLS side still holds.
+    pub fn poll_flush_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Sock::Plain(_) => Poll::Ready(Ok(())),
             Sock::Tls(t) => t.poll_flush_tls(cx),
         }
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Sock::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Sock::Tls(t) => {
-                {
-                    let mut i = t.lock();
-                    if !i.closing {
-                        i.conn.send_close_notify();
-                        i.closing = true;
-                    }
+    /// Ends our sending side once everything is out (a TLS side sends close_notify first).
+    pub fn poll_shutdown_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Sock::Tls(t) = self {
+            {
+                let mut i = t.lock();
+                if !i.closing {
+                    i.conn.send_close_notify();
+                    i.closing = true;
                 }
-                ready!(t.poll_flush_tls(cx))?;
-                let _ = socket2::SockRef::from(&t.tcp).shutdown(std::net::Shutdown::Write);
-                Poll::Ready(Ok(()))
             }
+            ready!(t.poll_flush_tls(cx))?;
         }
+        let _ = socket2::SockRef::from(self.tcp()).shutdown(std::net::Shutdown::Write);
+        Poll::Ready(Ok(()))
     }
 }
