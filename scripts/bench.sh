@@ -22,7 +22,9 @@
 # L7 http req/s (wrk, 64 connections, to the proxy's own address :8080 in mode http: keep-alive on both
 # sides, option forwardfor, round robin over two server addresses 10.90.2.2 and .3 of the same nginx;
 # "-" for direct routing; HAProxy runs it twice: as installed, logging nothing, and with `log stdout` and
-# `option httplog`, the line per request that gatehouse always writes), bulk MiB/s (100 MiB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB:
+# `option httplog`, the line per request that gatehouse always writes), TLS termination req/s (the L7
+# job over HTTPS to the proxy's own :8443, the same certificate and key for both proxies: keep-alive,
+# then Connection: close for a full handshake per request; "-" for direct routing), bulk MiB/s (100 MiB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB:
 # IDLE_CONNS held open, growth of the proxy's VmRSS divided by their count; "-" for direct routing).
 #
 # Env: GATEHOUSE (binary; default target/release/gatehouse, built with cargo first), HAPROXY (haproxy),
@@ -77,7 +79,9 @@ GATEHOUSE=$GH_TMP/gatehouse
 mkdir -p "$GH_TMP/www"
 head -c 100M /dev/zero >"$GH_TMP/www/big"
 echo "small object" >"$GH_TMP/www/index.html"
-gh_pki "DNS:bench.example.test,IP:10.90.2.2"
+gh_pki "DNS:bench.example.test,IP:10.90.2.2,IP:10.90.1.1"
+# The bundle both proxies terminate TLS with (HAProxy's crt format: certificate, then key).
+cat "$GH_TMP/pki/server.crt" "$GH_TMP/pki/server.key" >"$GH_TMP/pki/bundle.pem"
 NAME=bench.example.test
 FAKE=10.90.9.9 # what the client's DNS says NAME is: routed to the gateway, intercepted there
 
@@ -170,6 +174,12 @@ backend two
     balance roundrobin
     server a 10.90.2.2:80
     server b 10.90.2.3:80
+# TLS termination: the L7 job over HTTPS, the same certificate as gatehouse's.
+frontend l7tls
+    mode http
+    bind 10.90.1.1:8443 ssl crt $GH_TMP/pki/bundle.pem
+    option forwardfor
+    default_backend two
 # The same, writing an httplog line per request as gatehouse does (HAProxy writes each to stdout).
 frontend l7log
     mode http
@@ -210,6 +220,12 @@ backend by-name
 frontend l7
     mode http
     bind 10.90.1.1:8080
+    option forwardfor
+    default_backend two
+# TLS termination: the L7 job over HTTPS, the same certificate as HAProxy's.
+frontend l7tls
+    mode http
+    bind 10.90.1.1:8443 ssl crt $GH_TMP/pki/bundle.pem
     option forwardfor
     default_backend two
 backend two
@@ -349,6 +365,15 @@ measure() {  # measure NAME PID|-
             URL=http://$GWC4:8081/ wrk_run "$name" l7log "$pid"
         fi
     fi
+    # TLS termination (the L7 job over HTTPS): keep-alive, then a full handshake per request.
+    if [ "$pid" = - ]; then
+        R[$name,tlska]=- R[$name,tlsnew]=-
+    else
+        gh_x "$C" curl -sS --max-time 5 --cacert "$GH_TMP/pki/ca.crt" -o /dev/null "https://$GWC4:8443/" ||
+            gh_fail "$name: the TLS termination path does not work"
+        URL=https://$GWC4:8443/ wrk_run "$name" tlska "$pid"
+        URL=https://$GWC4:8443/ wrk_run "$name" tlsnew "$pid" -H "Connection: close"
+    fi
     bulk "$name"
     if [ "$pid" = - ]; then R[$name,rss]="-"; else idle_rss "$name" "$pid"; fi
 }
@@ -412,20 +437,21 @@ echo "order: $ORDER · ${SECS} s per wrk run (1 thread, 64 connections) · bulk:
 echo "threads: gatehouse ${THREADS[gatehouse]:-?}, haproxy ${THREADS[haproxy]:-?}"
 echo
 {
-    echo "path keep-alive_req/s new-conn_req/s tls-sni_req/s l7-http_req/s bulk_MiB/s idle_KiB/conn"
-    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,new]} ${R[$n,tls]} ${R[$n,l7]} ${R[$n,bulk]} ${R[$n,rss]}"; done
+    echo "path keep-alive_req/s new-conn_req/s tls-sni_req/s l7-http_req/s tls-term-ka_req/s tls-term-new_req/s bulk_MiB/s idle_KiB/conn"
+    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,new]} ${R[$n,tls]} ${R[$n,l7]} ${R[$n,tlska]} ${R[$n,tlsnew]} ${R[$n,bulk]} ${R[$n,rss]}"; done
 } | column -t
 if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
     awk -v a="${R[gatehouse,ka]}" -v b="${R[haproxy,ka]}" -v c="${R[gatehouse,new]}" -v d="${R[haproxy,new]}" \
         -v e="${R[gatehouse,bulk]}" -v f="${R[haproxy,bulk]}" -v g="${R[gatehouse,rss]}" -v h="${R[haproxy,rss]}" \
         -v i="${R[gatehouse,tls]}" -v j="${R[haproxy,tls]}" -v k="${R[gatehouse,l7]}" -v l="${R[haproxy,l7]}" \
-        -v m="${R[haproxy,l7log]:-0}" \
-        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, L7 http %.2fx (%.2fx against HAProxy also logging each request), bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, k/l, (m == 0 ? 0 : k/m), e/f, (h == 0 ? 0 : g/h)}'
+        -v m="${R[haproxy,l7log]:-0}" -v n="${R[gatehouse,tlska]}" -v o="${R[haproxy,tlska]}" \
+        -v p="${R[gatehouse,tlsnew]}" -v q="${R[haproxy,tlsnew]}" \
+        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, L7 http %.2fx (%.2fx against HAProxy also logging each request), TLS termination keep-alive %.2fx, full handshakes %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, k/l, (m == 0 ? 0 : k/m), n/o, p/q, e/f, (h == 0 ? 0 : g/h)}'
 fi
 echo
 echo "CPU during the wrk runs, % of one core (proxy / nginx):"
 for n in "${rows[@]}"; do
-    echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}, TLS ${PCPU[$n,tls]:--} / ${NCPU[$n,tls]}, L7 ${PCPU[$n,l7]:--} / ${NCPU[$n,l7]:--}"
+    echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}, TLS ${PCPU[$n,tls]:--} / ${NCPU[$n,tls]}, L7 ${PCPU[$n,l7]:--} / ${NCPU[$n,l7]:--}, TLS termination ${PCPU[$n,tlska]:--} / ${NCPU[$n,tlska]:--} and ${PCPU[$n,tlsnew]:--} / ${NCPU[$n,tlsnew]:--}"
 done
 [ -n "${R[haproxy,l7log]:-}" ] &&
     NOTES+=("haproxy l7 with an httplog line per request (log stdout, as gatehouse logs every request): ${R[haproxy,l7log]} req/s, CPU ${PCPU[haproxy,l7log]:--} / ${NCPU[haproxy,l7log]:--}")
@@ -434,8 +460,8 @@ if [ ${#NOTES[@]} -gt 0 ]; then
     printf '  %s\n' "${NOTES[@]}"
 fi
 echo
-echo "| path | keep-alive req/s (64 conns) | new-connection req/s | TLS by SNI req/s (full handshake) | L7 http req/s (keep-alive, forwardfor, 2 servers) | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| path | keep-alive req/s (64 conns) | new-connection req/s | TLS by SNI req/s (full handshake) | L7 http req/s (keep-alive, forwardfor, 2 servers) | TLS termination req/s, keep-alive | TLS termination req/s, full handshakes | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in "${rows[@]}"; do
-    echo "| $n | ${R[$n,ka]} | ${R[$n,new]} | ${R[$n,tls]} | ${R[$n,l7]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
+    echo "| $n | ${R[$n,ka]} | ${R[$n,new]} | ${R[$n,tls]} | ${R[$n,l7]} | ${R[$n,tlska]} | ${R[$n,tlsnew]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
 done

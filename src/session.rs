@@ -405,15 +405,12 @@ async fn setup<'rt>(
         res: None,
         tls,
     };
-    // The plain socket, for peeking and for telling a refused client why; a TLS client's bytes
-    // are not peeked (its name is the handshake's SNI).
-    let client = match conn {
-        Sock::Plain(c) => Some(c),
-        Sock::Tls(_) => None,
-    };
+    // On a TLS bind, what is peeked (and what a refused client is told) is inside the TLS session:
+    // a tunnel's exit reads the SNI of the client's own TLS, or its HTTP Host.
+    let client = conn;
 
     // classify
-    let peeked = if let (true, Some(client)) = (fe.peek, client) {
+    let peeked = if fe.peek {
         match classify::peek(client, fe.inspect_delay).await {
             Ok(p) => p,
             Err(e) => {
@@ -749,11 +746,8 @@ async fn queue_for_server(
 
 /// Tells a refused client why, in its own protocol: a TLS alert after a ClientHello, an HTTP status
 /// after a request; nothing otherwise. Best effort: one non-blocking write.
-fn refuse(client: Option<&TcpStream>, peeked: &Peeked, why: &Refusal) {
+fn refuse(client: &Sock, peeked: &Peeked, why: &Refusal) {
     use crate::resolve::DnsError;
-    let Some(client) = client else {
-        return;
-    };
     let msg: Vec<u8> = if peeked.is_tls() {
         let d = match why {
             Refusal::GuardName { .. }

@@ -12,7 +12,6 @@ pub mod tls;
 use std::io;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// The most bytes read while classifying: a 64 KiB hello in small records, with room to spare.
@@ -105,7 +104,7 @@ fn judge(p: &mut Peeked, max_head: usize) -> Judgement {
 }
 
 /// Reads until the first bytes can be judged, `delay` passes, or the client stops sending.
-pub async fn peek(client: &TcpStream, delay: Duration) -> Result<Peeked, PeekError> {
+pub async fn peek(client: &crate::tls::Sock, delay: Duration) -> Result<Peeked, PeekError> {
     let deadline = Instant::now() + delay;
     let mut p = Peeked::default();
     loop {

@@ -206,6 +206,14 @@ impl Sock {
         }
     }
 
+    /// Reads what is there into `out`.
+    pub fn try_read(&self, out: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Plain(s) => s.try_read(out),
+            Sock::Tls(t) => t.try_read(out),
+        }
+    }
+
     /// Forgets a plain socket's read readiness after a short read drained it (so the next wait
     /// goes to epoll rather than a read that would say EAGAIN). Nothing to do with TLS.
     pub fn drained(&self) {
@@ -350,5 +358,16 @@ impl Sock {
         }
         let _ = socket2::SockRef::from(self.tcp()).shutdown(std::net::Shutdown::Write);
         Poll::Ready(Ok(()))
+    }
+}
+
+/// For readers written against `AsyncRead` (the PROXY protocol header inside a TLS session).
+impl tokio::io::AsyncRead for Sock {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_read_ref(cx, buf)
     }
 }
