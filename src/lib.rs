@@ -38,6 +38,7 @@ pub mod l7;
 pub mod listener;
 pub mod log;
 pub mod plumbing;
+pub mod proxy_protocol;
 pub mod resolve;
 pub mod route;
 pub mod rules;
