@@ -1,9 +1,9 @@
 //! Route: the frontend's rules decide a session's fate and its backend, as HAProxy's do.
 //!
-//! `tcp-request connection|content` rules run in order and the first whose condition holds decides
-//! (accept or reject; none matching accepts). `use_backend` rules run in order and the first whose
-//! condition holds names the backend; a name computed per connection that names no backend (or has no
-//! value) sends the session to `default_backend`, as in HAProxy.
+//! `tcp-request connection|session|content` rules run in order and the first whose condition holds
+//! decides (accept or reject; none matching accepts). `use_backend` rules run in order and the first
+//! whose condition holds names the backend; a name computed per connection that names no backend (or
+//! has no value) sends the session to `default_backend`, as in HAProxy.
 
 use crate::config::Config;
 use crate::config::model::{BackendChoice, Frontend, Rule, RuleAction};

@@ -408,6 +408,15 @@ async fn setup<'rt>(
     // On a TLS bind, what is peeked (and what a refused client is told) is inside the TLS session:
     // a tunnel's exit reads the SNI of the client's own TLS, or its HTTP Host.
     let client = conn;
+    // `tcp-request session` rules: after the TLS handshake, as in HAProxy.
+    if !fe.session_rules.is_empty() {
+        let verdict = route::run_rules(&fe.session_rules, &fe.acls, &facts);
+        keep_tracked(&stick, rec);
+        if verdict == Some(false) {
+            rt.policy.rejected.fetch_add(1, Relaxed);
+            return Err(Termination::new(Cause::Proxy, Stage::Request));
+        }
+    }
 
     // classify
     let peeked = if fe.peek {

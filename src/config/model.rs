@@ -284,7 +284,7 @@ pub struct Unclassified {
     pub malformed: Fallback,
 }
 
-/// `tcp-request connection|content accept|reject [if|unless COND]`.
+/// `tcp-request connection|session|content accept|reject [if|unless COND]`.
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub action: RuleAction,
@@ -362,7 +362,11 @@ pub struct Frontend {
     pub default_backend: Option<usize>,
     /// Named and anonymous ACLs; conditions refer to them by index.
     pub acls: Vec<Acl>,
+    /// `tcp-request connection`: at accept, before any handshake, on the socket's addresses.
     pub connection_rules: Vec<Rule>,
+    /// `tcp-request session`: after the handshakes (TLS), as in HAProxy; without one, right after
+    /// the connection rules.
+    pub session_rules: Vec<Rule>,
     pub content_rules: Vec<Rule>,
     pub use_backends: Vec<UseBackend>,
     /// Whether connections are peeked at (TLS ClientHello / HTTP head) before routing.

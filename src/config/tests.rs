@@ -762,3 +762,25 @@ fn user_and_group_errors_name_the_line_and_the_fix() {
     ));
     assert_eq!(errs.len(), 1, "{errs:#?}");
 }
+
+#[test]
+fn tcp_request_session_is_its_own_list() {
+    let l = ok("\
+frontend f
+    bind :80
+    stick-table type ip size 10
+    tcp-request session reject if { src 192.0.2.1 }
+    tcp-request connection reject if { src 10.0.0.0/8 }
+    tcp-request session track-sc1 src
+    default_backend b
+backend b
+    server s 10.0.0.1:80
+");
+    let fe = &l.config.frontends[0];
+    assert_eq!((fe.connection_rules.len(), fe.session_rules.len()), (1, 2));
+    one_error(
+        "frontend f\n    bind :80\n    tcp-request session reject if { req.ssl_sni -m end .test }\n",
+        3,
+        "'tcp-request session' runs before any data arrives",
+    );
+}

@@ -333,6 +333,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             .content_rules
             .iter()
             .chain(&p.connection_rules)
+            .chain(&p.session_rules)
             .filter_map(|r| r.cond.as_ref())
             .chain(p.use_backends.iter().filter_map(|u| u.cond.as_ref()))
             .any(|c| c.needs_content(&p.acls))
@@ -346,7 +347,11 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             None => backends.iter().any(reads),
         };
         let peek = rules_need || dynamic || p.inspect_delay.is_some();
-        let mut rules = [p.connection_rules.clone(), p.content_rules.clone()];
+        let mut rules = [
+            p.connection_rules.clone(),
+            p.session_rules.clone(),
+            p.content_rules.clone(),
+        ];
         for r in rules.iter_mut().flatten() {
             if let super::model::RuleAction::Track { table, .. } = &mut r.action {
                 match resolve_table(&p.name, &table.0, "track-sc") {
@@ -355,7 +360,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
                 }
             }
         }
-        let [connection_rules, content_rules] = rules;
+        let [connection_rules, session_rules, content_rules] = rules;
         frontends.push(Frontend {
             name: p.name.clone(),
             pos: p.pos.clone(),
@@ -369,6 +374,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             default_backend,
             acls: p.acls.clone(),
             connection_rules,
+            session_rules,
             content_rules,
             table: table_index.get(&p.name).copied(),
             use_backends,

@@ -437,6 +437,11 @@ pub async fn run(
         served: 0,
         traffic: Traffic::default(),
     };
+    // tcp-request session rules, once per connection: after the handshake (as in HAProxy).
+    let verdict = match verdict {
+        Some(false) => verdict,
+        _ => route::run_rules(&fe.session_rules, &fe.acls, &conn.facts(None, &[])),
+    };
     if verdict == Some(false) {
         rt.policy.rejected.fetch_add(1, Relaxed);
         refused(Termination::new(Cause::Proxy, Stage::Request));

@@ -88,7 +88,7 @@ pub(super) fn h_use_backend(sec: &mut Section<'_>, args: &[String]) -> Result<()
 }
 
 pub(super) fn h_tcp_request(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
-    const USAGE: &str = "tcp-request inspect-delay TIME | tcp-request connection|content accept|reject [if|unless CONDITION]";
+    const USAGE: &str = "tcp-request inspect-delay TIME | tcp-request connection|session|content accept|reject [if|unless CONDITION]";
     let Some(kind) = args.first() else {
         return Err(format!("missing argument; write '{USAGE}'"));
     };
@@ -169,7 +169,10 @@ pub(super) fn h_tcp_request(sec: &mut Section<'_>, args: &[String]) -> Result<()
                         "'tcp-request {kind}' runs before any data arrives, so its condition can only use src, dst, src_port and dst_port; use 'tcp-request content' for the rest"
                     ));
                 }
-                sec.px().connection_rules.push(rule);
+                match kind.as_str() {
+                    "session" => sec.px().session_rules.push(rule),
+                    _ => sec.px().connection_rules.push(rule),
+                }
             }
             Ok(())
         }
