@@ -6,6 +6,8 @@
 //!
 //! 1. [`listener`] — **accept**: transparent binds, accept loops, `maxconn`.
 //! 2. [`session`] — one connection's life: runs the stages below, ends with a termination code.
+//!    With `accept-proxy`, [`proxy_protocol`] first reads the PROXY header that says who the client
+//!    is; with `send-proxy[-v2]` it writes one on each server connection.
 //! 3. [`classify`] — **classify**: the TLS SNI or HTTP Host, read without answering (peek → replay).
 //! 4. [`route`] — **route**: `tcp-request` rules and `use_backend` over [`rules`] (ACLs, samples, maps).
 //! 5. [`balance`] — **balance**: which server of the backend.

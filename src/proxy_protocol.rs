@@ -2,12 +2,12 @@
 //! TCP connection that says which client it carries and where that client connected to.
 //!
 //! Two uses:
-//! - **accept** (`bind … accept-proxy`): a proxy in front of gatehouse sends the header; `accept`
+//! - **accept** (`bind … accept-proxy`): a proxy in front of gatehouse sends the header; [`accept`]
 //!   reads it before anything else, and the session takes its source as the client's address and
 //!   its destination as the original destination (so `usesrc clientip`, `server 0.0.0.0`, rules and
 //!   logs see the real client). The bytes after the header are the client's own, left in the socket
 //!   for classify to peek at.
-//! - **send** (`server … send-proxy` / `send-proxy-v2`): `send` writes a header on each new
+//! - **send** (`server … send-proxy` / `send-proxy-v2`): [`send`] writes a header on each new
 //!   server connection before any other byte, carrying the session's client address and original
 //!   destination, so a server or a further gateway learns both.
 //!
@@ -39,7 +39,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
+use crate::account::Runtime;
 use crate::addr::canonical;
+use crate::config::model::SendProxy;
 use crate::session::{Cause, Stage, Termination};
 
 /// The 12 bytes every v2 header starts with.
@@ -587,6 +589,114 @@ fn still_needed(buf: &[u8]) -> usize {
         // A v1 line: CRLF at least, or its LF after a CR.
         Some(_) if buf.last() == Some(&b'\r') => 1,
         Some(_) => 2,
+    }
+}
+
+/// What a session keeps from the PROXY header it accepted, beyond the two addresses.
+#[derive(Debug, Default)]
+pub struct Proxied {
+    /// The authority TLV the sending proxy passed on: what `send-proxy-v2` with
+    /// `proxy-v2-options authority` forwards when the session has no SNI of its own.
+    pub authority: Option<Box<str>>,
+}
+
+/// Accept side of `bind … accept-proxy`, run before anything else of the session: the frontend's
+/// `tcp-request connection` rules on the socket's addresses `peer` and `local` (the sending proxy's,
+/// as in HAProxy), then the header, read within the frontend's `timeout client` (5 s when unset).
+/// Returns the session's client address and original destination (the header's; the socket's for
+/// `LOCAL`, `UNKNOWN`, and a connection to close) and what else the header brought, or the
+/// termination code to close the connection with.
+pub async fn accept(
+    rt: &Runtime,
+    frontend: usize,
+    client: &TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> (SocketAddr, SocketAddr, Result<Proxied, Termination>) {
+    let fe = &rt.cfg.frontends[frontend];
+    if !fe.connection_rules.is_empty() {
+        let stick = crate::stick::StickCtx {
+            tables: &rt.tables,
+            own: fe.table,
+            tracked: Default::default(),
+        };
+        let facts = crate::rules::sample::Facts {
+            client: canonical(peer),
+            dst: canonical(local),
+            hello: None,
+            http: None,
+            peeked: 0,
+            raw: &[],
+            stick: (!rt.tables.is_empty()).then_some(&stick),
+            res: None,
+            tls: None,
+        };
+        if crate::route::run_rules(&fe.connection_rules, &fe.acls, &facts) == Some(false) {
+            rt.policy
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return (
+                peer,
+                local,
+                Err(Termination::new(Cause::Proxy, Stage::Request)),
+            );
+        }
+    }
+    let limit = fe.timeout_client.unwrap_or(ACCEPT_TIMEOUT);
+    match read_from_tcp(client, limit).await {
+        Ok(h) => {
+            let (client_addr, dst) = h.addrs.unwrap_or((peer, local));
+            tracing::debug!(peer = %peer, client = %client_addr, dst = %dst, version = h.version, local = h.local, authority = ?h.authority, "PROXY header");
+            let proxied = Proxied {
+                authority: h.authority.map(Into::into),
+            };
+            (client_addr, dst, Ok(proxied))
+        }
+        Err(e) => {
+            match &e {
+                PpError::Closed | PpError::Io(_) => {
+                    tracing::debug!(peer = %peer, frontend = %fe.name, "accept-proxy: {e}")
+                }
+                _ => {
+                    tracing::info!(peer = %peer, frontend = %fe.name, "accept-proxy: {e}; closing")
+                }
+            }
+            (peer, local, Err(e.termination()))
+        }
+    }
+}
+
+/// How long `accept-proxy` waits for the header when the frontend has no `timeout client`.
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Send side of `send-proxy` / `send-proxy-v2`: writes the header on a server connection that has
+/// just been made, before any other byte. It carries the client's address and the original
+/// destination; with `proxy-v2-options authority`, `authority` (the client's SNI, or the authority a
+/// PROXY header brought) when there is one.
+pub async fn send(
+    server: &TcpStream,
+    how: &SendProxy,
+    client: SocketAddr,
+    dst: SocketAddr,
+    authority: Option<&str>,
+    limit: Duration,
+) -> io::Result<()> {
+    let bytes = if how.v2 {
+        let opts = V2Options {
+            authority: authority.filter(|_| how.authority),
+            crc32c: how.crc32c,
+        };
+        encode_v2(client, dst, &opts)
+    } else {
+        encode_v1(client, dst)
+    };
+    // A new connection's send buffer is empty: this is one write.
+    match tokio::time::timeout(limit, crate::forward::write_all(server, &bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the server took no PROXY header",
+        )),
     }
 }
 

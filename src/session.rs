@@ -18,6 +18,7 @@ use crate::addr::{ClientAddr, OrigDstAddr};
 use crate::classify::{self, Miss, Peeked};
 use crate::config::model::{EchPolicy, Fallback};
 use crate::forward::{Timeouts, Traffic};
+use crate::proxy_protocol::{self, Proxied};
 use crate::rules::sample::Facts;
 use crate::stick::{Key, StickCtx, Tracked};
 use crate::target::Refusal;
@@ -174,7 +175,7 @@ pub async fn run(
     listen_port: u16,
 ) {
     let started = Instant::now();
-    let (Ok(peer), Ok(local)) = (client.peer_addr(), client.local_addr()) else {
+    let (Ok(mut peer), Ok(mut local)) = (client.peer_addr(), client.local_addr()) else {
         // The client left between accept and here; there is nobody to log about.
         return;
     };
@@ -184,6 +185,22 @@ pub async fn run(
         .binds
         .get(bind)
         .and_then(|b| b.tls.clone());
+    // `accept-proxy`: the PROXY header says who the client is and where it connected to.
+    let mut proxied = None;
+    if rt.cfg.frontends[frontend]
+        .binds
+        .get(bind)
+        .is_some_and(|b| b.accept_proxy)
+    {
+        // Boxed: only these sessions pay for reading the header.
+        let accept = Box::pin(proxy_protocol::accept(&rt, frontend, &client, peer, local));
+        let got;
+        (peer, local, got) = accept.await;
+        match got {
+            Ok(p) => proxied = Some(Box::new(p)),
+            Err(end) => return closed_at_accept(&rt, started, frontend, peer, local, end),
+        }
+    }
     if rt.cfg.frontends[frontend].mode == crate::config::model::Mode::Http {
         // Boxed: the request loop's state must not size every tcp-mode session's task.
         Box::pin(crate::l7::stream::run(
@@ -194,6 +211,7 @@ pub async fn run(
             peer,
             local,
             listen_port,
+            proxied,
         ))
         .await;
         return;
@@ -211,7 +229,7 @@ pub async fn run(
     };
     let end = 'end: {
         // `tcp-request connection` rules see the connection before any handshake, as in HAProxy.
-        if let Err(end) = connection_rules(&rt, &mut live.rec) {
+        if let Err(end) = connection_rules(&rt, &mut live.rec, proxied.is_some()) {
             break 'end end;
         }
         let (client, info) = match tls.as_deref() {
@@ -229,8 +247,32 @@ pub async fn run(
             &mut live.rec,
             listen_port,
             &mut in_server,
+            proxied.as_deref(),
         )
         .await
+    };
+    live.rec.termination = end;
+    live.finish();
+}
+
+/// Logs a connection that ended before its session began (`accept-proxy` without a valid header, or
+/// refused by a `tcp-request connection` rule before it), with the socket's addresses.
+fn closed_at_accept(
+    rt: &Runtime,
+    started: Instant,
+    frontend: usize,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    end: Termination,
+) {
+    let accepted_at = SystemTime::now()
+        .checked_sub(started.elapsed())
+        .unwrap_or_else(SystemTime::now);
+    let mut live = Live {
+        rt,
+        started,
+        finished: false,
+        rec: Record::new(peer, local, accepted_at, frontend),
     };
     live.rec.termination = end;
     live.finish();
@@ -284,6 +326,7 @@ async fn stages<'rt>(
     rec: &mut Record,
     listen_port: u16,
     in_server: &mut Option<Presence<'rt>>,
+    proxied: Option<&Proxied>,
 ) -> Termination {
     // Boxed: everything before forwarding (the peek buffer, rules, DNS, connect timers) lives only
     // until the connection is set up; inline it would size every session's task for its whole life,
@@ -295,6 +338,7 @@ async fn stages<'rt>(
         rec,
         listen_port,
         in_server,
+        proxied,
     ));
     let (server, timeouts) = match setup.await {
         Ok(s) => s,
@@ -318,10 +362,11 @@ async fn stages<'rt>(
     }
 }
 
-/// `tcp-request connection` rules; `Err` when they reject the connection.
-fn connection_rules(rt: &Runtime, rec: &mut Record) -> Result<(), Termination> {
+/// `tcp-request connection` rules; `Err` when they reject the connection. With `accept-proxy` they
+/// ran before the header was read, on the sending proxy's address ([`proxy_protocol::accept`]).
+fn connection_rules(rt: &Runtime, rec: &mut Record, proxied: bool) -> Result<(), Termination> {
     let fe = &rt.cfg.frontends[rec.frontend];
-    if fe.connection_rules.is_empty() {
+    if proxied || fe.connection_rules.is_empty() {
         return Ok(());
     }
     let stick = StickCtx {
@@ -386,6 +431,7 @@ async fn setup<'rt>(
     rec: &mut Record,
     listen_port: u16,
     in_server: &mut Option<Presence<'rt>>,
+    proxied: Option<&Proxied>,
 ) -> Result<(Sock, Timeouts), Termination> {
     let fe = &rt.cfg.frontends[rec.frontend];
     // What the connection rules tracked stays tracked for the content rules.
@@ -408,7 +454,8 @@ async fn setup<'rt>(
     // On a TLS bind, what is peeked (and what a refused client is told) is inside the TLS session:
     // a tunnel's exit reads the SNI of the client's own TLS, or its HTTP Host.
     let client = conn;
-    // `tcp-request session` rules: after the TLS handshake, as in HAProxy.
+    // `tcp-request session` rules: after the PROXY header and the TLS handshake, on the client's
+    // address, as in HAProxy.
     if !fe.session_rules.is_empty() {
         let verdict = route::run_rules(&fe.session_rules, &fe.acls, &facts);
         keep_tracked(&stick, rec);
@@ -491,16 +538,27 @@ async fn setup<'rt>(
     rec.backend = Some(be);
     let backend = &rt.cfg.backends[be];
     let srv = choose_server(rt, be, &facts, rec).await?;
-    let (server, to) =
-        match connect_server(rt, fe, be, srv, &facts, rec, in_server, listen_port).await {
-            Ok(ok) => ok,
-            Err(Failure { end, refusal }) => {
-                if let Some(r) = refusal {
-                    refuse(client, &peeked, &r);
-                }
-                return Err(end);
+    let (server, to) = match connect_server(
+        rt,
+        fe,
+        be,
+        srv,
+        &facts,
+        rec,
+        in_server,
+        listen_port,
+        proxied,
+    )
+    .await
+    {
+        Ok(ok) => ok,
+        Err(Failure { end, refusal }) => {
+            if let Some(r) = refusal {
+                refuse(client, &peeked, &r);
             }
-        };
+            return Err(end);
+        }
+    };
     store_sticks(rt, be, &facts, rec.server.unwrap_or(srv));
     tracing::debug!(client = %rec.client, name = ?rec.name, server = %to, "connected");
     rec.termination.stage = Stage::Data;
@@ -599,7 +657,9 @@ pub(crate) async fn choose_server(
 
 /// resolve → connect to server `srv` of backend `be`, retried `retries` times; with `option
 /// redispatch` the last retry goes to another server (the next in the algorithm's order).
-/// `rec.server` ends as the server connected to, `in_server` holds its slot.
+/// `rec.server` ends as the server connected to, `in_server` holds its slot. A server with
+/// `send-proxy[-v2]` has its PROXY header before this returns (`proxied`: what an accepted header
+/// brought).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn connect_server<'rt>(
     rt: &'rt Runtime,
@@ -610,6 +670,7 @@ pub(crate) async fn connect_server<'rt>(
     rec: &mut Record,
     in_server: &mut Option<Presence<'rt>>,
     listen_port: u16,
+    proxied: Option<&Proxied>,
 ) -> Result<(TcpStream, crate::addr::ServerAddr), Failure> {
     let backend = &rt.cfg.backends[be];
     rec.termination.stage = Stage::Connect;
@@ -649,6 +710,31 @@ pub(crate) async fn connect_server<'rt>(
         match attempt {
             Ok(ok) => {
                 rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
+                if let Some(how) = &backend.servers[srv].send_proxy {
+                    // The authority: the client's SNI (from the handshake on a bind that
+                    // terminates TLS, else peeked), else what an accepted PROXY header carried.
+                    let authority = facts
+                        .tls
+                        .and_then(|t| t.sni.as_deref())
+                        .or_else(|| facts.hello.and_then(|h| h.sni.as_deref()))
+                        .or_else(|| proxied.and_then(|p| p.authority.as_deref()));
+                    let limit = backend
+                        .timeout_connect
+                        .unwrap_or(crate::config::validate::DEFAULT_TIMEOUT_CONNECT);
+                    let sent = proxy_protocol::send(
+                        &ok.0,
+                        how,
+                        rec.client.get(),
+                        rec.orig_dst.get(),
+                        authority,
+                        limit,
+                    )
+                    .await;
+                    if let Err(e) = sent {
+                        tracing::debug!(client = %rec.client, server = %ok.1, "PROXY header not sent: {e}");
+                        return Err(Termination::new(Cause::ServerAbort, Stage::Connect).into());
+                    }
+                }
                 return Ok(ok);
             }
             Err(e) => {

@@ -362,10 +362,11 @@ pub struct Frontend {
     pub default_backend: Option<usize>,
     /// Named and anonymous ACLs; conditions refer to them by index.
     pub acls: Vec<Acl>,
-    /// `tcp-request connection`: at accept, before any handshake, on the socket's addresses.
+    /// `tcp-request connection`: at accept, on the socket's addresses (with `accept-proxy`, those of
+    /// the proxy that sends the header).
     pub connection_rules: Vec<Rule>,
-    /// `tcp-request session`: after the handshakes (TLS), as in HAProxy; without one, right after
-    /// the connection rules.
+    /// `tcp-request session`: after the PROXY header and the TLS handshake, as in HAProxy, on the
+    /// client's addresses; with neither, right after the connection rules.
     pub session_rules: Vec<Rule>,
     pub content_rules: Vec<Rule>,
     pub use_backends: Vec<UseBackend>,
@@ -393,6 +394,9 @@ pub struct Bind {
     pub backlog: Option<u32>,
     /// `ssl crt …`: TLS is terminated on this bind (the configuration built, certificates loaded).
     pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
+    /// `accept-proxy`: every connection starts with a PROXY protocol header (v1 or v2), whose
+    /// addresses become the session's client and original destination.
+    pub accept_proxy: bool,
 }
 
 impl Bind {
@@ -546,6 +550,19 @@ pub struct Server {
     pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
     /// `sni EXPR`: the name sent in the server handshake, computed per session.
     pub sni: Option<crate::rules::sample::Expr>,
+    /// `send-proxy` / `send-proxy-v2`: a PROXY header opens every connection to this server.
+    pub send_proxy: Option<SendProxy>,
+}
+
+/// Which PROXY header a server gets (`send-proxy`, `send-proxy-v2`, `proxy-v2-options`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendProxy {
+    /// The binary version 2 rather than the text line of version 1.
+    pub v2: bool,
+    /// v2 only: the authority TLV (the client's SNI, or the authority a PROXY header brought).
+    pub authority: bool,
+    /// v2 only: a CRC32C checksum TLV.
+    pub crc32c: bool,
 }
 
 /// Health checking of one server (`check` and its settings).

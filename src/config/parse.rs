@@ -1180,6 +1180,7 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             v6only: None,
             backlog: None,
             tls: None,
+            accept_proxy: false,
         });
     }
     let mut ssl = false;
@@ -1214,12 +1215,7 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                     "bind option '{opt}' is ignored: every bind gets one socket per worker thread (SO_REUSEPORT)"
                 ));
             }
-            "accept-proxy" => {
-                return Err(
-                    "bind option 'accept-proxy' is not supported yet; it arrives with the PROXY protocol (issue #6)"
-                        .into(),
-                );
-            }
+            "accept-proxy" => binds.iter_mut().for_each(|b| b.accept_proxy = true),
             "ciphers" | "ciphersuites" | "curves" | "ecdhe" => {
                 value("LIST")?;
                 sec.warnings.push(format!(
@@ -1236,7 +1232,7 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "unknown bind option '{other}'; gatehouse knows transparent, name, v4v6, v6only, backlog, ssl, crt, crt-list, alpn, ca-file, verify, ssl-min-ver, strict-sni"
+                    "unknown bind option '{other}'; gatehouse knows transparent, name, v4v6, v6only, backlog, ssl, crt, crt-list, alpn, ca-file, verify, ssl-min-ver, strict-sni, accept-proxy"
                 ));
             }
         }
@@ -1409,6 +1405,12 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             fall: o.fall.unwrap_or(3),
         }
     });
+    if o.send_proxy_v2 != Some(true) && args[2..].iter().any(|w| w == "proxy-v2-options") {
+        sec.warnings.push(format!(
+            "server '{name}': proxy-v2-options only applies to a PROXY v2 header; add send-proxy-v2"
+        ));
+    }
+    let send_proxy = servers::send_proxy(&o);
     let pos = sec.pos.clone();
     sec.px().servers.push(Server {
         name,
@@ -1429,6 +1431,7 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         cookie: o.cookie,
         tls,
         sni,
+        send_proxy,
     });
     Ok(())
 }
@@ -1565,7 +1568,6 @@ const SERVER_LATER_TLS: &[&str] = &[
     "crl-file",
     "npn",
 ];
-const SERVER_LATER_PROXY: &[&str] = &["send-proxy", "send-proxy-v2", "proxy-v2-options"];
 const SERVER_DNS: &[&str] = &[
     "resolvers",
     "resolve-prefer",

@@ -784,3 +784,131 @@ backend b
         "'tcp-request session' runs before any data arrives",
     );
 }
+
+#[test]
+fn proxy_protocol_binds_and_servers() {
+    use crate::config::model::SendProxy;
+    let l = ok("\
+defaults
+    mode tcp
+    default-server send-proxy-v2 proxy-v2-options crc32c
+frontend f
+    bind :80,:81 accept-proxy
+    bind :82
+    default_backend b
+backend b
+    server a 10.0.0.1:80
+    server b 10.0.0.2:80 proxy-v2-options authority
+    server c 10.0.0.3:80 no-send-proxy-v2
+    server d 10.0.0.4:80 no-send-proxy-v2 send-proxy
+    server e 10.0.0.5:80 send-proxy source 10.0.0.9 send-proxy-v2 weight 3
+");
+    let fe = &l.config.frontends[0];
+    let accepts: Vec<bool> = fe.binds.iter().map(|b| b.accept_proxy).collect();
+    assert_eq!(accepts, [true, true, false]);
+    let sp: Vec<Option<SendProxy>> = l.config.backends[0]
+        .servers
+        .iter()
+        .map(|s| s.send_proxy)
+        .collect();
+    let v2 = |authority| {
+        Some(SendProxy {
+            v2: true,
+            authority,
+            crc32c: true,
+        })
+    };
+    // v2 wins over v1 when both are on, as in HAProxy; the options add up over default-server.
+    assert_eq!(
+        sp,
+        [
+            v2(false),
+            v2(true),
+            None,
+            Some(SendProxy::default()),
+            v2(false)
+        ]
+    );
+    let e = &l.config.backends[0].servers[4];
+    assert_eq!(e.weight, 3);
+    assert!(
+        e.source
+            .is_some_and(|s| s.addr.ip().to_string() == "10.0.0.9")
+    );
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+
+    // proxy-v2-options without send-proxy-v2 does nothing: said.
+    let l = ok("backend b\n    server s 10.0.0.1:80 send-proxy proxy-v2-options authority\n");
+    let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();
+    assert!(
+        w.iter()
+            .any(|m| m.starts_with("t.cfg:2: warning: ") && m.contains("add send-proxy-v2")),
+        "{w:#?}"
+    );
+}
+
+#[test]
+fn proxy_protocol_errors() {
+    let table: &[(&str, usize, &str)] = &[
+        (
+            "frontend f\n    bind :80 accept-proxi\n",
+            2,
+            "unknown bind option 'accept-proxi'; gatehouse knows transparent, name, v4v6, v6only, backlog, ssl, crt, crt-list, alpn, ca-file, verify, ssl-min-ver, strict-sni, accept-proxy",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 send-proxy-v2 proxy-v2-options ssl\n",
+            2,
+            "proxy-v2-options 'ssl' describes a TLS connection gatehouse terminated, and gatehouse terminates none; it sends authority, crc32c",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 send-proxy-v2 proxy-v2-options authority,cert-cn\n",
+            2,
+            "'cert-cn'",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 proxy-v2-options unique-id\n",
+            2,
+            "proxy-v2-options 'unique-id' is not supported",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 proxy-v2-options authority,crc32\n",
+            2,
+            "unknown proxy-v2-options 'crc32'; gatehouse sends authority, crc32c",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 proxy-v2-options authority,\n",
+            2,
+            "without empty items, such as 'authority,crc32c'",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 proxy-v2-options\n",
+            2,
+            "server option 'proxy-v2-options' needs a value",
+        ),
+        (
+            "backend b\n    server s 10.0.0.1:80 send-proxi\n",
+            2,
+            "did you mean 'send-proxy'",
+        ),
+        (
+            "defaults\n    mode tcp\n    default-server send-proxy-v2 proxy-v2-options nope\n",
+            3,
+            "unknown proxy-v2-options 'nope'",
+        ),
+        (
+            "frontend f\n    bind :80 accept-proxy\n    stick-table type ip size 10\n    tcp-request connection track-sc0 src\n    default_backend b\nbackend b\n    server s 10.0.0.1:80\n",
+            1,
+            "frontend 'f' has an accept-proxy bind, where 'tcp-request connection' rules run on the sending proxy's address",
+        ),
+    ];
+    for (text, line, needle) in table {
+        one_error(text, *line, needle);
+    }
+    // Without accept-proxy, tracking in connection rules stays allowed; with it, in session rules.
+    ok(
+        "frontend f\n    bind :80\n    stick-table type ip size 10\n    tcp-request connection track-sc0 src\n    default_backend b\nbackend b\n    server s 10.0.0.1:80\n",
+    );
+    ok(
+        "frontend f\n    bind :80 accept-proxy\n    stick-table type ip size 10\n    tcp-request connection reject if { src 192.0.2.0/24 }\n    tcp-request session track-sc0 src\n    default_backend b\nbackend b\n    server s 10.0.0.1:80\n",
+    );
+}

@@ -347,6 +347,25 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             None => backends.iter().any(reads),
         };
         let peek = rules_need || dynamic || p.inspect_delay.is_some();
+        // With accept-proxy the connection rules run before the header is read, before the
+        // session (and its record, which releases what was tracked) exists.
+        if p.binds.iter().any(|b| b.accept_proxy)
+            && p.connection_rules.iter().any(|r| {
+                matches!(
+                    r.action,
+                    super::model::RuleAction::Track { .. } | super::model::RuleAction::IncGpc0(_)
+                )
+            })
+        {
+            err(
+                &p.pos,
+                format!(
+                    "{} '{}' has an accept-proxy bind, where 'tcp-request connection' rules run on the sending proxy's address before the PROXY header and may only accept or reject; track with 'tcp-request session track-sc…', which runs on the client's address from the header",
+                    kind_name(p),
+                    p.name
+                ),
+            );
+        }
         let mut rules = [
             p.connection_rules.clone(),
             p.session_rules.clone(),

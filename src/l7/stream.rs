@@ -332,6 +332,8 @@ struct Conn<'rt> {
     peer: SocketAddr,
     local: SocketAddr,
     listen_port: u16,
+    /// Set when the connection came with an `accept-proxy` header.
+    proxied: Option<Box<crate::proxy_protocol::Proxied>>,
     idle: Vec<Idle>,
     stick: Option<StickCtx<'rt>>,
     /// Requests served.
@@ -363,7 +365,10 @@ struct Tunnel<'rt> {
     _slot: Option<Presence<'rt>>,
 }
 
-/// Runs one `mode http` client connection to its end (`tls`: the bind terminates TLS).
+/// Runs one `mode http` client connection to its end (`tls`: the bind terminates TLS). `peer` and
+/// `local` are the client's address and its original destination: the socket's, or an
+/// `accept-proxy` header's (`proxied`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     rt: &Runtime,
     fe_idx: usize,
@@ -372,6 +377,7 @@ pub async fn run(
     peer: SocketAddr,
     local: SocketAddr,
     listen_port: u16,
+    proxied: Option<Box<crate::proxy_protocol::Proxied>>,
 ) {
     let fe = &rt.cfg.frontends[fe_idx];
     // An IPv4 client on a dual-stack socket is seen as ::ffff:a.b.c.d; rules, tables, logs and
@@ -382,7 +388,8 @@ pub async fn run(
         own: fe.table,
         tracked: Default::default(),
     });
-    // tcp-request connection rules, once per connection, before any handshake.
+    // tcp-request connection rules, once per connection, before any handshake (with accept-proxy,
+    // before the header: `proxy_protocol::accept` ran them on the sending proxy's address).
     let facts = Facts {
         client: peer,
         dst: local,
@@ -394,7 +401,10 @@ pub async fn run(
         res: None,
         tls: None,
     };
-    let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
+    let verdict = match proxied {
+        Some(_) => None,
+        None => route::run_rules(&fe.connection_rules, &fe.acls, &facts),
+    };
     let refused = |end: Termination| {
         let mut live = new_live(rt, peer, local, fe_idx, SystemTime::now(), Instant::now());
         live.rec.termination = end;
@@ -432,12 +442,14 @@ pub async fn run(
         peer,
         local,
         listen_port,
+        proxied,
         idle: Vec::new(),
         stick,
         served: 0,
         traffic: Traffic::default(),
     };
-    // tcp-request session rules, once per connection: after the handshake (as in HAProxy).
+    // tcp-request session rules, once per connection: after the PROXY header and the handshake, on
+    // the client's address (as in HAProxy).
     let verdict = match verdict {
         Some(false) => verdict,
         _ => route::run_rules(&fe.session_rules, &fe.acls, &conn.facts(None, &[])),
@@ -969,6 +981,7 @@ impl<'rt> Conn<'rt> {
                         &mut live.rec,
                         &mut in_server,
                         self.listen_port,
+                        self.proxied.as_deref(),
                     )
                     .await
                     {

@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{
-    Family, InitAddr, SERVER_DNS, SERVER_LATER_PROXY, SERVER_LATER_TLS, Source, edit_distance,
-    parse_duration, parse_port, source_of,
+    Family, InitAddr, SERVER_DNS, SERVER_LATER_TLS, Source, edit_distance, parse_duration,
+    parse_port, source_of,
 };
+use crate::config::model::SendProxy;
 
 /// Options written on a `server` or `default-server` line; `None` = not said.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +35,14 @@ pub struct ServerOpts {
     pub shutdown_on_down: Option<bool>,
     pub cookie: Option<String>,
     pub tls: crate::tls::ServerTlsOpts,
+    /// `send-proxy` / `no-send-proxy`.
+    pub send_proxy_v1: Option<bool>,
+    /// `send-proxy-v2` / `no-send-proxy-v2`.
+    pub send_proxy_v2: Option<bool>,
+    /// `proxy-v2-options authority`.
+    pub pp_authority: Option<bool>,
+    /// `proxy-v2-options crc32c`.
+    pub pp_crc32c: Option<bool>,
 }
 
 /// HAProxy server options gatehouse does not have.
@@ -70,6 +79,7 @@ const WITH_VALUE: &[&str] = &[
     "resolve-prefer",
     "init-addr",
     "cookie",
+    "proxy-v2-options",
 ];
 
 /// Options without a value.
@@ -80,6 +90,10 @@ const FLAGS: &[&str] = &[
     "enabled",
     "check",
     "no-check",
+    "send-proxy",
+    "no-send-proxy",
+    "send-proxy-v2",
+    "no-send-proxy-v2",
 ];
 
 fn number(opt: &str, v: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
@@ -135,7 +149,11 @@ pub fn parse(
                 "disabled" => o.disabled = Some(true),
                 "enabled" => o.disabled = Some(false),
                 "check" => o.check = Some(true),
-                _ => o.check = Some(false),
+                "no-check" => o.check = Some(false),
+                "send-proxy" => o.send_proxy_v1 = Some(true),
+                "no-send-proxy" => o.send_proxy_v1 = Some(false),
+                "send-proxy-v2" => o.send_proxy_v2 = Some(true),
+                _ => o.send_proxy_v2 = Some(false),
             }
             rest = &rest[1..];
             continue;
@@ -185,6 +203,7 @@ pub fn parse(
                     number(opt, v, 1..=i32::MAX as u32)?;
                 }
                 "resolvers" => o.resolvers = Some(v.to_string()),
+                "proxy-v2-options" => proxy_v2_options(v, o)?,
                 "resolve-prefer" => {
                     o.prefer = Some(match v {
                         "ipv4" => Family::V4,
@@ -223,9 +242,6 @@ pub fn parse(
             o if SERVER_LATER_TLS.contains(&o) => format!(
                 "server option '{o}' is not supported; gatehouse's TLS options are ssl, no-ssl, verify, ca-file, sni, crt, alpn, verifyhost"
             ),
-            o if SERVER_LATER_PROXY.contains(&o) => format!(
-                "server option '{o}' is not supported yet; it arrives with the PROXY protocol (issue #6)"
-            ),
             o if LATER.contains(&o) => format!("server option '{o}' is not supported; remove it"),
             o => {
                 let best = WITH_VALUE
@@ -234,7 +250,6 @@ pub fn parse(
                     .chain(LATER)
                     .chain(SERVER_LATER_TLS)
                     .chain(SERVER_DNS)
-                    .chain(SERVER_LATER_PROXY)
                     .map(|k| (edit_distance(o, k), *k))
                     .min()
                     .filter(|(d, _)| *d <= 2);
@@ -254,4 +269,56 @@ fn positive(opt: &str, v: &str) -> Result<Duration, String> {
         return Err(format!("server option '{opt}' must be more than 0"));
     }
     Ok(d)
+}
+
+/// The `proxy-v2-options` gatehouse sends; HAProxy's others need TLS termination.
+const PROXY_V2_OPTIONS: &str = "authority, crc32c";
+
+/// `proxy-v2-options LIST`: adds to what the v2 header carries (as in HAProxy, the options add up
+/// over `default-server` and the server line, and only matter with `send-proxy-v2`).
+fn proxy_v2_options(list: &str, o: &mut ServerOpts) -> Result<(), String> {
+    for opt in list.split(',') {
+        match opt {
+            "authority" => o.pp_authority = Some(true),
+            "crc32c" => o.pp_crc32c = Some(true),
+            "ssl" | "cert-cn" | "ssl-cipher" | "cert-sig" | "cert-key" => {
+                return Err(format!(
+                    "proxy-v2-options '{opt}' describes a TLS connection gatehouse terminated, and gatehouse terminates none; it sends {PROXY_V2_OPTIONS}"
+                ));
+            }
+            "unique-id" => {
+                return Err(format!(
+                    "proxy-v2-options 'unique-id' is not supported (gatehouse has no unique-id-format); it sends {PROXY_V2_OPTIONS}"
+                ));
+            }
+            "" => {
+                return Err(format!(
+                    "proxy-v2-options takes a comma-separated list without empty items, such as '{}'",
+                    PROXY_V2_OPTIONS.replace(", ", ",")
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "unknown proxy-v2-options '{other}'; gatehouse sends {PROXY_V2_OPTIONS}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The header a server gets: v2 when `send-proxy-v2` is on (it wins over `send-proxy`, as in
+/// HAProxy), v1 with `send-proxy`, none otherwise.
+pub fn send_proxy(o: &ServerOpts) -> Option<SendProxy> {
+    if o.send_proxy_v2 == Some(true) {
+        Some(SendProxy {
+            v2: true,
+            authority: o.pp_authority == Some(true),
+            crc32c: o.pp_crc32c == Some(true),
+        })
+    } else if o.send_proxy_v1 == Some(true) {
+        Some(SendProxy::default())
+    } else {
+        None
+    }
 }
