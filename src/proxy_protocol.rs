@@ -666,6 +666,53 @@ pub async fn accept(
     }
 }
 
+/// Accept side of `accept-proxy proxy-in-tls`: the header read inside a TLS session whose handshake
+/// just ended. Returns the header's client address and original destination (`None`: keep the
+/// socket's) and what else it brought, or the termination code to close with.
+pub async fn accept_in_tls(
+    rt: &Runtime,
+    frontend: usize,
+    sock: &mut crate::tls::Sock,
+    peer: SocketAddr,
+) -> Result<(Option<(SocketAddr, SocketAddr)>, Proxied), Termination> {
+    let fe = &rt.cfg.frontends[frontend];
+    let limit = fe.timeout_client.unwrap_or(ACCEPT_TIMEOUT);
+    match read_from(sock, limit).await {
+        Ok(h) => {
+            tracing::debug!(peer = %peer, addrs = ?h.addrs, version = h.version, authority = ?h.authority, "PROXY header inside TLS");
+            let addrs = h.addrs.map(|(c, d)| (canonical(c), canonical(d)));
+            Ok((
+                addrs,
+                Proxied {
+                    authority: h.authority.map(Into::into),
+                },
+            ))
+        }
+        Err(e) => {
+            tracing::info!(peer = %peer, frontend = %fe.name, "accept-proxy (inside TLS): {e}; closing");
+            Err(e.termination())
+        }
+    }
+}
+
+/// The header bytes `send-proxy[-v2]` writes (see [`send`]).
+pub fn header(
+    how: &SendProxy,
+    client: SocketAddr,
+    dst: SocketAddr,
+    authority: Option<&str>,
+) -> Vec<u8> {
+    if how.v2 {
+        let opts = V2Options {
+            authority: authority.filter(|_| how.authority),
+            crc32c: how.crc32c,
+        };
+        encode_v2(client, dst, &opts)
+    } else {
+        encode_v1(client, dst)
+    }
+}
+
 /// How long `accept-proxy` waits for the header when the frontend has no `timeout client`.
 pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -681,15 +728,7 @@ pub async fn send(
     authority: Option<&str>,
     limit: Duration,
 ) -> io::Result<()> {
-    let bytes = if how.v2 {
-        let opts = V2Options {
-            authority: authority.filter(|_| how.authority),
-            crc32c: how.crc32c,
-        };
-        encode_v2(client, dst, &opts)
-    } else {
-        encode_v1(client, dst)
-    };
+    let bytes = header(how, client, dst, authority);
     // A new connection's send buffer is empty: this is one write.
     match tokio::time::timeout(limit, crate::forward::write_all(server, &bytes)).await {
         Ok(r) => r,

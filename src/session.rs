@@ -187,11 +187,13 @@ pub async fn run(
         .and_then(|b| b.tls.clone());
     // `accept-proxy`: the PROXY header says who the client is and where it connected to.
     let mut proxied = None;
-    if rt.cfg.frontends[frontend]
+    let accept_proxy = rt.cfg.frontends[frontend]
         .binds
         .get(bind)
-        .is_some_and(|b| b.accept_proxy)
-    {
+        .is_some_and(|b| b.accept_proxy);
+    // `proxy-in-tls`: the header comes after the handshake, inside the TLS session.
+    let in_tls = accept_proxy && tls.as_ref().is_some_and(|t| t.proxy_in_tls);
+    if accept_proxy && !in_tls {
         // Boxed: only these sessions pay for reading the header.
         let accept = Box::pin(proxy_protocol::accept(&rt, frontend, &client, peer, local));
         let got;
@@ -235,8 +237,13 @@ pub async fn run(
         let (client, info) = match tls.as_deref() {
             None => (Sock::Plain(client), None),
             // Boxed: a handshake in progress is large and over before forwarding starts.
-            Some(t) => match Box::pin(handshake(&rt, client, t, &mut live.rec)).await {
-                Ok((c, info)) => (c, Some(info)),
+            Some(t) => match Box::pin(handshake(&rt, client, t, &mut live.rec, in_tls)).await {
+                Ok((c, info, header)) => {
+                    if header.is_some() {
+                        proxied = header;
+                    }
+                    (c, Some(info))
+                }
                 Err(end) => break 'end end,
             },
         };
@@ -394,8 +401,30 @@ fn connection_rules(rt: &Runtime, rec: &mut Record, proxied: bool) -> Result<(),
     Ok(())
 }
 
-/// The TLS handshake on a `bind … ssl` connection, within `timeout client` (5 s when unset).
+/// The TLS handshake on a `bind … ssl` connection, within `timeout client` (5 s when unset); with
+/// `in_tls` (`accept-proxy proxy-in-tls`), then the PROXY header inside the session, whose addresses
+/// become the record's client and original destination.
 async fn handshake(
+    rt: &Runtime,
+    tcp: TcpStream,
+    tls: &crate::tls::BindTls,
+    rec: &mut Record,
+    in_tls: bool,
+) -> Result<(Sock, Box<crate::tls::Info>, Option<Box<Proxied>>), Termination> {
+    let (mut sock, info) = tls_accept(rt, tcp, tls, rec).await?;
+    if !in_tls {
+        return Ok((sock, info, None));
+    }
+    let peer = rec.client.get();
+    let (addrs, p) = proxy_protocol::accept_in_tls(rt, rec.frontend, &mut sock, peer).await?;
+    if let Some((src, dst)) = addrs {
+        rec.client = crate::addr::ClientAddr::new(src);
+        rec.orig_dst = crate::addr::OrigDstAddr::new(dst);
+    }
+    Ok((sock, info, Some(Box::new(p))))
+}
+
+async fn tls_accept(
     rt: &Runtime,
     tcp: TcpStream,
     tls: &crate::tls::BindTls,
@@ -596,6 +625,7 @@ async fn setup<'rt>(
             }
         }
     };
+    send_proxy_in_tls(rt, be, srv, &server, rec, &facts, proxied).await?;
     rec.termination.stage = Stage::Data;
     // replay: the peeked bytes go first, as received.
     if !peeked.buf.is_empty() {
@@ -610,6 +640,44 @@ async fn setup<'rt>(
         }
     }
     Ok((server, timeouts))
+}
+
+/// `send-proxy[-v2] proxy-in-tls`: the PROXY header, written inside the TLS session with the server
+/// once its handshake is over (where TLS authenticates it), before any other byte.
+pub(crate) async fn send_proxy_in_tls(
+    rt: &Runtime,
+    be: usize,
+    srv: usize,
+    server: &Sock,
+    rec: &Record,
+    facts: &Facts<'_>,
+    proxied: Option<&Proxied>,
+) -> Result<(), Termination> {
+    let backend = &rt.cfg.backends[be];
+    let Some(how) = backend.servers[srv]
+        .send_proxy
+        .as_ref()
+        .filter(|h| h.in_tls)
+    else {
+        return Ok(());
+    };
+    let authority = facts
+        .tls
+        .and_then(|t| t.sni.as_deref())
+        .or_else(|| facts.hello.and_then(|h| h.sni.as_deref()))
+        .or_else(|| proxied.and_then(|p| p.authority.as_deref()));
+    let bytes = proxy_protocol::header(how, rec.client.get(), rec.orig_dst.get(), authority);
+    let limit = backend
+        .timeout_connect
+        .unwrap_or(crate::config::validate::DEFAULT_TIMEOUT_CONNECT);
+    match tokio::time::timeout(limit, server.write_all(&bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::debug!(client = %rec.client, "PROXY header not sent: {e}");
+            Err(Termination::new(Cause::ServerAbort, Stage::Connect))
+        }
+        Err(_) => Err(Termination::new(Cause::ServerTimeout, Stage::Connect)),
+    }
 }
 
 /// Why a session could not reach a server: its termination code, and the refusal to tell the client
@@ -710,7 +778,12 @@ pub(crate) async fn connect_server<'rt>(
         match attempt {
             Ok(ok) => {
                 rec.connect_ms = Some(t0.elapsed().as_millis() as u64);
-                if let Some(how) = &backend.servers[srv].send_proxy {
+                // With `proxy-in-tls` the header waits for the TLS handshake (`send_proxy_in_tls`).
+                if let Some(how) = backend.servers[srv]
+                    .send_proxy
+                    .as_ref()
+                    .filter(|h| !h.in_tls)
+                {
                     // The authority: the client's SNI (from the handshake on a bind that
                     // terminates TLS, else peeked), else what an accepted PROXY header carried.
                     let authority = facts

@@ -563,6 +563,9 @@ pub struct SendProxy {
     pub authority: bool,
     /// v2 only: a CRC32C checksum TLV.
     pub crc32c: bool,
+    /// `proxy-in-tls` (gatehouse): written inside the TLS session, after the handshake, where TLS
+    /// authenticates it (HAProxy writes it before the handshake, in clear).
+    pub in_tls: bool,
 }
 
 /// Health checking of one server (`check` and its settings).

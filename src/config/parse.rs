@@ -1184,6 +1184,7 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         });
     }
     let mut ssl = false;
+    let mut proxy_in_tls = false;
     let mut tls = crate::tls::BindTlsOpts::default();
     let (crt_base, ca_base) = (sec.global.crt_base.clone(), sec.global.ca_base.clone());
     let mut it = args[1..].iter();
@@ -1216,6 +1217,7 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                 ));
             }
             "accept-proxy" => binds.iter_mut().for_each(|b| b.accept_proxy = true),
+            "proxy-in-tls" => proxy_in_tls = true,
             "ciphers" | "ciphersuites" | "curves" | "ecdhe" => {
                 value("LIST")?;
                 sec.warnings.push(format!(
@@ -1232,14 +1234,21 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "unknown bind option '{other}'; gatehouse knows transparent, name, v4v6, v6only, backlog, ssl, crt, crt-list, alpn, ca-file, verify, ssl-min-ver, strict-sni, accept-proxy"
+                    "unknown bind option '{other}'; gatehouse knows transparent, name, v4v6, v6only, backlog, ssl, crt, crt-list, alpn, ca-file, verify, ssl-min-ver, strict-sni, accept-proxy, proxy-in-tls"
                 ));
             }
         }
     }
+    if proxy_in_tls && !(ssl && binds.iter().all(|b| b.accept_proxy)) {
+        return Err(
+            "'proxy-in-tls' reads the PROXY header inside the TLS session: it needs 'ssl' and 'accept-proxy' on the same bind".into(),
+        );
+    }
     if ssl {
         let built =
             crate::tls::BindTls::build(&tls, crt_base.as_deref()).map_err(|e| e.to_string())?;
+        let mut built = built;
+        built.proxy_in_tls = proxy_in_tls;
         let built = std::sync::Arc::new(built);
         binds.iter_mut().for_each(|b| b.tls = Some(built.clone()));
     } else if tls != crate::tls::BindTlsOpts::default() {
@@ -1411,6 +1420,11 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         ));
     }
     let send_proxy = servers::send_proxy(&o);
+    if o.proxy_in_tls == Some(true) && (send_proxy.is_none() || o.tls.ssl != Some(true)) {
+        return Err(format!(
+            "server '{name}': 'proxy-in-tls' writes the PROXY header inside the TLS session: it needs 'ssl' and 'send-proxy-v2' (or 'send-proxy')"
+        ));
+    }
     let pos = sec.pos.clone();
     sec.px().servers.push(Server {
         name,

@@ -816,6 +816,7 @@ backend b
             v2: true,
             authority,
             crc32c: true,
+            in_tls: false,
         })
     };
     // v2 wins over v1 when both are on, as in HAProxy; the options add up over default-server.

@@ -411,13 +411,24 @@ pub async fn run(
         live.rec.http.as_mut().expect("http record").request_line = "<BADREQ>".into();
         live.finish();
     };
-    let (client, info) = match tls {
-        _ if verdict == Some(false) => (Sock::Plain(client), None),
-        None => (Sock::Plain(client), None),
+    let (client, info, header) = match tls {
+        _ if verdict == Some(false) => (Sock::Plain(client), None, None),
+        None => (Sock::Plain(client), None, None),
         Some(t) => {
             let limit = fe.timeout_client.unwrap_or(Duration::from_secs(5));
             match crate::tls::accept(client, t, limit).await {
-                Ok((s, info)) => (s, Some(Box::new(info))),
+                // `accept-proxy proxy-in-tls`: the PROXY header comes first inside the session.
+                Ok((mut s, info)) if t.proxy_in_tls => {
+                    let read = crate::proxy_protocol::accept_in_tls(rt, fe_idx, &mut s, peer);
+                    match Box::pin(read).await {
+                        Ok(h) => (s, Some(Box::new(info)), Some(h)),
+                        Err(end) => {
+                            refused(end);
+                            return;
+                        }
+                    }
+                }
+                Ok((s, info)) => (s, Some(Box::new(info)), None),
                 Err(e) => {
                     use crate::tls::Handshake;
                     tracing::info!(client = %peer, frontend = %fe.name, "{e}");
@@ -432,6 +443,13 @@ pub async fn run(
                 }
             }
         }
+    };
+    let (peer, local, proxied) = match header {
+        Some((addrs, p)) => {
+            let (peer, local) = addrs.unwrap_or((peer, local));
+            (peer, local, Some(Box::new(p)))
+        }
+        None => (peer, local, proxied),
     };
     let mut conn = Conn {
         rt,
@@ -1006,7 +1024,22 @@ impl<'rt> Conn<'rt> {
                                     )
                                     .await
                                     {
-                                        Ok(s) => s,
+                                        Ok(s) => {
+                                            let sent = session::send_proxy_in_tls(
+                                                rt,
+                                                be_idx,
+                                                srv,
+                                                &s,
+                                                &live.rec,
+                                                &facts,
+                                                self.proxied.as_deref(),
+                                            )
+                                            .await;
+                                            if let Err(end) = sent {
+                                                return self.error(live, 503, Some(be), end).await;
+                                            }
+                                            s
+                                        }
                                         Err(e) => {
                                             tracing::info!(client = %self.peer, server = %to, backend = %be.name, "TLS to the server failed: {e}");
                                             rt.policy.tls_failed.fetch_add(1, Relaxed);

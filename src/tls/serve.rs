@@ -66,6 +66,9 @@ impl BindTlsOpts {
 pub struct BindTls {
     pub opts: BindTlsOpts,
     pub config: Arc<ServerConfig>,
+    /// `proxy-in-tls` (gatehouse): with `accept-proxy`, the PROXY header is read inside the TLS
+    /// session, after the handshake, where TLS authenticates it (HAProxy reads it before, in clear).
+    pub proxy_in_tls: bool,
 }
 
 impl BindTls {
@@ -120,6 +123,7 @@ impl BindTls {
         Ok(BindTls {
             opts: opts.clone(),
             config: Arc::new(config),
+            proxy_in_tls: false,
         })
     }
 }

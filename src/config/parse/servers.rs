@@ -39,6 +39,8 @@ pub struct ServerOpts {
     pub send_proxy_v1: Option<bool>,
     /// `send-proxy-v2` / `no-send-proxy-v2`.
     pub send_proxy_v2: Option<bool>,
+    /// `proxy-in-tls` (gatehouse): the header goes inside the TLS session, after the handshake.
+    pub proxy_in_tls: Option<bool>,
     /// `proxy-v2-options authority`.
     pub pp_authority: Option<bool>,
     /// `proxy-v2-options crc32c`.
@@ -94,6 +96,8 @@ const FLAGS: &[&str] = &[
     "no-send-proxy",
     "send-proxy-v2",
     "no-send-proxy-v2",
+    "proxy-in-tls",
+    "no-proxy-in-tls",
 ];
 
 fn number(opt: &str, v: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
@@ -150,6 +154,8 @@ pub fn parse(
                 "enabled" => o.disabled = Some(false),
                 "check" => o.check = Some(true),
                 "no-check" => o.check = Some(false),
+                "proxy-in-tls" => o.proxy_in_tls = Some(true),
+                "no-proxy-in-tls" => o.proxy_in_tls = Some(false),
                 "send-proxy" => o.send_proxy_v1 = Some(true),
                 "no-send-proxy" => o.send_proxy_v1 = Some(false),
                 "send-proxy-v2" => o.send_proxy_v2 = Some(true),
@@ -315,9 +321,13 @@ pub fn send_proxy(o: &ServerOpts) -> Option<SendProxy> {
             v2: true,
             authority: o.pp_authority == Some(true),
             crc32c: o.pp_crc32c == Some(true),
+            in_tls: o.proxy_in_tls == Some(true),
         })
     } else if o.send_proxy_v1 == Some(true) {
-        Some(SendProxy::default())
+        Some(SendProxy {
+            in_tls: o.proxy_in_tls == Some(true),
+            ..SendProxy::default()
+        })
     } else {
         None
     }
