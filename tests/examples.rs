@@ -211,3 +211,46 @@ fn a_broken_file_fails_with_file_line_and_fix() {
         "{stderr}"
     );
 }
+
+/// The tunnel's two shipped configurations (docs/tunnel.md) check cleanly with the certificates
+/// scripts/tunnel-certs.sh makes, put where their crt-base/ca-base say.
+#[test]
+fn the_tunnel_configs_check_with_the_tunnel_certificates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("gatehouse-tunnel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let certs = dir.join("certs");
+    let made = Command::new("bash")
+        .arg(root.join("scripts/tunnel-certs.sh"))
+        .arg(&certs)
+        .args(["exit.tunnel.example", "entry"])
+        .output()
+        .expect("running scripts/tunnel-certs.sh (needs openssl)");
+    assert!(
+        made.status.success(),
+        "tunnel-certs.sh: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for name in ["tunnel-entry.cfg", "tunnel-exit.cfg"] {
+        let text = std::fs::read_to_string(root.join("config").join(name)).unwrap();
+        assert!(
+            text.contains("/etc/gatehouse/tunnel"),
+            "{name} names its certificate folder"
+        );
+        let f = dir.join(name);
+        std::fs::write(
+            &f,
+            text.replace("/etc/gatehouse/tunnel", certs.to_str().unwrap()),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["-c", "-f"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert!(!stderr.contains("warning"), "{name}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
