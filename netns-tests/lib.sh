@@ -175,6 +175,47 @@ gh_pki() {
         -days 2 -extfile "$d/ext" -out "$d/server.crt" 2>/dev/null || gh_fail "openssl sign"
 }
 
+# gh_ec_ca NAME CN: a CA (EC P-256, valid one day) in $GH_TMP/pki/NAME.crt and NAME.key.
+gh_ec_ca() {
+    local d=$GH_TMP/pki
+    mkdir -p "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=$2" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$d/$1.key" -out "$d/$1.crt" 2>/dev/null || gh_fail "openssl: CA $1"
+}
+
+# gh_ec_cert NAME CA server|client [SAN]: a certificate (EC P-256, valid one day) signed by CA
+# (gh_ec_ca), for TLS servers (SAN required) or clients, in $GH_TMP/pki/NAME.crt and NAME.key, with
+# NAME.pem holding both (what gatehouse's `crt`, curl's `--cert` and stunnel's `cert` read).
+gh_ec_cert() {
+    local name=$1 ca=$2 role=$3 san=${4:-} d=$GH_TMP/pki
+    {
+        echo "basicConstraints=critical,CA:FALSE"
+        echo "keyUsage=critical,digitalSignature"
+        echo "extendedKeyUsage=${role}Auth"
+        [ -z "$san" ] || echo "subjectAltName=$san"
+    } >"$d/$name.ext"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+        -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null || gh_fail "openssl: CSR $name"
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/$ca.crt" -CAkey "$d/$ca.key" -CAcreateserial \
+        -days 1 -extfile "$d/$name.ext" -out "$d/$name.crt" 2>/dev/null || gh_fail "openssl: sign $name"
+    cat "$d/$name.crt" "$d/$name.key" >"$d/$name.pem"
+}
+
+# gh_tunnel_pki: the certificates of a TLS tunnel between two gateways, in $GH_TMP/pki: the tunnel's
+# CA (ca.crt), the exit's server certificate for exit.tunnel.test (exit.pem), the entry's client
+# certificate (entry.pem), a second CA (rogue-ca.crt) with a client certificate of its own
+# (rogue.pem: the "wrong certificate"), and an HTTPS origin's certificate for origin.tunnel.test
+# (origin.pem).
+gh_tunnel_pki() {
+    gh_ec_ca ca "gatehouse tunnel test CA"
+    gh_ec_ca rogue-ca "some other CA"
+    gh_ec_cert exit ca server DNS:exit.tunnel.test
+    gh_ec_cert entry ca client
+    gh_ec_cert rogue rogue-ca client
+    gh_ec_cert origin ca server DNS:origin.tunnel.test
+}
+
 # gh_nginx NS NAME [LISTEN_LINES]: nginx in NS serving /, /big (files in $GH_TMP/www), logging
 # "$remote_addr $server_port $request" to $GH_TMP/NAME-access.log.
 gh_nginx() {

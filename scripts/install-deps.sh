@@ -8,7 +8,7 @@ set -euo pipefail
 # command:package, for every tool the scripts call (ip6tables-legacy comes with iptables, etc.).
 tools="ip:iproute2 nft:nftables iptables-legacy:iptables curl:curl openssl:openssl dnsmasq:dnsmasq
     nginx:nginx-light wrk:wrk haproxy:haproxy socat:socat pkill:procps killall:psmisc python3:python3
-    hatop:hatop tmux:tmux prometheus-haproxy-exporter:prometheus-haproxy-exporter"
+    hatop:hatop tmux:tmux prometheus-haproxy-exporter:prometheus-haproxy-exporter stunnel4:stunnel4"
 need=()
 for pair in $tools; do
     cmd=${pair%%:*} pkg=${pair#*:}
