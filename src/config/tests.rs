@@ -913,3 +913,26 @@ fn proxy_protocol_errors() {
         "frontend f\n    bind :80 accept-proxy\n    stick-table type ip size 10\n    tcp-request connection reject if { src 192.0.2.0/24 }\n    tcp-request session track-sc0 src\n    default_backend b\nbackend b\n    server s 10.0.0.1:80\n",
     );
 }
+
+#[test]
+fn an_authority_that_can_never_be_known_is_said() {
+    let text = |delay: &str| {
+        format!(
+            "defaults\n mode tcp\nfrontend f\n bind :19555\n{delay} default_backend b\n\
+             backend b\n server s 192.0.2.1:443 send-proxy-v2 proxy-v2-options authority\n"
+        )
+    };
+    let l = ok(&text(""));
+    let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();
+    assert!(
+        w.iter()
+            .any(|m| m.starts_with("t.cfg:3: warning: ") && m.contains("inspect-delay")),
+        "{w:#?}"
+    );
+    // Reading the first bytes makes the SNI known: nothing to say.
+    assert!(
+        ok(&text(" tcp-request inspect-delay 2s\n"))
+            .warnings
+            .is_empty()
+    );
+}

@@ -347,6 +347,28 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             None => backends.iter().any(reads),
         };
         let peek = rules_need || dynamic || p.inspect_delay.is_some();
+        // `proxy-v2-options authority` sends the SNI read from the client's hello: without reading
+        // it, the TLV is never sent. Said, not forced: reading first makes a server-speaks-first
+        // protocol (SMTP, FTP) wait for the inspect delay.
+        let sends_authority = |b: &Backend| {
+            b.servers
+                .iter()
+                .any(|s| s.send_proxy.as_ref().is_some_and(|h| h.authority))
+        };
+        let authority = match &reachable {
+            Some(list) => list.iter().any(|&i| sends_authority(&backends[i])),
+            None => backends.iter().any(sends_authority),
+        };
+        if authority && !peek && !p.binds.iter().any(|b| b.tls.is_some() || b.accept_proxy) {
+            warnings.push(Diagnostic::warning(
+                p.pos.clone(),
+                format!(
+                    "{} '{}' reaches a server with 'proxy-v2-options authority' but does not read the client's first bytes, so no SNI is known to send; add 'tcp-request inspect-delay 2s'",
+                    kind_name(p),
+                    p.name
+                ),
+            ));
+        }
         // With accept-proxy the connection rules run before the header is read, before the
         // session (and its record, which releases what was tracked) exists.
         if p.binds.iter().any(|b| b.accept_proxy)
