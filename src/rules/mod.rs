@@ -86,7 +86,7 @@ fn criterion(word: &str) -> Result<(Fetch, Method), String> {
                 | Fetch::ReqLen
                 | Fetch::Sc(..)
                 | Fetch::SrcTable(..) => Method::Int,
-                Fetch::SslEch | Fetch::Const(_) => Method::Bool,
+                Fetch::SslEch | Fetch::SslFc | Fetch::SslCUsed | Fetch::Const(_) => Method::Bool,
                 Fetch::Src | Fetch::Dst => Method::Ip,
                 _ => Method::Str,
             };
@@ -391,6 +391,40 @@ mod tests {
                 parse_cond(&words(bad), &mut acls, &mut nf).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn tls_fetches_after_a_handshake() {
+        let mut acls = Vec::new();
+        let mut nf = no_files;
+        let info = crate::tls::Info {
+            sni: Some("a.test".into()),
+            alpn: Some("h2".into()),
+            client_cert: true,
+            client_dn: Some("/O=gatehouse tests/CN=client".into()),
+            version: Some("TLSv1.3"),
+            ..Default::default()
+        };
+        let mut with = facts(None, None);
+        with.tls = Some(&info);
+        let without = facts(None, None);
+        let mut c = |s: &str, acls: &mut Vec<Acl>| parse_cond(&words(s), acls, &mut nf).unwrap();
+        // (condition, after a handshake, on a plain connection)
+        for (cond, tls, plain) in [
+            // Booleans, as in HAProxy: true without a pattern.
+            ("if { ssl_fc }", true, false),
+            ("if { ssl_c_used }", true, false),
+            ("if !{ ssl_c_used }", false, true),
+            ("if { ssl_fc_sni a.test }", true, false),
+            ("if { ssl_fc_alpn h2 }", true, false),
+            ("if { ssl_fc_protocol TLSv1.3 }", true, false),
+            ("if { ssl_c_s_dn -m end /CN=client }", true, false),
+            ("if { ssl_c_s_dn -m sub CN=client2 }", false, false),
+        ] {
+            let cond = c(cond, &mut acls);
+            assert_eq!(cond.eval(&acls, &with), tls, "{cond:?}");
+            assert_eq!(cond.eval(&acls, &without), plain, "{cond:?} (plain)");
         }
     }
 
