@@ -149,7 +149,8 @@ impl Store {
         }
     }
 
-    /// `crt DIR`: every file in it, in name order, but the keys and OCSP/issuer/SCT side files.
+    /// `crt DIR`: every file in it, in name order, but the keys and OCSP/issuer/SCT side files and
+    /// hidden files (an editor's swap file, `.keep`), as HAProxy does.
     pub fn add_dir(&mut self, dir: &Path) -> Result<(), TlsError> {
         let rd = std::fs::read_dir(dir).map_err(|err| TlsError::Read {
             path: dir.to_path_buf(),
@@ -158,6 +159,10 @@ impl Store {
         let mut files: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file())
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+            })
             .filter(|p| {
                 !matches!(
                     p.extension().and_then(|e| e.to_str()),
