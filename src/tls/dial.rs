@@ -2,9 +2,9 @@
 //! the handshake with a connected server.
 //!
 //! As in HAProxy, a server's certificate is verified by default (`verify required`), against the
-//! `ca-file`; the name checked is `verifyhost` if set, else the SNI sent; with neither, only the
-//! chain is checked. `verify none` accepts any certificate (the handshake signatures are still
-//! checked).
+//! `ca-file`; the name checked is the SNI sent, else `verifyhost` (HAProxy's `ssl_sock_srv_verifycbk`
+//! order: `verifyhost` is the name for connections without SNI); with neither, only the chain is
+//! checked. `verify none` accepts any certificate (the handshake signatures are still checked).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -145,8 +145,8 @@ pub async fn connect(
     }
 }
 
-/// `verify required`: the chain against the CA file, then the name: `verifyhost` if set, else
-/// the SNI sent; a connection without SNI (named by its address) checks the chain only.
+/// `verify required`: the chain against the CA file, then the name: the SNI sent, else
+/// `verifyhost`; a connection with neither (named by its address) checks the chain only.
 #[derive(Debug)]
 struct Checked {
     inner: Arc<WebPkiServerVerifier>,
@@ -162,17 +162,18 @@ impl ServerCertVerifier for Checked {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        // Without SNI, `connect` names the connection by the server's address.
+        let no_sni = matches!(server_name, ServerName::IpAddress(_));
         let host;
         let name = match &self.verifyhost {
-            Some(h) => {
+            Some(h) if no_sni => {
                 host = ServerName::try_from(h.as_str())
                     .map_err(|_| rustls::Error::General(format!("bad verifyhost '{h}'")))?;
                 &host
             }
-            None => server_name,
+            _ => server_name,
         };
-        let by_address =
-            self.verifyhost.is_none() && matches!(server_name, ServerName::IpAddress(_));
+        let by_address = no_sni && self.verifyhost.is_none();
         match self
             .inner
             .verify_server_cert(end_entity, intermediates, name, ocsp, now)
