@@ -514,6 +514,14 @@ impl Backend {
             .iter()
             .any(|s| matches!(s.target, ServerTarget::Dynamic { .. }))
     }
+
+    /// Whether a server's `sni EXPR` reads the client's first bytes (`req.hdr(host)`,
+    /// `req.ssl_sni`).
+    pub fn sni_reads_content(&self) -> bool {
+        self.servers
+            .iter()
+            .any(|s| s.sni.as_ref().is_some_and(|e| e.fetch.needs_content()))
+    }
 }
 
 #[derive(Debug, Clone)]

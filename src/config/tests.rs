@@ -665,6 +665,25 @@ backend h
     assert!(l.config.backends[1].redispatch);
 }
 
+#[test]
+fn a_server_sni_read_from_the_request_makes_its_frontends_peek() {
+    let l = ok("\
+frontend by-host
+    bind :80
+    default_backend host
+frontend terminated
+    bind :81
+    default_backend fwd
+backend host
+    server s 10.0.0.1:443 ssl verify none sni req.hdr(host)
+backend fwd
+    server s 10.0.0.1:443 ssl verify none sni ssl_fc_sni
+");
+    let peek: Vec<bool> = l.config.frontends.iter().map(|f| f.peek).collect();
+    // ssl_fc_sni comes from gatehouse's own handshake, not from the client's first bytes.
+    assert_eq!(peek, [true, false]);
+}
+
 const RUN_AS_TAIL: &str =
     "frontend f\n    bind :80\n    default_backend b\nbackend b\n    server s 127.0.0.1:8080\n";
 

@@ -341,7 +341,9 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             || p.use_backends
                 .iter()
                 .any(|u| u.target.as_ref().is_ok_and(|t| t.needs_content()));
-        let reads = |b: &Backend| b.has_dynamic_server() || b.balance_reads_content();
+        let reads = |b: &Backend| {
+            b.has_dynamic_server() || b.balance_reads_content() || b.sni_reads_content()
+        };
         let dynamic = match &reachable {
             Some(list) => list.iter().any(|&i| reads(&backends[i])),
             None => backends.iter().any(reads),
