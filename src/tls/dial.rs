@@ -55,7 +55,15 @@ impl ServerTlsOpts {
                 alpn_list(&v)?;
                 self.alpn = Some(v);
             }
-            "verifyhost" => self.verifyhost = Some(value()?.to_ascii_lowercase()),
+            "verifyhost" => {
+                let h = value()?.to_ascii_lowercase();
+                if !matches!(ServerName::try_from(h.as_str()), Ok(ServerName::DnsName(_))) {
+                    return Err(format!(
+                        "'verifyhost {h}' is not a host name; write the DNS name the server's certificate must have"
+                    ));
+                }
+                self.verifyhost = Some(h);
+            }
             _ => return Ok(false),
         }
         Ok(true)
