@@ -309,6 +309,16 @@ fn errors_name_file_line_and_fix() {
             "use 'tcp-request content'",
         ),
         (
+            "frontend f\n    bind :80\n    acl client ssl_c_used\n    tcp-request connection reject unless client\n",
+            4,
+            "runs before the TLS handshake",
+        ),
+        (
+            "frontend f\n    bind :80\n    tcp-request connection track-sc0 ssl_fc_sni\n",
+            3,
+            "use 'tcp-request session' or 'tcp-request content', which run after it",
+        ),
+        (
             "frontend f\n    bind :80\n    tcp-request content do-resolve(txn.dst,dns) req.ssl_sni\n",
             3,
             "resolves and dials the name itself",
@@ -791,12 +801,14 @@ frontend f
     tcp-request session reject if { src 192.0.2.1 }
     tcp-request connection reject if { src 10.0.0.0/8 }
     tcp-request session track-sc1 src
+    tcp-request session reject unless { ssl_c_used }
     default_backend b
 backend b
     server s 10.0.0.1:80
 ");
     let fe = &l.config.frontends[0];
-    assert_eq!((fe.connection_rules.len(), fe.session_rules.len()), (1, 2));
+    // Session rules run after the TLS handshake: the ssl_* fetches are theirs too.
+    assert_eq!((fe.connection_rules.len(), fe.session_rules.len()), (1, 3));
     one_error(
         "frontend f\n    bind :80\n    tcp-request session reject if { req.ssl_sni -m end .test }\n",
         3,

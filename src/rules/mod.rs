@@ -41,6 +41,9 @@ impl Acl {
     pub fn needs_content(&self) -> bool {
         self.tests.iter().any(|t| t.fetch.needs_content())
     }
+    pub fn needs_handshake(&self) -> bool {
+        self.tests.iter().any(|t| t.fetch.needs_handshake())
+    }
 }
 
 /// The criteria an ACL may test: a fetch, its argument, and the match method it implies.
@@ -167,6 +170,13 @@ impl Cond {
             .iter()
             .flatten()
             .any(|&(_, i)| acls.get(i).is_some_and(Acl::needs_content))
+    }
+
+    pub fn needs_handshake(&self, acls: &[Acl]) -> bool {
+        self.any_of
+            .iter()
+            .flatten()
+            .any(|&(_, i)| acls.get(i).is_some_and(Acl::needs_handshake))
     }
 }
 

@@ -137,6 +137,21 @@ impl Fetch {
         )
     }
 
+    /// Whether the fetch reads what gatehouse's own TLS handshake with the client told
+    /// (`ssl_fc*`, `ssl_c_*`): nothing before that handshake.
+    pub fn needs_handshake(&self) -> bool {
+        matches!(
+            self,
+            Fetch::SslFc
+                | Fetch::SslFcSni
+                | Fetch::SslFcAlpn
+                | Fetch::SslFcProtocol
+                | Fetch::SslFcCipher
+                | Fetch::SslCUsed
+                | Fetch::SslCSDn
+        )
+    }
+
     pub fn values(&self, f: &Facts<'_>) -> Vec<Value> {
         let hello = f.hello.filter(|h| !h.sslv2);
         match self {
@@ -502,6 +517,12 @@ impl Template {
         self.parts
             .iter()
             .any(|p| matches!(p, Part::Expr(e) if e.fetch.needs_content()))
+    }
+
+    pub fn needs_handshake(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Expr(e) if e.fetch.needs_handshake()))
     }
 
     /// The maps the template uses, for the validator (backend names in map values).

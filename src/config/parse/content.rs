@@ -150,6 +150,16 @@ pub(super) fn h_tcp_request(sec: &mut Section<'_>, args: &[String]) -> Result<()
                 ));
             }
             let cond = cond_of(sec, cond)?;
+            if kind == "connection"
+                && (matches!(&act, RuleAction::Track { key, .. } if key.needs_handshake())
+                    || cond
+                        .as_ref()
+                        .is_some_and(|c| c.needs_handshake(&sec.px().acls)))
+            {
+                return Err(
+                    "'tcp-request connection' runs before the TLS handshake, so ssl_fc* and ssl_c_* have no value yet; use 'tcp-request session' or 'tcp-request content', which run after it".into(),
+                );
+            }
             if kind != "content"
                 && let RuleAction::Track { key, .. } = &act
                 && key.needs_content()
