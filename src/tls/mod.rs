@@ -125,9 +125,12 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
+/// `ca-file @system-ca`: the system's CA bundle.
+const SYSTEM_CA: &str = "@system-ca";
+
 /// The CA certificates of `ca-file` (`@system-ca`: the system's bundle).
 fn roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
-    let path = if path == Path::new("@system-ca") {
+    let path = if path == Path::new(SYSTEM_CA) {
         Path::new("/etc/ssl/certs/ca-certificates.crt")
     } else {
         path

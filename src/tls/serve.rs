@@ -13,10 +13,11 @@ use super::certs::Store;
 use super::{TlsError, Verify, Version, alpn_list, roots};
 
 /// A path as written, under `crt-base`/`ca-base` when it is relative and a base is set.
+/// `@system-ca` is a name, not a path: no base applies to it.
 pub fn based(file: &str, base: Option<&Path>) -> PathBuf {
     let p = Path::new(file);
     match base {
-        Some(b) if p.is_relative() => b.join(p),
+        Some(b) if p.is_relative() && file != super::SYSTEM_CA => b.join(p),
         _ => p.to_path_buf(),
     }
 }
@@ -208,4 +209,22 @@ pub async fn accept(
     };
     let (tcp, conn) = stream.into_inner();
     Ok((super::Sock::tls(tcp, conn), info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_a_base() {
+        let base = Some(Path::new("/etc/gatehouse/certs"));
+        assert_eq!(
+            based("site.pem", base),
+            Path::new("/etc/gatehouse/certs/site.pem")
+        );
+        assert_eq!(based("/srv/site.pem", base), Path::new("/srv/site.pem"));
+        assert_eq!(based("site.pem", None), Path::new("site.pem"));
+        // A name, not a file under ca-base.
+        assert_eq!(based("@system-ca", base), Path::new("@system-ca"));
+    }
 }
