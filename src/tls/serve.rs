@@ -70,6 +70,9 @@ pub struct BindTls {
     /// `proxy-in-tls` (gatehouse): with `accept-proxy`, the PROXY header is read inside the TLS
     /// session, after the handshake, where TLS authenticates it (HAProxy reads it before, in clear).
     pub proxy_in_tls: bool,
+    /// The certificates (also the configuration's resolver): `strict-sni` asks it before the
+    /// handshake goes on.
+    store: Arc<Store>,
 }
 
 impl BindTls {
@@ -117,7 +120,8 @@ impl BindTls {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let mut config = builder.with_cert_resolver(Arc::new(store));
+        let store = Arc::new(store);
+        let mut config = builder.with_cert_resolver(store.clone());
         if let Some(a) = &opts.alpn {
             config.alpn_protocols = alpn_list(a).map_err(TlsError::Config)?;
         }
@@ -125,6 +129,7 @@ impl BindTls {
             opts: opts.clone(),
             config: Arc::new(config),
             proxy_in_tls: false,
+            store,
         })
     }
 }
@@ -152,7 +157,8 @@ pub struct Info {
 pub enum Handshake {
     #[error("TLS handshake timed out")]
     Timeout,
-    /// The client's certificate was missing, invalid or not signed by the CA (our refusal).
+    /// The client's certificate was missing, invalid or not signed by the CA, or `strict-sni`
+    /// found no certificate for the name (our refusal).
     #[error("TLS handshake refused: {0}")]
     Refused(String),
     /// The client sent something that is not TLS, or left.
@@ -161,33 +167,55 @@ pub enum Handshake {
 }
 
 /// The handshake of an accepted connection, within `limit`.
+///
+/// The ClientHello is read first, so that `strict-sni` refuses an unknown name itself (an
+/// `unrecognized_name` alert, [`Handshake::Refused`]) rather than as a handshake that rustls
+/// could not go on with.
 pub async fn accept(
     tcp: TcpStream,
     tls: &BindTls,
     limit: Duration,
 ) -> Result<(super::Sock, Info), Handshake> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
-    let stream = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+    let deadline = tokio::time::Instant::now() + limit;
+    let hello = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let start = match tokio::time::timeout_at(deadline, hello).await {
         Err(_) => return Err(Handshake::Timeout),
-        Ok(Err(e)) => {
-            let refused = e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                .is_some_and(|r| {
-                    matches!(
-                        r,
-                        rustls::Error::InvalidCertificate(_)
-                            | rustls::Error::NoCertificatesPresented
-                    )
-                });
-            return Err(if refused {
-                Handshake::Refused(e.to_string())
-            } else {
-                Handshake::Failed(e)
-            });
-        }
-        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(Handshake::Failed(e)),
+        Ok(Ok(start)) => start,
     };
+    if tls.store.strict {
+        let name = start.client_hello().server_name().map(str::to_string);
+        if tls.store.pick(name.as_deref()).is_none() {
+            use crate::classify::{ALERT_UNRECOGNIZED_NAME, tls_alert};
+            let _ = start.io.try_write(&tls_alert(ALERT_UNRECOGNIZED_NAME));
+            return Err(Handshake::Refused(match name {
+                Some(n) => format!("no certificate for '{n}' (strict-sni)"),
+                None => "no SNI (strict-sni)".into(),
+            }));
+        }
+    }
+    let stream =
+        match tokio::time::timeout_at(deadline, start.into_stream(tls.config.clone())).await {
+            Err(_) => return Err(Handshake::Timeout),
+            Ok(Err(e)) => {
+                let refused = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|r| {
+                        matches!(
+                            r,
+                            rustls::Error::InvalidCertificate(_)
+                                | rustls::Error::NoCertificatesPresented
+                        )
+                    });
+                return Err(if refused {
+                    Handshake::Refused(e.to_string())
+                } else {
+                    Handshake::Failed(e)
+                });
+            }
+            Ok(Ok(s)) => s,
+        };
     let (_, conn) = stream.get_ref();
     let peer = conn.peer_certificates().and_then(|c| c.first());
     let info = Info {
