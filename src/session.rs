@@ -451,6 +451,17 @@ async fn tls_accept(
     }
 }
 
+/// How a failed TLS handshake with a server ends the session: `sC` when it ran out of `timeout
+/// connect`, else `SC` (refused certificate, not TLS, reset).
+pub(crate) fn server_tls_failed(e: &std::io::Error) -> Termination {
+    let cause = if e.kind() == std::io::ErrorKind::TimedOut {
+        Cause::ServerTimeout
+    } else {
+        Cause::ServerAbort
+    };
+    Termination::new(cause, Stage::Connect)
+}
+
 /// Everything up to a connected server (TLS to it done, if any) with the peeked bytes replayed to
 /// it. `tls` is what the client's handshake told, on a bind that terminates TLS.
 async fn setup<'rt>(
@@ -620,7 +631,7 @@ async fn setup<'rt>(
                 Err(e) => {
                     tracing::info!(client = %rec.client, server = %to, backend = %backend.name, "TLS to the server failed: {e}");
                     rt.policy.tls_failed.fetch_add(1, Relaxed);
-                    return Err(Termination::new(Cause::ServerAbort, Stage::Connect));
+                    return Err(server_tls_failed(&e));
                 }
             }
         }

@@ -1043,10 +1043,7 @@ impl<'rt> Conn<'rt> {
                                         Err(e) => {
                                             tracing::info!(client = %self.peer, server = %to, backend = %be.name, "TLS to the server failed: {e}");
                                             rt.policy.tls_failed.fetch_add(1, Relaxed);
-                                            let end = Termination::new(
-                                                Cause::ServerAbort,
-                                                Stage::Connect,
-                                            );
+                                            let end = crate::session::server_tls_failed(&e);
                                             return self.error(live, 503, Some(be), end).await;
                                         }
                                     }
