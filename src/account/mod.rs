@@ -171,13 +171,14 @@ impl PolicyCounters {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Relaxed);
         format!(
-            "rejected={} guard_refused={} dns_failed={} mismatch={} ech={} unclassified={}",
+            "rejected={} guard_refused={} dns_failed={} mismatch={} ech={} unclassified={} tls_failed={}",
             g(&self.rejected),
             g(&self.guard_refused),
             g(&self.dns_failed),
             g(&self.mismatch),
             g(&self.ech),
-            g(&self.unclassified)
+            g(&self.unclassified),
+            g(&self.tls_failed)
         )
     }
 }
