@@ -1224,11 +1224,17 @@ fn h_bind(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
                     "bind option '{opt}' is ignored: rustls offers only modern cipher suites and groups"
                 ));
             }
-            "no-sslv3" | "no-tlsv10" | "no-tlsv11" | "no-tls-tickets" | "prefer-client-ciphers" => {
+            "no-sslv3" | "no-tlsv10" | "no-tlsv11" => {
                 sec.warnings.push(format!(
                     "bind option '{opt}' is ignored: rustls never speaks SSLv3, TLS 1.0 or 1.1"
                 ));
             }
+            "no-tls-tickets" => sec.warnings.push(
+                "bind option 'no-tls-tickets' is ignored: gatehouse issues no stateless session tickets (sessions resume from a small in-memory cache)".into(),
+            ),
+            "prefer-client-ciphers" => sec.warnings.push(
+                "bind option 'prefer-client-ciphers' is ignored: rustls follows the client's cipher suite order already".into(),
+            ),
             "tfo" | "defer-accept" | "interface" | "mss" | "maxconn" | "nice" => {
                 return Err(format!("bind option '{opt}' is not supported yet"));
             }
