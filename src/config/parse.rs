@@ -200,8 +200,6 @@ enum Act {
     Flag(fn(&mut ProxyDraft, bool)),
     /// Accepted and ignored, with a warning saying why.
     Ignore(&'static str),
-    /// Recognised; arrives with a later issue.
-    Later(&'static str),
     /// Recognised and refused, with the message given.
     Refuse(&'static str),
 }
@@ -220,7 +218,7 @@ const fn kw(name: &'static str, sections: u8, act: Act) -> Kw {
     }
 }
 
-const TLS: &str = "TLS (issue #6)";
+const MODERN_CIPHERS: &str = "rustls offers only modern cipher suites and groups";
 
 /// Every keyword gatehouse knows, in any section. Two-word entries (`timeout connect`) are matched first.
 static KEYWORDS: &[Kw] = &[
@@ -284,10 +282,28 @@ static KEYWORDS: &[Kw] = &[
     ),
     kw("ca-base", G, Act::Handle(h_ca_base)),
     kw("crt-base", G, Act::Handle(h_crt_base)),
-    kw("ssl-default-bind-ciphers", G, Act::Later(TLS)),
-    kw("ssl-default-bind-options", G, Act::Later(TLS)),
-    kw("ssl-default-server-ciphers", G, Act::Later(TLS)),
-    kw("ssl-default-server-options", G, Act::Later(TLS)),
+    kw("ssl-default-bind-ciphers", G, Act::Ignore(MODERN_CIPHERS)),
+    kw(
+        "ssl-default-bind-ciphersuites",
+        G,
+        Act::Ignore(MODERN_CIPHERS),
+    ),
+    kw("ssl-default-server-ciphers", G, Act::Ignore(MODERN_CIPHERS)),
+    kw(
+        "ssl-default-server-ciphersuites",
+        G,
+        Act::Ignore(MODERN_CIPHERS),
+    ),
+    kw(
+        "ssl-default-bind-options",
+        G,
+        Act::Handle(h_ssl_default_options),
+    ),
+    kw(
+        "ssl-default-server-options",
+        G,
+        Act::Handle(h_ssl_default_options),
+    ),
     // proxies
     kw("mode", PX, Act::Handle(h_mode)),
     kw("bind", F | L, Act::Handle(h_bind)),
@@ -821,9 +837,6 @@ fn directive(
         },
         Act::Ignore(why) => Ok(Some(format!("'{said}' is ignored: {why}"))),
         Act::Refuse(msg) => Err((*msg).to_string()),
-        Act::Later(what) => Err(format!(
-            "'{spelled}' is not supported yet; it arrives with {what}"
-        )),
     }
 }
 
@@ -1005,6 +1018,35 @@ fn h_crt_base(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
 
 fn h_ca_base(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     sec.global.ca_base = Some(one(args, "ca-base DIR")?.into());
+    Ok(())
+}
+
+/// `ssl-default-bind-options` / `ssl-default-server-options`: gatehouse takes the options that change
+/// nothing under rustls (the ones generated configurations write), each with a warning, and refuses
+/// the rest rather than apply them differently from HAProxy.
+fn h_ssl_default_options(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    let mut words = args.iter();
+    while let Some(w) = words.next() {
+        let why = match w.as_str() {
+            "no-sslv3" | "no-tlsv10" | "no-tlsv11" => "rustls never speaks SSLv3, TLS 1.0 or 1.1",
+            "no-tls-tickets" => "gatehouse issues no stateless session tickets",
+            "prefer-client-ciphers" => "rustls follows the client's cipher suite order already",
+            "ssl-min-ver" => match words.next().map(String::as_str) {
+                Some("TLSv1.2") => "TLSv1.2 is the oldest version gatehouse speaks anyway",
+                _ => {
+                    return Err(
+                        "only 'ssl-min-ver TLSv1.2' (gatehouse's floor anyway) is taken here; write ssl-min-ver on the bind lines".into(),
+                    );
+                }
+            },
+            other => {
+                return Err(format!(
+                    "'{other}' is not supported in a default; write it on each bind or server line that needs it"
+                ));
+            }
+        };
+        sec.warnings.push(format!("'{w}' is ignored: {why}"));
+    }
     Ok(())
 }
 

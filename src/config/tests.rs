@@ -314,6 +314,16 @@ fn errors_name_file_line_and_fix() {
             "runs before the TLS handshake",
         ),
         (
+            "global\n    ssl-default-bind-options ssl-min-ver TLSv1.3\n",
+            2,
+            "write ssl-min-ver on the bind lines",
+        ),
+        (
+            "global\n    ssl-default-server-options no-tlsv12\n",
+            2,
+            "write it on each bind or server line",
+        ),
+        (
             "frontend f\n    bind :80\n    tcp-request connection track-sc0 ssl_fc_sni\n",
             3,
             "use 'tcp-request session' or 'tcp-request content', which run after it",
@@ -535,6 +545,9 @@ global
     nbproc 4
     spread-checks 3
     tune.bufsize 32768
+    ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256
+    ssl-default-bind-options prefer-client-ciphers no-sslv3 no-tlsv10 no-tlsv11 no-tls-tickets
+    ssl-default-server-options ssl-min-ver TLSv1.2 no-tls-tickets
 frontend f
     bind :80
     no option splice-response
@@ -549,7 +562,11 @@ backend b
         (4, "nbproc"),
         (5, "spread-checks"),
         (6, "tune.bufsize"),
-        (9, "no option splice-response"),
+        (7, "ssl-default-bind-ciphers"),
+        (8, "prefer-client-ciphers"),
+        (8, "no-tlsv11"),
+        (9, "ssl-min-ver"),
+        (12, "no option splice-response"),
     ] {
         assert!(
             w.iter().any(
