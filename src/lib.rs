@@ -7,7 +7,8 @@
 //! 1. [`listener`] — **accept**: transparent binds, accept loops, `maxconn`.
 //! 2. [`session`] — one connection's life: runs the stages below, ends with a termination code.
 //!    With `accept-proxy`, [`proxy_protocol`] first reads the PROXY header that says who the client
-//!    is; with `send-proxy[-v2]` it writes one on each server connection.
+//!    is; with `send-proxy[-v2]` it writes one on each server connection. On a `bind … ssl` line
+//!    the [`tls`] handshake comes next (certificate by SNI, client certificates).
 //! 3. [`classify`] — **classify**: the TLS SNI or HTTP Host, read without answering (peek → replay).
 //! 4. [`route`] — **route**: `tcp-request` rules and `use_backend` over [`rules`] (ACLs, samples, maps).
 //! 5. [`balance`] — **balance**: which server of the backend.
@@ -15,7 +16,8 @@
 //!    through [`resolve`] (DNS with a TTL-honouring cache), checked by the open-proxy [`guard`].
 //! 7. [`connect`] — **connect**: the outbound socket, `source … usesrc`, SO_MARK, `timeout connect`,
 //!    happy eyeballs across addresses.
-//! 8. [`forward`] — **forward**: splice both ways, half-close, idle timeouts.
+//! 8. [`forward`] — **forward**: splice both ways (a copying relay when [`tls`] is on a side),
+//!    half-close, idle timeouts.
 //! 9. [`account`] and [`log`] — **account**: counters and the tcplog line.
 //!
 //! Around them: [`checks`] (health checks, on the control thread), [`config`] (lexer → parse →
