@@ -2,7 +2,7 @@
 //! (openssl). Terminating (`bind … ssl`): the certificate served follows the SNI (exact name, then a
 //! wildcard one level up, else the first; `strict-sni` refuses), from `crt FILE`, `crt DIR` and
 //! `crt-list` with SNI filters; ALPN; client certificates (`verify required|optional`) refused and
-//! logged, or routed by `ssl_c_*` and `ssl_fc_sni`. Originating (`server … ssl`): verified against the
+//! logged, or routed by `ssl_c_*` and `ssl_fc_sni` (in `tcp-request session` rules too). Originating (`server … ssl`): verified against the
 //! CA and the name (SNI before `verifyhost`, as in HAProxy), refused with the wrong CA (`SC`), or not
 //! verified (`verify none`). Config errors name file:line and the fix; a reload serves a replaced
 //! certificate.
@@ -547,9 +547,9 @@ fn alpn_version_and_routing_on_the_handshake() {
 fn client_certificates_are_verified_and_routed() {
     let tag = "tls-client-cert";
     let pki = pki_for(tag);
-    let (req, opt) = (free_port(), free_port());
+    let (req, opt, sess) = (free_port(), free_port(), free_port());
     let cfg = format!(
-        "{}frontend f\n bind 127.0.0.1:{req} ssl crt crt ca-file ca.crt verify required\n use_backend two if {{ ssl_c_s_dn -m end /CN=client2 }}\n use_backend by-sni if {{ ssl_fc_sni b.example.test }} {{ ssl_c_used }}\n default_backend one\nfrontend g\n bind 127.0.0.1:{opt} ssl crt crt ca-file ca.crt verify optional\n use_backend one if {{ ssl_c_used }}\n default_backend anonymous\nbackend one\n server s 127.0.0.1:{}\nbackend two\n server s 127.0.0.1:{}\nbackend by-sni\n server s 127.0.0.1:{}\nbackend anonymous\n server s 127.0.0.1:{}\n",
+        "{}frontend f\n bind 127.0.0.1:{req} ssl crt crt ca-file ca.crt verify required\n use_backend two if {{ ssl_c_s_dn -m end /CN=client2 }}\n use_backend by-sni if {{ ssl_fc_sni b.example.test }} {{ ssl_c_used }}\n default_backend one\nfrontend g\n bind 127.0.0.1:{opt} ssl crt crt ca-file ca.crt verify optional\n use_backend one if {{ ssl_c_used }}\n default_backend anonymous\nfrontend h\n bind 127.0.0.1:{sess} ssl crt crt ca-file ca.crt verify optional\n tcp-request session reject unless {{ ssl_c_used }}\n default_backend one\nbackend one\n server s 127.0.0.1:{}\nbackend two\n server s 127.0.0.1:{}\nbackend by-sni\n server s 127.0.0.1:{}\nbackend anonymous\n server s 127.0.0.1:{}\n",
         head(&pki),
         echo_server("one\n"),
         echo_server("two\n"),
@@ -588,6 +588,15 @@ fn client_certificates_are_verified_and_routed() {
     assert_eq!(to(Some(&client)).unwrap(), "one");
     assert!(to(Some(&other)).is_err());
     log.wait(&[" g g/<NOSRV> ", " PR "]);
+    // tcp-request session rules run after the handshake and see its facts.
+    assert!(reach(sess, hello("a.example.test", None)).is_err());
+    log.wait(&[" h h/<NOSRV> ", " PR ", "{a.example.test}"]);
+    assert_eq!(
+        reach(sess, hello("a.example.test", Some(&client)))
+            .unwrap()
+            .0,
+        "one"
+    );
 }
 
 #[test]
