@@ -1,7 +1,8 @@
 //! Forwarding when TLS is on either side: bytes must pass through user space to be decrypted or
-//! encrypted, so splice(2) is out. Each direction copies through its own buffer, made at the first
-//! read (a TLS session carries rustls's buffers anyway); the rest (half-close, idle timeouts with
-//! one lazily re-armed timer, byte counts into the record, termination codes) is as in
+//! encrypted, so splice(2) is out. Each direction copies through a 16 KiB buffer borrowed from a
+//! per-thread pool while bytes are in flight and given back as soon as it is drained, so an idle
+//! session holds none (rustls keeps its own, smaller, buffers); the rest (half-close, idle timeouts
+//! with one lazily re-armed timer, byte counts into the record, termination codes) is as in
 //! [`super::Forward`].
 //!
 //! A TLS peer that closes its socket without a close_notify alert is taken as a plain end of
@@ -21,6 +22,28 @@ use crate::session::{Cause, Stage, Termination};
 use crate::tls::Sock;
 
 const BUF_SIZE: usize = 16 * 1024;
+
+/// Drained buffers a worker thread keeps for its sessions' next reads.
+const SPARE_BUFS: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn borrow() -> Box<[u8]> {
+    SPARE
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0; BUF_SIZE].into_boxed_slice())
+}
+
+fn give_back(buf: Box<[u8]>) {
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_BUFS {
+            s.push(buf);
+        }
+    });
+}
 
 /// Moves one direction may make in one poll before yielding.
 const ROUNDS_PER_POLL: usize = 32;
@@ -52,9 +75,7 @@ impl Half {
         wrote: &mut bool,
     ) -> Stop {
         for _ in 0..ROUNDS_PER_POLL {
-            let buf = self
-                .buf
-                .get_or_insert_with(|| vec![0; BUF_SIZE].into_boxed_slice());
+            let buf = self.buf.get_or_insert_with(borrow);
             if self.start < self.end {
                 match dst.poll_write_ref(cx, &buf[self.start..self.end]) {
                     Poll::Pending => return Stop::Pending,
@@ -80,7 +101,11 @@ impl Half {
             let mut rb = ReadBuf::new(buf);
             match src.poll_read_ref(cx, &mut rb) {
                 Poll::Pending => {
-                    // Nothing more to read now: what the TLS layer still holds goes out.
+                    // Nothing more to read now: the drained buffer goes back, and what the TLS
+                    // layer still holds goes out.
+                    if let Some(b) = self.buf.take() {
+                        give_back(b);
+                    }
                     if let Poll::Ready(Err(e)) = dst.poll_flush_ref(cx) {
                         return Stop::Write(e);
                     }
@@ -202,8 +227,10 @@ impl Future for Relay<'_> {
         }
         // A direction's buffer goes once it is done.
         for h in [&mut this.up, &mut this.down] {
-            if h.done {
-                h.buf = None;
+            if h.done
+                && let Some(b) = h.buf.take()
+            {
+                give_back(b);
             }
         }
         if this.up.done && this.down.done {
