@@ -106,6 +106,45 @@ impl TlsSock {
         }
     }
 
+    /// [`TlsSock::try_read`] into a vector's spare room, growing it by exactly the bytes rustls
+    /// holds: no zeroing of a whole buffer per read.
+    fn try_read_vec(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let mut i = self.lock();
+        loop {
+            let st = match i.conn.process_new_packets() {
+                Ok(st) => st,
+                Err(e) => {
+                    let _ = self.flush_now(&mut i);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            };
+            let avail = st.plaintext_bytes_to_read();
+            if avail > 0 {
+                let room = (buf.capacity() - buf.len()).max(1);
+                let start = buf.len();
+                buf.resize(start + avail.min(room), 0);
+                let got = i.conn.reader().read(&mut buf[start..]);
+                buf.truncate(start + *got.as_ref().unwrap_or(&0));
+                return got;
+            }
+            if st.peer_has_closed() || i.eof {
+                return Ok(0);
+            }
+            match i.conn.read_tls(&mut Raw(&self.tcp)) {
+                Ok(0) => i.eof = true,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+            if i.conn.wants_write() {
+                match self.flush_now(&mut i) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         let mut i = self.lock();
         self.flush_now(&mut i)?;
@@ -197,11 +236,7 @@ impl Sock {
                 if buf.capacity() == buf.len() {
                     buf.reserve(16 * 1024);
                 }
-                let start = buf.len();
-                buf.resize(buf.capacity(), 0);
-                let r = t.try_read(&mut buf[start..]);
-                buf.truncate(start + *r.as_ref().unwrap_or(&0));
-                r
+                t.try_read_vec(buf)
             }
         }
     }
