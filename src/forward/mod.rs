@@ -264,6 +264,12 @@ pub struct Forward<'a> {
     traffic: &'a mut Traffic,
     up: Dir,
     down: Dir,
+    idle: IdleClock,
+}
+
+/// The idle timeouts of a session being forwarded (the splicing forwarder's and the relay's):
+/// each side's last activity and one timer for both.
+pub(crate) struct IdleClock {
     timeout_client: Option<Duration>,
     timeout_server: Option<Duration>,
     /// `timeout tunnel`: any activity counts for both sides.
@@ -276,39 +282,23 @@ pub struct Forward<'a> {
     timer: Option<Pin<Box<Sleep>>>,
 }
 
-/// Forwards until both directions end, one side fails, or a side stays idle past its timeout.
-pub fn forward<'a>(
-    client: &'a TcpStream,
-    server: &'a TcpStream,
-    timeouts: Timeouts,
-    traffic: &'a mut Traffic,
-) -> Forward<'a> {
-    let now = Instant::now();
-    let (timeout_client, timeout_server, joint) = match timeouts {
-        Timeouts::Sides { client, server } => (client, server, false),
-        Timeouts::Tunnel(t) => (Some(t), Some(t), true),
-    };
-    Forward {
-        client,
-        server,
-        traffic,
-        up: Dir::default(),
-        down: Dir::default(),
-        timeout_client,
-        timeout_server,
-        joint,
-        client_seen: now,
-        server_seen: now,
-        timer: None,
+impl IdleClock {
+    pub(crate) fn new(timeouts: Timeouts) -> IdleClock {
+        let now = Instant::now();
+        let (timeout_client, timeout_server, joint) = match timeouts {
+            Timeouts::Sides { client, server } => (client, server, false),
+            Timeouts::Tunnel(t) => (Some(t), Some(t), true),
+        };
+        IdleClock {
+            timeout_client,
+            timeout_server,
+            joint,
+            client_seen: now,
+            server_seen: now,
+            timer: None,
+        }
     }
-}
 
-fn aborted(cause: Cause, doing: &str, e: &io::Error) -> Termination {
-    tracing::debug!("{doing}: {e}");
-    Termination::new(cause, Stage::Data)
-}
-
-impl Forward<'_> {
     /// The earliest idle deadline, if any timeout is set.
     fn deadline(&self) -> Option<Instant> {
         let c = self.timeout_client.map(|t| self.client_seen + t);
@@ -318,6 +308,79 @@ impl Forward<'_> {
             (c, s) => c.or(s),
         }
     }
+
+    /// Notes which sides moved bytes in this poll, then: `Ready` with the timeout's termination when
+    /// a side has been idle too long, else `Pending` with the timer armed (no clock read when nothing
+    /// moved and the timer has not fired).
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut cli_active: bool,
+        mut srv_active: bool,
+    ) -> Poll<Termination> {
+        let Some(deadline) = self.deadline() else {
+            return Poll::Pending;
+        };
+        if self.joint {
+            cli_active |= srv_active;
+            srv_active = cli_active;
+        }
+        if cli_active || srv_active {
+            let now = Instant::now();
+            if cli_active {
+                self.client_seen = now;
+            }
+            if srv_active {
+                self.server_seen = now;
+            }
+        }
+        let deadline = self.deadline().unwrap_or(deadline);
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            if self
+                .timeout_client
+                .is_some_and(|t| self.client_seen + t <= now)
+            {
+                return Poll::Ready(Termination::new(Cause::ClientTimeout, Stage::Data));
+            }
+            if self
+                .timeout_server
+                .is_some_and(|t| self.server_seen + t <= now)
+            {
+                return Poll::Ready(Termination::new(Cause::ServerTimeout, Stage::Data));
+            }
+            // Fired early: activity moved the deadline since the timer was set.
+            timer.as_mut().reset(deadline);
+        }
+    }
+}
+
+/// Forwards until both directions end, one side fails, or a side stays idle past its timeout.
+pub fn forward<'a>(
+    client: &'a TcpStream,
+    server: &'a TcpStream,
+    timeouts: Timeouts,
+    traffic: &'a mut Traffic,
+) -> Forward<'a> {
+    Forward {
+        client,
+        server,
+        traffic,
+        up: Dir::default(),
+        down: Dir::default(),
+        idle: IdleClock::new(timeouts),
+    }
+}
+
+fn aborted(cause: Cause, doing: &str, e: &io::Error) -> Termination {
+    tracing::debug!("{doing}: {e}");
+    Termination::new(cause, Stage::Data)
 }
 
 impl Future for Forward<'_> {
@@ -363,47 +426,8 @@ impl Future for Forward<'_> {
         if this.up.done && this.down.done {
             return Poll::Ready(Termination::NORMAL);
         }
-        let Some(deadline) = this.deadline() else {
-            return Poll::Pending;
-        };
-        let (mut cli_active, mut srv_active) = (cli_read || cli_wrote, srv_read || srv_wrote);
-        if this.joint {
-            cli_active |= srv_active;
-            srv_active = cli_active;
-        }
-        if cli_active || srv_active {
-            let now = Instant::now();
-            if cli_active {
-                this.client_seen = now;
-            }
-            if srv_active {
-                this.server_seen = now;
-            }
-        }
-        let deadline = this.deadline().unwrap_or(deadline);
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        loop {
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let now = Instant::now();
-            if this
-                .timeout_client
-                .is_some_and(|t| this.client_seen + t <= now)
-            {
-                return Poll::Ready(Termination::new(Cause::ClientTimeout, Stage::Data));
-            }
-            if this
-                .timeout_server
-                .is_some_and(|t| this.server_seen + t <= now)
-            {
-                return Poll::Ready(Termination::new(Cause::ServerTimeout, Stage::Data));
-            }
-            // Fired early: activity moved the deadline since the timer was set.
-            timer.as_mut().reset(deadline);
-        }
+        this.idle
+            .poll(cx, cli_read || cli_wrote, srv_read || srv_wrote)
     }
 }
 

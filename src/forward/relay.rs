@@ -12,12 +12,10 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::io::ReadBuf;
-use tokio::time::{Instant, Sleep};
 
-use super::{Timeouts, Traffic};
+use super::{IdleClock, Timeouts, Traffic};
 use crate::session::{Cause, Stage, Termination};
 use crate::tls::Sock;
 
@@ -138,12 +136,7 @@ pub struct Relay<'a> {
     traffic: &'a mut Traffic,
     up: Half,
     down: Half,
-    timeout_client: Option<Duration>,
-    timeout_server: Option<Duration>,
-    joint: bool,
-    client_seen: Instant,
-    server_seen: Instant,
-    timer: Option<Pin<Box<Sleep>>>,
+    idle: IdleClock,
 }
 
 /// Relays until both directions end, one side fails, or a side stays idle past its timeout.
@@ -153,23 +146,13 @@ pub fn relay<'a>(
     timeouts: Timeouts,
     traffic: &'a mut Traffic,
 ) -> Relay<'a> {
-    let now = Instant::now();
-    let (timeout_client, timeout_server, joint) = match timeouts {
-        Timeouts::Sides { client, server } => (client, server, false),
-        Timeouts::Tunnel(t) => (Some(t), Some(t), true),
-    };
     Relay {
         client,
         server,
         traffic,
         up: Half::default(),
         down: Half::default(),
-        timeout_client,
-        timeout_server,
-        joint,
-        client_seen: now,
-        server_seen: now,
-        timer: None,
+        idle: IdleClock::new(timeouts),
     }
 }
 
@@ -236,38 +219,7 @@ impl Future for Relay<'_> {
         if this.up.done && this.down.done {
             return Poll::Ready(Termination::NORMAL);
         }
-        let (mut cli_active, mut srv_active) = (cli_read || cli_wrote, srv_read || srv_wrote);
-        if this.joint {
-            cli_active |= srv_active;
-            srv_active = cli_active;
-        }
-        let now = Instant::now();
-        if cli_active {
-            this.client_seen = now;
-        }
-        if srv_active {
-            this.server_seen = now;
-        }
-        let c = this.timeout_client.map(|t| this.client_seen + t);
-        let s = this.timeout_server.map(|t| this.server_seen + t);
-        let Some(deadline) = c.into_iter().chain(s).min() else {
-            return Poll::Pending;
-        };
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        loop {
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let now = Instant::now();
-            if c.is_some_and(|d| d <= now) {
-                return Poll::Ready(Termination::new(Cause::ClientTimeout, Stage::Data));
-            }
-            if s.is_some_and(|d| d <= now) {
-                return Poll::Ready(Termination::new(Cause::ServerTimeout, Stage::Data));
-            }
-            timer.as_mut().reset(deadline);
-        }
+        this.idle
+            .poll(cx, cli_read || cli_wrote, srv_read || srv_wrote)
     }
 }
