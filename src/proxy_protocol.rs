@@ -620,17 +620,11 @@ pub async fn accept(
             own: fe.table,
             tracked: Default::default(),
         };
-        let facts = crate::rules::sample::Facts {
-            client: canonical(peer),
-            dst: canonical(local),
-            hello: None,
-            http: None,
-            peeked: 0,
-            raw: &[],
-            stick: (!rt.tables.is_empty()).then_some(&stick),
-            res: None,
-            tls: None,
-        };
+        let facts = crate::rules::sample::Facts::addresses(
+            canonical(peer),
+            canonical(local),
+            (!rt.tables.is_empty()).then_some(&stick),
+        );
         if crate::route::run_rules(&fe.connection_rules, &fe.acls, &facts) == Some(false) {
             rt.policy
                 .rejected

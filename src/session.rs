@@ -381,17 +381,8 @@ fn connection_rules(rt: &Runtime, rec: &mut Record, proxied: bool) -> Result<(),
         own: fe.table,
         tracked: Default::default(),
     };
-    let facts = Facts {
-        client: rec.client.get(),
-        dst: rec.orig_dst.get(),
-        hello: None,
-        http: None,
-        peeked: 0,
-        raw: &[],
-        stick: (!rt.tables.is_empty()).then_some(&stick),
-        res: None,
-        tls: None,
-    };
+    let stick_ctx = (!rt.tables.is_empty()).then_some(&stick);
+    let facts = Facts::addresses(rec.client.get(), rec.orig_dst.get(), stick_ctx);
     let verdict = route::run_rules(&fe.connection_rules, &fe.acls, &facts);
     keep_tracked(&stick, rec);
     if verdict == Some(false) {

@@ -390,17 +390,7 @@ pub async fn run(
     });
     // tcp-request connection rules, once per connection, before any handshake (with accept-proxy,
     // before the header: `proxy_protocol::accept` ran them on the sending proxy's address).
-    let facts = Facts {
-        client: peer,
-        dst: local,
-        hello: None,
-        http: None,
-        peeked: 0,
-        raw: &[],
-        stick: stick.as_ref(),
-        res: None,
-        tls: None,
-    };
+    let facts = Facts::addresses(peer, local, stick.as_ref());
     let verdict = match proxied {
         Some(_) => None,
         None => route::run_rules(&fe.connection_rules, &fe.acls, &facts),

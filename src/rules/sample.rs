@@ -29,6 +29,28 @@ pub struct Facts<'a> {
     pub tls: Option<&'a crate::tls::Info>,
 }
 
+impl<'a> Facts<'a> {
+    /// What is known of a connection before any of its bytes: its two addresses (and the stick
+    /// tables, for tracking rules).
+    pub fn addresses(
+        client: SocketAddr,
+        dst: SocketAddr,
+        stick: Option<&'a crate::stick::StickCtx<'a>>,
+    ) -> Facts<'a> {
+        Facts {
+            client,
+            dst,
+            hello: None,
+            http: None,
+            peeked: 0,
+            raw: &[],
+            stick,
+            res: None,
+            tls: None,
+        }
+    }
+}
+
 /// One sample value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
