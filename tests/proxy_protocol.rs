@@ -33,8 +33,11 @@ fn connect(port: u16) -> TcpStream {
 fn exchange(port: u16, bytes: &[u8]) -> (SocketAddr, Vec<u8>) {
     let mut s = connect(port);
     let me = s.local_addr().unwrap();
-    s.write_all(bytes).unwrap();
-    s.shutdown(std::net::Shutdown::Write).unwrap();
+    // A refused connection may be closed (even reset) before all is written: what came back and the
+    // log say what happened, so a failed write is not the test's failure.
+    if s.write_all(bytes).is_ok() {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
     let mut back = Vec::new();
     let _ = s.read_to_end(&mut back);
     (me, back)
