@@ -35,16 +35,26 @@ struct Inner {
     closing: bool,
     /// The socket reached its end.
     eof: bool,
+    /// The last read from the socket got less than it asked for: the socket was drained.
+    drained: bool,
 }
 
-/// The socket as `std::io` wants it, non-blocking.
-struct Raw<'a>(&'a TcpStream);
+/// The socket as rustls reads it, non-blocking, noting whether a read drained it.
+struct RawRead<'a> {
+    tcp: &'a TcpStream,
+    drained: &'a mut bool,
+}
 
-impl Read for Raw<'_> {
+impl Read for RawRead<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        let n = self.tcp.try_read(buf)?;
+        *self.drained = n < buf.len();
+        Ok(n)
     }
 }
+
+/// The socket as rustls writes to it, non-blocking.
+struct Raw<'a>(&'a TcpStream);
 
 impl Write for Raw<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -85,7 +95,13 @@ impl TlsSock {
             if i.eof {
                 return Ok(0);
             }
-            match i.conn.read_tls(&mut Raw(&self.tcp)) {
+            let mut drained = false;
+            let read = i.conn.read_tls(&mut RawRead {
+                tcp: &self.tcp,
+                drained: &mut drained,
+            });
+            i.drained = drained;
+            match read {
                 Ok(0) => i.eof = true,
                 Ok(_) => {}
                 Err(e) => return Err(e),
@@ -130,7 +146,13 @@ impl TlsSock {
             if st.peer_has_closed() || i.eof {
                 return Ok(0);
             }
-            match i.conn.read_tls(&mut Raw(&self.tcp)) {
+            let mut drained = false;
+            let read = i.conn.read_tls(&mut RawRead {
+                tcp: &self.tcp,
+                drained: &mut drained,
+            });
+            i.drained = drained;
+            match read {
                 Ok(0) => i.eof = true,
                 Ok(_) => {}
                 Err(e) => return Err(e),
@@ -197,6 +219,7 @@ impl Sock {
                 conn: conn.into(),
                 closing: false,
                 eof: false,
+                drained: false,
             }),
         }))
     }
@@ -251,9 +274,15 @@ impl Sock {
 
     /// Forgets a plain socket's read readiness after a short read drained it (so the next wait
     /// goes to epoll rather than a read that would say EAGAIN). Nothing to do with TLS.
+    /// On a TLS side, only when the last read from the socket was short too (what rustls still
+    /// holds is found by `readable` without the socket).
     pub fn drained(&self) {
-        if let Sock::Plain(s) = self {
-            let _ = s.try_io(tokio::io::Interest::READABLE, || {
+        let drained = match self {
+            Sock::Plain(_) => true,
+            Sock::Tls(t) => t.lock().drained,
+        };
+        if drained {
+            let _ = self.tcp().try_io(tokio::io::Interest::READABLE, || {
                 Err::<(), _>(io::ErrorKind::WouldBlock.into())
             });
         }
