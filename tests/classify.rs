@@ -52,23 +52,6 @@ async fn echo(tag: &'static str) -> std::net::SocketAddr {
     addr
 }
 
-/// A minimal ClientHello (TLS 1.2 record, one cipher) carrying `sni`.
-fn hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = vec![0, 0];
-    ext.extend(((name.len() + 5) as u16).to_be_bytes());
-    ext.extend(((name.len() + 3) as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend((name.len() as u16).to_be_bytes());
-    ext.extend(name);
-    let mut body = vec![3, 3];
-    body.extend([7u8; 32]);
-    body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend((ext.len() as u16).to_be_bytes());
-    body.extend(ext);
-    gatehouse::classify::tls::client_hello_record(&body)
-}
-
 /// Sends `data` (in pieces of `step` bytes, pausing between them), half-closes, reads the answer.
 async fn exchange(gw: std::net::SocketAddr, data: &[u8], step: usize) -> Vec<u8> {
     let mut c = TcpStream::connect(gw).await.unwrap();
@@ -98,12 +81,12 @@ async fn sni_routes_and_the_hello_is_replayed_exactly() {
         "frontend f\n    bind 127.0.0.1:0\n    tcp-request inspect-delay 5s\n    acl is_b req.ssl_sni -i B.test\n    use_backend bb if is_b\n    default_backend aa\nbackend aa\n    server a {a}\nbackend bb\n    server b {b}\n"
     );
     let (gw, _rt, _stop) = gateway(&text).await;
-    let h = hello("b.test");
+    let h = common::hello("b.test");
     assert_eq!(exchange(gw, &h, h.len()).await, reply("B", &h));
-    let h = hello("a.test");
+    let h = common::hello("a.test");
     assert_eq!(exchange(gw, &h, h.len()).await, reply("A", &h));
     // One byte per write: the hello still arrives whole, in order, at the right server.
-    let h = hello("b.test");
+    let h = common::hello("b.test");
     assert_eq!(exchange(gw, &h, 1).await, reply("B", &h));
 }
 
@@ -145,15 +128,27 @@ async fn the_guard_and_dns_failures_refuse_with_tls_alerts() {
     let (gw, rt, _stop) = gateway(&text).await;
     let alert = |d: u8| vec![0x15, 3, 3, 0, 2, 2, d];
     // A name resolving to loopback: refused just before dialling.
-    assert_eq!(exchange(gw, &hello("loop.test"), 9999).await, alert(49));
+    assert_eq!(
+        exchange(gw, &common::hello("loop.test"), 9999).await,
+        alert(49)
+    );
     // Names the allow-list does not cover, and localhost: refused before any DNS query.
     let asked = dns.total.load(Relaxed);
-    assert_eq!(exchange(gw, &hello("evil.example"), 9999).await, alert(112));
-    assert_eq!(exchange(gw, &hello("localhost"), 9999).await, alert(112));
+    assert_eq!(
+        exchange(gw, &common::hello("evil.example"), 9999).await,
+        alert(112)
+    );
+    assert_eq!(
+        exchange(gw, &common::hello("localhost"), 9999).await,
+        alert(112)
+    );
     assert_eq!(dns.total.load(Relaxed), asked);
     assert_eq!(rt.policy.guard_refused.load(Relaxed), 3);
     // NXDOMAIN.
-    assert_eq!(exchange(gw, &hello("nx.test"), 9999).await, alert(112));
+    assert_eq!(
+        exchange(gw, &common::hello("nx.test"), 9999).await,
+        alert(112)
+    );
     assert_eq!(rt.policy.dns_failed.load(Relaxed), 1);
 }
 

@@ -93,23 +93,6 @@ fn pp_server() -> (u16, mpsc::Receiver<(Header, Vec<u8>)>) {
     (port, rx)
 }
 
-/// A minimal ClientHello (TLS 1.2 record, one cipher) carrying `sni`.
-fn hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = vec![0, 0];
-    ext.extend(((name.len() + 5) as u16).to_be_bytes());
-    ext.extend(((name.len() + 3) as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend((name.len() as u16).to_be_bytes());
-    ext.extend(name);
-    let mut body = vec![3, 3];
-    body.extend([7u8; 32]);
-    body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend((ext.len() as u16).to_be_bytes());
-    body.extend(ext);
-    gatehouse::classify::tls::client_hello_record(&body)
-}
-
 #[test]
 fn accept_proxy_takes_the_client_from_the_header() {
     let echo = echo_server("");
@@ -237,7 +220,7 @@ fn send_proxy_carries_the_client_the_destination_and_the_sni() {
     let g = Gatehouse::start("pp-send", &cfg, p2, Keep::Stdout);
 
     // v2 behind an SNI peek: the header, then the hello exactly as sent.
-    let h = hello("www.pp.test");
+    let h = common::hello("www.pp.test");
     let (me, back) = exchange(p2, &h);
     assert_eq!(back, b"ok");
     let (header, rest) = got.recv_timeout(Duration::from_secs(5)).unwrap();
