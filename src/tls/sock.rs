@@ -83,65 +83,42 @@ impl TlsSock {
     }
 
     fn try_read(&self, out: &mut [u8]) -> io::Result<usize> {
-        let mut i = self.lock();
-        loop {
-            match i.conn.reader().read(out) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // The peer closed its socket without close_notify: an end like any other.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
-            }
-            if i.eof {
-                return Ok(0);
-            }
-            let mut drained = false;
-            let read = i.conn.read_tls(&mut RawRead {
-                tcp: &self.tcp,
-                drained: &mut drained,
-            });
-            i.drained = drained;
-            match read {
-                Ok(0) => i.eof = true,
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-            if let Err(e) = i.conn.process_new_packets() {
-                // Tell the peer why (an alert), best effort.
-                let _ = self.flush_now(&mut i);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
-            // Key updates, tickets, alerts to answer.
-            if i.conn.wants_write() {
-                match self.flush_now(&mut i) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        self.read_with(|r, _| r.read(out))
     }
 
     /// [`TlsSock::try_read`] into a vector's spare room, growing it by exactly the bytes rustls
     /// holds: no zeroing of a whole buffer per read.
     fn try_read_vec(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        self.read_with(|r, avail| {
+            let room = (buf.capacity() - buf.len()).max(1);
+            let start = buf.len();
+            buf.resize(start + avail.min(room), 0);
+            let got = r.read(&mut buf[start..]);
+            buf.truncate(start + *got.as_ref().unwrap_or(&0));
+            got
+        })
+    }
+
+    /// Decrypted bytes for `take` (given the reader and how many it holds), reading TLS records
+    /// from the socket until there are some: `Ok(0)` at the end (close_notify, or the socket closed
+    /// without one), `WouldBlock` when the socket has nothing more.
+    fn read_with(
+        &self,
+        take: impl FnOnce(&mut rustls::Reader<'_>, usize) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let mut i = self.lock();
         loop {
             let st = match i.conn.process_new_packets() {
                 Ok(st) => st,
                 Err(e) => {
+                    // Tell the peer why (an alert), best effort.
                     let _ = self.flush_now(&mut i);
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
             };
             let avail = st.plaintext_bytes_to_read();
             if avail > 0 {
-                let room = (buf.capacity() - buf.len()).max(1);
-                let start = buf.len();
-                buf.resize(start + avail.min(room), 0);
-                let got = i.conn.reader().read(&mut buf[start..]);
-                buf.truncate(start + *got.as_ref().unwrap_or(&0));
-                return got;
+                return take(&mut i.conn.reader(), avail);
             }
             if st.peer_has_closed() || i.eof {
                 return Ok(0);
@@ -157,6 +134,7 @@ impl TlsSock {
                 Ok(_) => {}
                 Err(e) => return Err(e),
             }
+            // Key updates, tickets, alerts to answer.
             if i.conn.wants_write() {
                 match self.flush_now(&mut i) {
                     Ok(()) => {}
