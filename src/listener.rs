@@ -259,8 +259,10 @@ pub async fn accept_on(
                 };
                 let session_rt = rt.clone();
                 crate::sessions::spawn(&rt, fe, peer, async move {
-                    crate::session::run(session_rt, (fe, bind), stream, port).await;
-                    drop((g, l));
+                    let run = crate::session::run(session_rt, (fe, bind), stream, port);
+                    if let Some(quiet) = run.await {
+                        crate::forward::park::park(quiet, Some((g, l)));
+                    }
                 });
             }
             Err(e) => {

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::account::{Presence, Runtime};
+use crate::account::{Place, Presence, Runtime};
 use crate::addr::{ClientAddr, OrigDstAddr};
 use crate::classify::{self, Miss, Peeked};
 use crate::config::model::{EchPolicy, Fallback};
@@ -167,17 +167,19 @@ impl Record {
     }
 }
 
-/// Runs one accepted connection (on bind line `bind` of `frontend`) to its end.
+/// Runs one accepted connection (on bind line `bind` of `frontend`) to its end, or until it goes
+/// quiet while spliced: then it returns the session to be parked ([`forward::park`]), which goes on
+/// without this task.
 pub async fn run(
     rt: Arc<Runtime>,
     (frontend, bind): (usize, usize),
     client: TcpStream,
     listen_port: u16,
-) {
+) -> Option<Parking> {
     let started = Instant::now();
     let (Ok(mut peer), Ok(mut local)) = (client.peer_addr(), client.local_addr()) else {
         // The client left between accept and here; there is nobody to log about.
-        return;
+        return None;
     };
     let _ = client.set_nodelay(true);
     let _in_frontend = rt.enter_frontend(frontend);
@@ -200,7 +202,10 @@ pub async fn run(
         (peer, local, got) = accept.await;
         match got {
             Ok(p) => proxied = Some(Box::new(p)),
-            Err(end) => return closed_at_accept(&rt, started, frontend, peer, local, end),
+            Err(end) => {
+                closed_at_accept(&rt, started, frontend, peer, local, end);
+                return None;
+            }
         }
     }
     if rt.cfg.frontends[frontend].mode == crate::config::model::Mode::Http {
@@ -216,7 +221,7 @@ pub async fn run(
             proxied,
         ))
         .await;
-        return;
+        return None;
     }
     let mut in_server = None;
     // Everything kept across the session's awaits lives in `rec`, so an idle session's task stays
@@ -247,7 +252,7 @@ pub async fn run(
                 Err(end) => break 'end end,
             },
         };
-        stages(
+        let staged = stages(
             &rt,
             &client,
             info,
@@ -256,10 +261,270 @@ pub async fn run(
             &mut in_server,
             proxied.as_deref(),
         )
-        .await
+        .await;
+        match staged {
+            Staged::Ended(end) => end,
+            Staged::Quiet(server, rest) => {
+                let held = (_in_frontend, in_server);
+                return Flow::leave_task(rt.clone(), live, held, client, server, rest);
+            }
+        }
     };
     live.rec.termination = end;
     live.finish();
+    None
+}
+
+/// How the stages ended: the session's end, or quiet forwarding ready to park (the server socket
+/// and the forwarding state).
+enum Staged {
+    Ended(Termination),
+    Quiet(Sock, forward::Rest),
+}
+
+/// A session parked between bursts: the state without its task, and the two sockets without their
+/// registrations in the runtime's reactor. [`forward::park::park`] shelves it.
+pub struct Parking {
+    pub flow: Box<Flow>,
+    pub client: std::net::TcpStream,
+    pub server: std::net::TcpStream,
+}
+
+/// The semaphore permits a session holds for `maxconn` (the process's and its frontend's).
+pub type Permits = (
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// A tcp session's state once it forwards between two plain sockets: everything needed to carry on
+/// after parking, or to log its end. It counts itself in its frontend and server (kept
+/// presences) and in `maxconn` (permits given up and handed back at its end); dropped before its
+/// end (a stop, `shutdown session`), it logs itself as killed, as a session in a task does. Kept
+/// small: parked, this is all an idle connection costs.
+pub struct Flow {
+    rt: Arc<Runtime>,
+    /// Its id in the session registry (`show sess`), 0 if unregistered.
+    pub(crate) id: u64,
+    started: Instant,
+    rec: Record,
+    rest: Option<forward::Rest>,
+    on_server: bool,
+    /// Holds a `maxconn` slot of the process and of its frontend (the permits were forgotten).
+    holds_slots: bool,
+    finished: bool,
+}
+
+impl Flow {
+    /// Moves a session that went quiet out of its task (which then ends): its record, its counts,
+    /// its sockets. `None` when a socket cannot leave the reactor; the session then ends here.
+    fn leave_task(
+        rt: Arc<Runtime>,
+        mut live: Live<'_>,
+        (in_frontend, in_server): (Presence<'_>, Option<Presence<'_>>),
+        client: Sock,
+        server: Sock,
+        rest: forward::Rest,
+    ) -> Option<Parking> {
+        let (Sock::Plain(c), Sock::Plain(s)) = (client, server) else {
+            unreachable!("only spliced sessions park");
+        };
+        let (c, s) = match (c.into_std(), s.into_std()) {
+            (Ok(c), Ok(s)) => (c, s),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("parking an idle session: {e}");
+                live.rec.termination = Termination::new(Cause::Resource, Stage::Data);
+                live.finish();
+                return None;
+            }
+        };
+        let on_server = in_server.is_some();
+        in_frontend.keep();
+        if let Some(p) = in_server {
+            p.keep();
+        }
+        live.finished = true;
+        let blank = Record::new(
+            live.rec.client.get(),
+            live.rec.orig_dst.get(),
+            live.rec.accepted_at,
+            live.rec.frontend,
+        );
+        let rec = std::mem::replace(&mut live.rec, blank);
+        let flow = Flow {
+            rt,
+            id: 0,
+            started: live.started,
+            rec,
+            rest: Some(rest),
+            on_server,
+            holds_slots: false,
+            finished: false,
+        };
+        Some(Parking {
+            flow: Box::new(flow),
+            client: c,
+            server: s,
+        })
+    }
+
+    /// The configuration's runtime state this session counts in.
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    pub(crate) fn runtime_arc(&self) -> Arc<Runtime> {
+        self.rt.clone()
+    }
+
+    /// Keeps the session's `maxconn` slots taken until its end, without holding the permits.
+    pub(crate) fn take_slots(&mut self, permits: Permits) {
+        permits.0.forget();
+        permits.1.forget();
+        self.holds_slots = true;
+    }
+
+    /// What `show sess` shows of it.
+    pub(crate) fn listing(&self) -> crate::sessions::Listing {
+        crate::sessions::Listing {
+            id: self.id,
+            rt: Arc::downgrade(&self.rt),
+            frontend: self.rec.frontend,
+            client: self.rec.client.get(),
+            started: self.started.into_std(),
+            server: self.rec.backend.zip(self.rec.server),
+        }
+    }
+
+    /// Its idle timeouts, as forwarding set them.
+    fn timeouts(&self) -> Timeouts {
+        let fe = &self.rt.cfg.frontends[self.rec.frontend];
+        match self.rec.backend {
+            Some(be) => timeouts(fe, &self.rt.cfg.backends[be]),
+            None => Timeouts::Sides {
+                client: fe.timeout_client,
+                server: None,
+            },
+        }
+    }
+
+    /// Which of its sockets a parked session reads from (client, server).
+    pub(crate) fn reading(&self) -> (bool, bool) {
+        self.rest
+            .as_ref()
+            .map_or((false, false), forward::Rest::reading)
+    }
+
+    /// When a side's idle timeout passes while parked, if one is set.
+    pub(crate) fn deadline(&self) -> Option<std::time::Instant> {
+        self.rest
+            .as_ref()?
+            .deadline(self.timeouts())
+            .map(Instant::into_std)
+    }
+
+    /// The timeout passed at `now` while parked, if any.
+    pub(crate) fn expired(&self, now: std::time::Instant) -> Option<Termination> {
+        self.rest
+            .as_ref()?
+            .expired(self.timeouts(), Instant::from_std(now))
+    }
+
+    /// Ends the session: logs it, then lets its counts down.
+    pub(crate) fn finish(mut self: Box<Self>, end: Termination) {
+        self.rec.termination = end;
+        self.end();
+    }
+
+    /// Ends a session that is not boxed (on a shelf).
+    pub(crate) fn finish_inline(mut self, end: Termination) {
+        self.rec.termination = end;
+        self.end();
+    }
+
+    fn end(&mut self) {
+        self.finished = true;
+        finish_record(&self.rt, self.started, &mut self.rec);
+        if self.on_server
+            && let (Some(be), Some(srv)) = (self.rec.backend, self.rec.server)
+        {
+            self.rt.leave(Place::Server(be, srv));
+        }
+        self.rt.leave(Place::Frontend(self.rec.frontend));
+        if self.holds_slots {
+            self.rt.limit.add_permits(1);
+            self.rt.frontends[self.rec.frontend].limit.add_permits(1);
+        }
+    }
+
+    /// Carries a parked session on in a task of its own (the park's caller spawns it) until it
+    /// ends, or goes quiet again (then returned for parking); `park_again` false keeps it in this
+    /// task however quiet it gets (no shelf to go back to).
+    pub(crate) async fn carry_on(
+        mut self: Box<Self>,
+        client: std::net::TcpStream,
+        server: std::net::TcpStream,
+        park_again: bool,
+    ) -> Option<Parking> {
+        let (c, s) = match (TcpStream::from_std(client), TcpStream::from_std(server)) {
+            (Ok(c), Ok(s)) => (c, s),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("resuming a parked session: {e}");
+                self.finish(Termination::new(Cause::Resource, Stage::Data));
+                return None;
+            }
+        };
+        let rest = self.rest.take().expect("a parked flow has its state");
+        let timeouts = self.timeouts();
+        let park_after = self.rt.cfg.global.idle_park.filter(|_| park_again);
+        let mut fwd =
+            forward::Forward::resume(&c, &s, rest, timeouts, park_after, &mut self.rec.traffic);
+        match (&mut fwd).await {
+            forward::Ending::End(end) => {
+                drop(fwd);
+                self.finish(end);
+                None
+            }
+            forward::Ending::Park => {
+                self.rest = Some(fwd.into_rest());
+                match (c.into_std(), s.into_std()) {
+                    (Ok(client), Ok(server)) => Some(Parking {
+                        flow: self,
+                        client,
+                        server,
+                    }),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::warn!("parking an idle session: {e}");
+                        self.finish(Termination::new(Cause::Resource, Stage::Data));
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A session's idle timeouts while forwarding: `timeout tunnel` if the backend has one, else the
+/// frontend's `timeout client` and the backend's `timeout server`.
+fn timeouts(
+    fe: &crate::config::model::Frontend,
+    backend: &crate::config::model::Backend,
+) -> Timeouts {
+    match backend.timeout_tunnel {
+        Some(t) => Timeouts::Tunnel(t),
+        None => Timeouts::Sides {
+            client: fe.timeout_client,
+            server: backend.timeout_server,
+        },
+    }
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.rec.termination.cause = Cause::Killed;
+            self.end();
+        }
+    }
 }
 
 /// Logs a connection that ended before its session began (`accept-proxy` without a valid header, or
@@ -297,21 +562,23 @@ pub(crate) struct Live<'a> {
 impl Live<'_> {
     pub fn finish(&mut self) {
         self.finished = true;
-        // Tracked entries no longer count this session as current; its bytes count.
-        if let Some(tracked) = self.rec.tracked.take() {
-            for (t, k) in tracked.iter().flatten() {
-                self.rt.tables[*t].untrack(
-                    k,
-                    self.rec.traffic.bytes_in,
-                    self.rec.traffic.bytes_out,
-                );
-            }
-        }
-        self.rec.total_ms = self.started.elapsed().as_millis() as u64;
-        let tally = self.rt.tally(&self.rec);
-        self.rt.account(&self.rec);
-        log::session(self.rt, &self.rec, &tally);
+        finish_record(self.rt, self.started, &mut self.rec);
     }
+}
+
+/// A session's end: its tracked stick entries released, its counters and its log line written
+/// (while it still counts itself, as HAProxy logs).
+fn finish_record(rt: &Runtime, started: Instant, rec: &mut Record) {
+    // Tracked entries no longer count this session as current; its bytes count.
+    if let Some(tracked) = rec.tracked.take() {
+        for (t, k) in tracked.iter().flatten() {
+            rt.tables[*t].untrack(k, rec.traffic.bytes_in, rec.traffic.bytes_out);
+        }
+    }
+    rec.total_ms = started.elapsed().as_millis() as u64;
+    let tally = rt.tally(rec);
+    rt.account(rec);
+    log::session(rt, rec, &tally);
 }
 
 impl Drop for Live<'_> {
@@ -334,7 +601,7 @@ async fn stages<'rt>(
     listen_port: u16,
     in_server: &mut Option<Presence<'rt>>,
     proxied: Option<&Proxied>,
-) -> Termination {
+) -> Staged {
     // Boxed: everything before forwarding (the peek buffer, rules, DNS, connect timers) lives only
     // until the connection is set up; inline it would size every session's task for its whole life,
     // idle ones included.
@@ -349,7 +616,7 @@ async fn stages<'rt>(
     ));
     let (server, timeouts) = match setup.await {
         Ok(s) => s,
-        Err(end) => return end,
+        Err(end) => return Staged::Ended(end),
     };
     drop(info);
     // `on-marked-down shutdown-sessions`: end with the server when a check marks it down.
@@ -359,13 +626,29 @@ async fn stages<'rt>(
         }
         _ => None,
     };
-    let forwarding = forward::start(client, &server, timeouts, &mut rec.traffic);
-    match watch_down {
-        None => forwarding.await,
+    // Spliced sessions park when quiet (`tune.idle-park`); one that must watch its server's health
+    // stays in its task.
+    let park_after = match (&watch_down, client, &server) {
+        (None, Sock::Plain(_), Sock::Plain(_)) => rt.cfg.global.idle_park,
+        _ => None,
+    };
+    let mut forwarding = forward::start(client, &server, timeouts, park_after, &mut rec.traffic);
+    let ending = match watch_down {
+        None => (&mut forwarding).await,
         Some(mut down) => tokio::select! {
-            end = forwarding => end,
-            _ = down.changed() => Termination::new(Cause::Killed, Stage::Data),
+            end = &mut forwarding => end,
+            _ = down.changed() => forward::Ending::End(Termination::new(Cause::Killed, Stage::Data)),
         },
+    };
+    match (ending, forwarding) {
+        (forward::Ending::Park, forward::Forwarding::Splice(f)) => {
+            let rest = f.into_rest();
+            Staged::Quiet(server, rest)
+        }
+        (forward::Ending::End(end), _) => Staged::Ended(end),
+        (forward::Ending::Park, forward::Forwarding::Relay(_)) => {
+            unreachable!("the relay never parks")
+        }
     }
 }
 
@@ -593,13 +876,7 @@ async fn setup<'rt>(
     store_sticks(rt, be, &facts, rec.server.unwrap_or(srv));
     tracing::debug!(client = %rec.client, name = ?rec.name, server = %to, "connected");
     rec.termination.stage = Stage::Data;
-    let timeouts = match backend.timeout_tunnel {
-        Some(t) => Timeouts::Tunnel(t),
-        None => Timeouts::Sides {
-            client: fe.timeout_client,
-            server: backend.timeout_server,
-        },
-    };
+    let timeouts = timeouts(fe, backend);
     let limit = backend
         .timeout_server
         .or(backend.timeout_tunnel)

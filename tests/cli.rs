@@ -246,11 +246,22 @@ fn config_errors_name_the_fix() {
 
 #[tokio::test]
 async fn sessions_are_listed_and_shut_down() {
+    sessions_listed_and_shut_down(" tune.idle-park 0\n", 0).await;
+}
+
+/// The same with both sessions parked (quiet for `tune.idle-park`): listed, and ended on request
+/// although no task holds them.
+#[tokio::test]
+async fn parked_sessions_are_listed_and_shut_down() {
+    sessions_listed_and_shut_down(" tune.idle-park 30ms\n", 2).await;
+}
+
+async fn sessions_listed_and_shut_down(global: &str, parked: u64) {
     let hold = Duration::from_secs(20);
     let (a, _) = common::tagged("A", hold).await;
     let (b, _) = common::tagged("B", hold).await;
     let (gw, rt, _stop) = common::gateway(&format!(
-        "defaults\n mode tcp\n timeout client 30s\n timeout server 30s\nfrontend sess\n bind 127.0.0.1:0\n default_backend bsess\nbackend bsess\n server a {a}\n server b {b}\n"
+        "global\n{global}defaults\n mode tcp\n timeout client 30s\n timeout server 30s\nfrontend sess\n bind 127.0.0.1:0\n default_backend bsess\nbackend bsess\n server a {a}\n server b {b}\n"
     ))
     .await;
     let mut c1 = tokio::net::TcpStream::connect(gw).await.unwrap();
@@ -271,6 +282,18 @@ async fn sessions_are_listed_and_shut_down() {
     assert!(
         listed.contains("proto=tcpv4 src=127.0.0.1:") && listed.contains(" fe=sess be=bsess "),
         "{listed}"
+    );
+    for _ in 0..100 {
+        if rt.parked.load(std::sync::atomic::Ordering::Relaxed) == parked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rt.parked.load(std::sync::atomic::Ordering::Relaxed), parked);
+    let listed = ask(&rt, CliLevel::Operator, "show sess\n").await;
+    assert!(
+        listed.contains("srv=a ") && listed.contains("srv=b "),
+        "parked sessions are listed too: {listed}"
     );
     assert_eq!(
         ask(&rt, CliLevel::Operator, "shutdown session 0x1\n").await,

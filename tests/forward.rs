@@ -272,3 +272,11 @@ async fn the_session_future_stays_small() {
     let size = std::mem::size_of_val(&f);
     assert!(size <= 1024, "the session future is {size} bytes");
 }
+
+/// A parked session (quiet for `tune.idle-park`) is its `Flow` on the shelf and nothing else: what
+/// an idle connection costs. Guards against a change that quietly grows it.
+#[test]
+fn a_parked_session_stays_small() {
+    let size = std::mem::size_of::<gatehouse::session::Flow>();
+    assert!(size <= 320, "a parked flow is {size} bytes");
+}

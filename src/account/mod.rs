@@ -190,6 +190,8 @@ pub struct Runtime {
     /// Process-wide sessions now open (HAProxy's `%ac`) and ever opened.
     pub active: AtomicU64,
     pub total: AtomicU64,
+    /// Of the open sessions, those parked while quiet (`tune.idle-park`): no task, no buffer.
+    pub parked: AtomicU64,
     /// Global maxconn.
     pub limit: Arc<Semaphore>,
     pub frontends: Vec<FrontendState>,
@@ -232,6 +234,21 @@ pub struct Tally {
 pub struct Presence<'a> {
     counters: [&'a AtomicU64; 2],
     freed: Option<&'a tokio::sync::Notify>,
+}
+
+impl Presence<'_> {
+    /// Keeps the counts up past this borrow: the session now counts itself by [`Place`] and lets
+    /// go with [`Runtime::leave`] (a parked session, which holds the runtime by `Arc`).
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+/// Where a session is counted, by index, once its [`Presence`] has been [kept](Presence::keep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Frontend(usize),
+    Server(usize, usize),
 }
 
 impl Drop for Presence<'_> {
@@ -296,6 +313,7 @@ impl Runtime {
             cfg,
             active: AtomicU64::new(0),
             total: AtomicU64::new(0),
+            parked: AtomicU64::new(0),
             frontends,
             backends,
             policy: PolicyCounters::default(),
@@ -356,6 +374,18 @@ impl Runtime {
         let p = enter([&self.active, &c.cur], [&self.total, &c.total], None);
         c.note_max();
         p
+    }
+
+    /// Lets down what a kept [`Presence`] held up, as dropping it would have.
+    pub fn leave(&self, place: Place) {
+        let (counters, freed) = match place {
+            Place::Frontend(fe) => ([&self.active, &self.frontends[fe].counters.cur], None),
+            Place::Server(be, srv) => {
+                let b = &self.backends[be];
+                ([&b.counters.cur, &b.servers[srv].cur], Some(&b.slot_freed))
+            }
+        };
+        drop(Presence { counters, freed });
     }
 
     pub fn enter_server(&self, be: usize, srv: usize) -> Presence<'_> {

@@ -41,6 +41,9 @@ impl Config {
     }
 }
 
+/// `tune.idle-park` unless the configuration says otherwise.
+pub const DEFAULT_IDLE_PARK: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct Global {
     /// Process-wide connection limit; accepting pauses while it is reached, as in HAProxy.
@@ -55,6 +58,10 @@ pub struct Global {
     pub stats_timeout: std::time::Duration,
     /// `hard-stop-after`: how long a graceful stop may wait for sessions to end.
     pub hard_stop_after: Option<std::time::Duration>,
+    /// `tune.idle-park`: how long a spliced tcp session may be quiet in both directions before it
+    /// parks (gives back its task and its sockets' reactor registrations until a byte arrives);
+    /// `None` (`tune.idle-park 0`) keeps every session in its task.
+    pub idle_park: Option<std::time::Duration>,
     /// Where process-level lines go (server state changes): the global `log` lines, or standard
     /// output when the configuration has no `log` line at all.
     pub logs: Vec<LogTarget>,

@@ -76,6 +76,8 @@ pub struct GlobalDraft {
     pub stats_sockets: Vec<StatsSocket>,
     pub stats_timeout: Option<Duration>,
     pub hard_stop_after: Option<Duration>,
+    /// `tune.idle-park`: quiet time after which a spliced session parks (0: never).
+    pub idle_park: Option<Duration>,
     pub logs: Vec<LogTarget>,
     /// Some `log` line was seen anywhere (else traffic logs go to standard output).
     pub log_seen: bool,
@@ -275,6 +277,7 @@ static KEYWORDS: &[Kw] = &[
     kw("log-format", D | F | L, Act::Handle(log::h_log_format)),
     kw("stats", G | PX, Act::Handle(http::h_stats)),
     kw("hard-stop-after", G, Act::Handle(h_hard_stop_after)),
+    kw("tune.idle-park", G, Act::Handle(h_idle_park)),
     kw(
         "localpeer",
         G,
@@ -1008,6 +1011,11 @@ fn h_maxconn(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
 
 fn h_hard_stop_after(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     sec.global.hard_stop_after = Some(parse_duration(one(args, "hard-stop-after TIME")?)?);
+    Ok(())
+}
+
+fn h_idle_park(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
+    sec.global.idle_park = Some(parse_duration(one(args, "tune.idle-park TIME")?)?);
     Ok(())
 }
 

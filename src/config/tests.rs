@@ -984,3 +984,22 @@ fn an_authority_that_can_never_be_known_is_said() {
             .is_empty()
     );
 }
+
+#[test]
+fn tune_idle_park() {
+    let fe =
+        "frontend f\n bind 127.0.0.1:80\n default_backend b\nbackend b\n server s 127.0.0.1:81\n";
+    let g = |text: &str| ok(&format!("global\n{text}\n{fe}")).config.global.idle_park;
+    assert_eq!(g(""), Some(super::model::DEFAULT_IDLE_PARK));
+    assert_eq!(
+        g(" tune.idle-park 250ms"),
+        Some(std::time::Duration::from_millis(250))
+    );
+    assert_eq!(g(" tune.idle-park 0"), None, "0 never parks");
+    one_error(
+        &format!("global\n tune.idle-park\n{fe}"),
+        2,
+        "tune.idle-park TIME",
+    );
+    one_error(&format!("global\n tune.idle-park soon\n{fe}"), 2, "soon");
+}

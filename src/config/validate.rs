@@ -100,6 +100,11 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             .stats_timeout
             .unwrap_or(std::time::Duration::from_secs(10)),
         hard_stop_after: g.hard_stop_after,
+        idle_park: match g.idle_park {
+            None => Some(super::model::DEFAULT_IDLE_PARK),
+            Some(t) if t.is_zero() => None,
+            Some(t) => Some(t),
+        },
         logs: if g.logs.is_empty() {
             vec![super::model::LogTarget::stdout()]
         } else {

@@ -10,6 +10,7 @@
 //! nothing beyond the socket's own reader/writer waker slots (`poll_read_ready`/`poll_write_ready`),
 //! so an idle session is small, and one poll serves both directions.
 
+pub mod park;
 pub mod relay;
 
 use std::future::Future;
@@ -262,24 +263,163 @@ pub struct Forward<'a> {
     client: &'a TcpStream,
     server: &'a TcpStream,
     traffic: &'a mut Traffic,
+    st: State,
+}
+
+/// What forwarding keeps between polls.
+struct State {
     up: Dir,
     down: Dir,
     idle: IdleClock,
 }
 
+/// What a parked session keeps of its forwarding: which directions ended or went bulk, and when
+/// each side last moved a byte. Nothing else survives parking: no pipe, no buffer, no timer (the
+/// timeouts and the park delay are the configuration's, looked up again on waking).
+#[derive(Debug, Clone, Copy)]
+pub struct Rest {
+    client_seen: Instant,
+    server_seen: Instant,
+    up: (bool, bool),
+    down: (bool, bool),
+}
+
+impl Rest {
+    fn clock(&self, timeouts: Timeouts) -> IdleClock {
+        let mut clock = IdleClock::new(timeouts);
+        clock.client_seen = self.client_seen;
+        clock.server_seen = self.server_seen;
+        clock
+    }
+
+    /// The timeout a side has passed at `now`, if any.
+    pub(crate) fn expired(&self, timeouts: Timeouts, now: Instant) -> Option<Termination> {
+        self.clock(timeouts).expired(now)
+    }
+
+    /// When a side's idle timeout passes, if one is set.
+    pub(crate) fn deadline(&self, timeouts: Timeouts) -> Option<Instant> {
+        self.clock(timeouts).timeout_deadline()
+    }
+
+    /// Which sockets still have a direction to read: the client's (client → server not ended) and
+    /// the server's. A parked session watches only those, so that an end already passed on does
+    /// not wake it again and again.
+    pub(crate) fn reading(&self) -> (bool, bool) {
+        (!self.up.1, !self.down.1)
+    }
+}
+
+impl Dir {
+    /// Bytes are in flight in this direction (a pipe or copied bytes waiting for the destination).
+    fn busy(&self) -> bool {
+        self.pipe.is_some() || self.leftover.is_some()
+    }
+}
+
+impl<'a> Forward<'a> {
+    /// Forwarding that may end with [`Ending::Park`] after `park_after` of quiet in both directions.
+    pub fn parking(
+        client: &'a TcpStream,
+        server: &'a TcpStream,
+        timeouts: Timeouts,
+        park_after: Duration,
+        traffic: &'a mut Traffic,
+    ) -> Forward<'a> {
+        let mut f = forward(client, server, timeouts, traffic);
+        f.st.idle.park_after = Some(Millis::from(park_after));
+        f
+    }
+
+    /// Forwarding that carries on from a parked session's state, woken now: the park delay counts
+    /// from here, so that the byte that woke it is read before it may park again.
+    pub fn resume(
+        client: &'a TcpStream,
+        server: &'a TcpStream,
+        rest: Rest,
+        timeouts: Timeouts,
+        park_after: Option<Duration>,
+        traffic: &'a mut Traffic,
+    ) -> Forward<'a> {
+        let mut idle = rest.clock(timeouts);
+        idle.park_after = park_after.map(Millis::from);
+        let dir = |(bulk, done)| Dir {
+            bulk,
+            done,
+            ..Dir::default()
+        };
+        Forward {
+            client,
+            server,
+            traffic,
+            st: State {
+                up: dir(rest.up),
+                down: dir(rest.down),
+                idle,
+            },
+        }
+    }
+
+    /// The state to park with, once this has ended with [`Ending::Park`] (nothing in flight then).
+    pub fn into_rest(self) -> Rest {
+        let st = self.st;
+        debug_assert!(!st.up.busy() && !st.down.busy());
+        Rest {
+            client_seen: st.idle.client_seen,
+            server_seen: st.idle.server_seen,
+            up: (st.up.bulk, st.up.done),
+            down: (st.down.bulk, st.down.done),
+        }
+    }
+}
+
+/// A duration in whole milliseconds (HAProxy's timeout unit), in four bytes: a forwarding
+/// session keeps three. Longer than 49 days counts as 49 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Millis(u32);
+
+impl Millis {
+    fn get(self) -> Duration {
+        Duration::from_millis(u64::from(self.0))
+    }
+}
+
+impl From<Duration> for Millis {
+    fn from(d: Duration) -> Millis {
+        Millis(u32::try_from(d.as_millis()).unwrap_or(u32::MAX))
+    }
+}
+
 /// The idle timeouts of a session being forwarded (the splicing forwarder's and the relay's):
 /// each side's last activity and one timer for both.
 pub(crate) struct IdleClock {
-    timeout_client: Option<Duration>,
-    timeout_server: Option<Duration>,
+    timeout_client: Option<Millis>,
+    timeout_server: Option<Millis>,
     /// `timeout tunnel`: any activity counts for both sides.
     joint: bool,
     /// Last read from or write to each side.
     client_seen: Instant,
     server_seen: Instant,
-    /// One timer for both idle timeouts, made only if a timeout is set, re-armed lazily: activity
-    /// moves the deadlines but the timer is only reset when it fires early.
+    /// Quiet this long in both directions, a spliced session is parked ([`park`]).
+    park_after: Option<Millis>,
+    /// Nothing in flight: parking is possible (bytes waiting for a blocked destination are not).
+    parkable: bool,
+    /// When the session last came back from parking: the park delay counts from here too, so that
+    /// a session woken by a byte reads it before it may park again.
+    woke: Instant,
+    /// One timer for both idle timeouts (and parking), made only if one is set, re-armed lazily:
+    /// activity moves the deadlines but the timer is only reset when it fires early.
     timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// How forwarding stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The session is over, for this reason.
+    End(Termination),
+    /// Both directions have been quiet for the park delay with nothing in flight: the session can
+    /// give up its task and its sockets' registrations until a byte arrives ([`park`]).
+    Park,
 }
 
 impl IdleClock {
@@ -290,34 +430,68 @@ impl IdleClock {
             Timeouts::Tunnel(t) => (Some(t), Some(t), true),
         };
         IdleClock {
-            timeout_client,
-            timeout_server,
+            timeout_client: timeout_client.map(Millis::from),
+            timeout_server: timeout_server.map(Millis::from),
             joint,
             client_seen: now,
             server_seen: now,
+            park_after: None,
+            parkable: false,
+            woke: now,
             timer: None,
         }
     }
 
-    /// The earliest idle deadline, if any timeout is set.
+    /// The earliest idle deadline, if any timeout is set: a side's timeout, or the time to park.
     fn deadline(&self) -> Option<Instant> {
-        let c = self.timeout_client.map(|t| self.client_seen + t);
-        let s = self.timeout_server.map(|t| self.server_seen + t);
-        match (c, s) {
-            (Some(c), Some(s)) => Some(c.min(s)),
-            (c, s) => c.or(s),
+        let c = self.timeout_client.map(|t| self.client_seen + t.get());
+        let s = self.timeout_server.map(|t| self.server_seen + t.get());
+        let p = self
+            .park_after
+            .filter(|_| self.parkable)
+            .map(|t| self.quiet_since() + t.get());
+        [c, s, p].into_iter().flatten().min()
+    }
+
+    /// Since when neither side has moved a byte (or the session came back from parking).
+    fn quiet_since(&self) -> Instant {
+        self.client_seen.max(self.server_seen).max(self.woke)
+    }
+
+    /// The timeout a side has passed at `now`, if any (the client's first, as HAProxy reports).
+    pub(crate) fn expired(&self, now: Instant) -> Option<Termination> {
+        if self
+            .timeout_client
+            .is_some_and(|t| self.client_seen + t.get() <= now)
+        {
+            return Some(Termination::new(Cause::ClientTimeout, Stage::Data));
         }
+        if self
+            .timeout_server
+            .is_some_and(|t| self.server_seen + t.get() <= now)
+        {
+            return Some(Termination::new(Cause::ServerTimeout, Stage::Data));
+        }
+        None
+    }
+
+    /// When a side's timeout would pass (parking aside), if a timeout is set.
+    pub(crate) fn timeout_deadline(&self) -> Option<Instant> {
+        let c = self.timeout_client.map(|t| self.client_seen + t.get());
+        let s = self.timeout_server.map(|t| self.server_seen + t.get());
+        c.into_iter().chain(s).min()
     }
 
     /// Notes which sides moved bytes in this poll, then: `Ready` with the timeout's termination when
-    /// a side has been idle too long, else `Pending` with the timer armed (no clock read when nothing
-    /// moved and the timer has not fired).
+    /// a side has been idle too long, or `Ready(Park)` when both have been quiet for the park delay,
+    /// else `Pending` with the timer armed (no clock read when nothing moved and the timer has not
+    /// fired).
     pub(crate) fn poll(
         &mut self,
         cx: &mut Context<'_>,
         mut cli_active: bool,
         mut srv_active: bool,
-    ) -> Poll<Termination> {
+    ) -> Poll<Ending> {
         let Some(deadline) = self.deadline() else {
             return Poll::Pending;
         };
@@ -338,26 +512,26 @@ impl IdleClock {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        loop {
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
+        let mut fired = timer.as_mut().poll(cx).is_ready();
+        while fired {
             let now = Instant::now();
-            if self
-                .timeout_client
-                .is_some_and(|t| self.client_seen + t <= now)
-            {
-                return Poll::Ready(Termination::new(Cause::ClientTimeout, Stage::Data));
+            if let Some(end) = self.expired(now) {
+                return Poll::Ready(Ending::End(end));
             }
-            if self
-                .timeout_server
-                .is_some_and(|t| self.server_seen + t <= now)
+            if self.parkable
+                && self
+                    .park_after
+                    .is_some_and(|t| self.quiet_since() + t.get() <= now)
             {
-                return Poll::Ready(Termination::new(Cause::ServerTimeout, Stage::Data));
+                self.timer = None;
+                return Poll::Ready(Ending::Park);
             }
             // Fired early: activity moved the deadline since the timer was set.
+            let timer = self.timer.as_mut().expect("armed above");
             timer.as_mut().reset(deadline);
+            fired = timer.as_mut().poll(cx).is_ready();
         }
+        Poll::Pending
     }
 }
 
@@ -372,9 +546,11 @@ pub fn forward<'a>(
         client,
         server,
         traffic,
-        up: Dir::default(),
-        down: Dir::default(),
-        idle: IdleClock::new(timeouts),
+        st: State {
+            up: Dir::default(),
+            down: Dir::default(),
+            idle: IdleClock::new(timeouts),
+        },
     }
 }
 
@@ -384,49 +560,51 @@ fn aborted(cause: Cause, doing: &str, e: &io::Error) -> Termination {
 }
 
 impl Future for Forward<'_> {
-    type Output = Termination;
+    type Output = Ending;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Termination> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ending> {
         let this = self.get_mut();
         let (client, server) = (this.client, this.server);
+        let st = &mut this.st;
         let (mut cli_read, mut srv_wrote, mut srv_read, mut cli_wrote) =
             (false, false, false, false);
         let mut end = None;
-        if !this.up.done {
+        if !st.up.done {
             let bytes = &mut this.traffic.bytes_in;
-            match this
+            match st
                 .up
                 .pump(cx, client, server, bytes, &mut cli_read, &mut srv_wrote)
             {
                 Stop::Pending => {}
-                Stop::Eof => this.up.done = true,
+                Stop::Eof => st.up.done = true,
                 Stop::Read(e) => end = Some(aborted(Cause::ClientAbort, "reading the client", &e)),
                 Stop::Write(e) => end = Some(aborted(Cause::ServerAbort, "writing the server", &e)),
                 Stop::Resource(e) => end = Some(aborted(Cause::Resource, "making a pipe", &e)),
             }
         }
-        if end.is_none() && !this.down.done {
+        if end.is_none() && !st.down.done {
             let bytes = &mut this.traffic.bytes_out;
-            match this
+            match st
                 .down
                 .pump(cx, server, client, bytes, &mut srv_read, &mut cli_wrote)
             {
                 Stop::Pending => {}
-                Stop::Eof => this.down.done = true,
+                Stop::Eof => st.down.done = true,
                 Stop::Read(e) => end = Some(aborted(Cause::ServerAbort, "reading the server", &e)),
                 Stop::Write(e) => end = Some(aborted(Cause::ClientAbort, "writing the client", &e)),
                 Stop::Resource(e) => end = Some(aborted(Cause::Resource, "making a pipe", &e)),
             }
         }
         if let Some(t) = end {
-            this.up.release();
-            this.down.release();
-            return Poll::Ready(t);
+            st.up.release();
+            st.down.release();
+            return Poll::Ready(Ending::End(t));
         }
-        if this.up.done && this.down.done {
-            return Poll::Ready(Termination::NORMAL);
+        if st.up.done && st.down.done {
+            return Poll::Ready(Ending::End(Termination::NORMAL));
         }
-        this.idle
+        st.idle.parkable = !st.up.busy() && !st.down.busy();
+        st.idle
             .poll(cx, cli_read || cli_wrote, srv_read || srv_wrote)
     }
 }
@@ -438,27 +616,32 @@ pub enum Forwarding<'a> {
     Relay(Pin<Box<relay::Relay<'a>>>),
 }
 
-/// Forwards between `client` and `server`, spliced when both are plain.
+/// Forwards between `client` and `server`, spliced when both are plain; spliced forwarding parks
+/// after `park_after` of quiet when that is given.
 pub fn start<'a>(
     client: &'a crate::tls::Sock,
     server: &'a crate::tls::Sock,
     timeouts: Timeouts,
+    park_after: Option<Duration>,
     traffic: &'a mut Traffic,
 ) -> Forwarding<'a> {
     use crate::tls::Sock;
     match (client, server) {
-        (Sock::Plain(c), Sock::Plain(s)) => Forwarding::Splice(forward(c, s, timeouts, traffic)),
+        (Sock::Plain(c), Sock::Plain(s)) => Forwarding::Splice(match park_after {
+            Some(p) => Forward::parking(c, s, timeouts, p, traffic),
+            None => forward(c, s, timeouts, traffic),
+        }),
         (c, s) => Forwarding::Relay(Box::pin(relay::relay(c, s, timeouts, traffic))),
     }
 }
 
 impl Future for Forwarding<'_> {
-    type Output = Termination;
+    type Output = Ending;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Termination> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ending> {
         match self.get_mut() {
             Forwarding::Splice(f) => Pin::new(f).poll(cx),
-            Forwarding::Relay(r) => r.as_mut().poll(cx),
+            Forwarding::Relay(r) => r.as_mut().poll(cx).map(Ending::End),
         }
     }
 }

@@ -219,7 +219,13 @@ impl Future for Relay<'_> {
         if this.up.done && this.down.done {
             return Poll::Ready(Termination::NORMAL);
         }
-        this.idle
+        // The relay never parks (no park delay is set): only timeouts end it here.
+        match this
+            .idle
             .poll(cx, cli_read || cli_wrote, srv_read || srv_wrote)
+        {
+            Poll::Ready(super::Ending::End(t)) => Poll::Ready(t),
+            _ => Poll::Pending,
+        }
     }
 }

@@ -1324,12 +1324,14 @@ impl<'rt> Conn<'rt> {
             return;
         }
         let mut traffic = Traffic::default();
-        let _ = match (&self.client, &server) {
+        match (&self.client, &server) {
             (Sock::Plain(c), Sock::Plain(s)) => {
-                crate::forward::forward(c, s, timeouts, &mut traffic).await
+                let _ = crate::forward::forward(c, s, timeouts, &mut traffic).await;
             }
-            (c, s) => crate::forward::relay::relay(c, s, timeouts, &mut traffic).await,
-        };
+            (c, s) => {
+                let _ = crate::forward::relay::relay(c, s, timeouts, &mut traffic).await;
+            }
+        }
         self.traffic.bytes_in += traffic.bytes_in;
         self.traffic.bytes_out += traffic.bytes_out;
     }

@@ -1,9 +1,11 @@
 //! The one room where the crate talks to the kernel below the level of std and tokio: transparent
 //! socket options, marks, splice(2) through pipes, and dropping root ([`privs`]).
 //!
-//! Everything here goes through nix, socket2 and caps's safe wrappers today, so the room holds no `unsafe`
-//! yet; it is still the only module allowed to (`#![deny(unsafe_code)]` is set for the crate in
-//! Cargo.toml's lints), for the socket options neither crate wraps (TCP_FASTOPEN on listeners).
+//! Almost everything here goes through nix, socket2 and caps's safe wrappers. Two calls are
+//! `unsafe`: [`watch_in_reactor`] registers a file descriptor of our own (the idle shelf's epoll
+//! set) in tokio's reactor, which tokio leaves to the caller to prove stays open; [`trim_heap`]
+//! calls glibc's `malloc_trim`, which no safe crate wraps. This is the only module allowed `unsafe`
+//! (`#![deny(unsafe_code)]` is set for the crate in Cargo.toml's lints).
 
 pub mod pipe;
 pub mod privs;
@@ -11,6 +13,36 @@ pub mod privs;
 use std::io;
 
 use socket2::SockRef;
+
+/// A value that owns the file descriptor it shows: the descriptor is open for as long as the value
+/// lives (an `OwnedFd` inside it, never closed through another path).
+pub trait OwnsFd: std::os::fd::AsRawFd {}
+
+/// Registers `inner`'s descriptor in the current runtime's reactor for readiness `interest`.
+pub fn watch_in_reactor<T: OwnsFd>(
+    inner: T,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<T>> {
+    // SAFETY: tokio needs the descriptor to stay open while registered; `OwnsFd` says `inner`
+    // owns it, and the returned `AsyncFd` owns `inner`, so the descriptor outlives the
+    // registration.
+    #[allow(unsafe_code)]
+    let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, interest) };
+    registered.map_err(io::Error::from)
+}
+
+/// Asks the C allocator to give free memory back to the system: whole free pages anywhere in its
+/// heaps, not only at their tops (glibc's `malloc_trim`). Rust's global allocator is the system
+/// one, so the memory of freed tasks and buffers is there. Costs a walk of the free lists: call it
+/// rarely (after many sessions parked, at most once a second).
+pub fn trim_heap() {
+    // SAFETY: malloc_trim takes no pointers and only touches the allocator's own state, under
+    // its own locks; any thread may call it at any time.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// IP_TRANSPARENT (and IPV6_TRANSPARENT on IPv6 sockets): accept or bind addresses that are not ours.
 pub fn set_transparent(sock: SockRef<'_>, v6: bool) -> io::Result<()> {
