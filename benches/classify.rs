@@ -3,7 +3,7 @@
 //! - `client_hello`: `classify::tls::parse` over a 512-byte hello (one record, padded as browsers pad)
 //!   and a 20 KiB one (an X25519MLKEM768 key share and padding, split over two records, so the
 //!   reassembly path runs).
-//! - `http_host`: `classify::http::parse` over a 470-byte browser request head (nine headers), which
+//! - `http_host`: `classify::http::parse` over a 439-byte browser request head (eight headers), which
 //!   yields the method, path, headers and the lower-cased Host without its port.
 
 mod common;
@@ -30,5 +30,10 @@ fn client_hello(bencher: Bencher, size: usize) {
 fn http_host(bencher: Bencher) {
     let req = http::parse(common::REQUEST, http::DEFAULT_MAX_HEAD).expect("the request parses");
     assert_eq!(req.host(), Some("www.shop.example.test"));
+    assert_eq!(
+        (req.head_len, req.headers.len()),
+        (439, 8),
+        "as the docs say"
+    );
     bencher.bench(|| http::parse(black_box(common::REQUEST), http::DEFAULT_MAX_HEAD));
 }

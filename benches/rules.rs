@@ -5,7 +5,7 @@
 //!   `hdr(host) -i` (exact strings: a hash set), `hdr_end(host) -i` (suffixes: a walk over the list)
 //!   and `src` (networks: a walk over the list). `last` matches the 1000th pattern, `miss` none.
 //! - `map_dom_100k`: `Map::lookup` in a 100 000-line `map_dom` map: a host that is a key (the
-//!   50 000th line), a deep subdomain of the 99 999th, and a name that matches no line.
+//!   50 001st line), a deep subdomain of the last line's, and a name that matches no line.
 
 mod common;
 
