@@ -240,7 +240,9 @@ impl Matcher {
             (p, v) => {
                 let text = v.to_text();
                 let folded;
-                let s: &str = if self.icase {
+                // Most values come already lower-case (Host and SNI are folded when read): fold
+                // only when there is something to fold, not a copy per test and value.
+                let s: &str = if self.icase && text.bytes().any(|b| b.is_ascii_uppercase()) {
                     folded = text.to_ascii_lowercase();
                     &folded
                 } else {
@@ -526,6 +528,25 @@ mod tests {
         assert!(m(Method::Reg, true, &["^WWW\\."]).matches(&s("www.a.test")));
         assert!(m(Method::Found, false, &[]).matches(&s("")));
         assert!(!m(Method::Str, false, &[]).matches(&s("x")));
+    }
+
+    #[test]
+    fn case_insensitive_methods_fold_only_the_values_that_need_it() {
+        for method in [
+            Method::Str,
+            Method::Beg,
+            Method::End,
+            Method::Sub,
+            Method::Dom,
+        ] {
+            let any_case = m(method, true, &["WWW.Example.test"]);
+            let exact = m(method, false, &["WWW.Example.test"]);
+            for v in ["www.example.test", "WWW.EXAMPLE.TEST", "www.Example.test"] {
+                assert!(any_case.matches(&s(v)), "{method:?} -i ~ {v}");
+                assert!(!exact.matches(&s(v)), "{method:?} ~ {v}");
+            }
+            assert!(!any_case.matches(&s("www.other.test")), "{method:?}");
+        }
     }
 
     #[test]
