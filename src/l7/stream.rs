@@ -671,11 +671,17 @@ impl<'rt> Conn<'rt> {
         self.cbuf.consume(req.head_len);
         live.rec.traffic.bytes_in += head.len() as u64;
         {
+            // The request line and the host are only for the log line: not made without one.
+            let logged = !rt.cfg.frontends[live.rec.frontend].logs.is_empty();
             let h = live.rec.http.as_mut().expect("http record");
-            h.request_line = message::request_line(&head);
+            if logged {
+                h.request_line = message::request_line(&head);
+            }
             h.t_request = Some(started.elapsed().as_millis() as u64);
+            if logged {
+                live.rec.name = req.host().map(Box::from);
+            }
         }
-        live.rec.name = req.host().map(Box::from);
         let next = self.serve(&mut live, req, &mut head).await;
         self.traffic.bytes_in += live.rec.traffic.bytes_in;
         self.traffic.bytes_out += live.rec.traffic.bytes_out;
