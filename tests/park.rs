@@ -230,3 +230,34 @@ async fn a_half_closed_session_parks_and_its_answer_still_comes() {
     assert_eq!(rt.frontends[0].counters.bytes_in.load(Relaxed), 8);
     assert_eq!(rt.frontends[0].counters.bytes_out.load(Relaxed), 11);
 }
+
+#[tokio::test]
+async fn a_session_backed_up_by_a_slow_reader_parks_once_drained() {
+    // The origin sends 4 MB at once; the client reads nothing for a while (bytes wait in the
+    // proxy: no parking then), then everything; quiet afterwards, the session parks.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let _ = s.write_all(&vec![7u8; 4 << 20]).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let (gw, rt, _stop) = gateway(
+        " tune.idle-park 30ms\n",
+        " timeout client 30s\n timeout server 30s\n",
+        origin,
+    )
+    .await;
+    let mut c = TcpStream::connect(gw).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rt.parked.load(Relaxed), 0, "bytes in flight: not parked");
+    let mut got = vec![0u8; 4 << 20];
+    tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut got))
+        .await
+        .expect("all bytes in time")
+        .unwrap();
+    wait_for("the drained session to park", || {
+        rt.parked.load(Relaxed) == 1
+    })
+    .await;
+}

@@ -54,7 +54,7 @@ pub enum Timeouts {
 enum Stop {
     /// Waiting for a socket; the waker is registered.
     Pending,
-    /// The source ended its stream; the end was passed on.
+    /// The source ended its stream (the caller passes the end on).
     Eof,
     /// Reading the source failed (it reset).
     Read(io::Error),
@@ -75,6 +75,18 @@ thread_local! {
     /// an await: small exchanges cost no per-connection memory.
     static COPY_BUF: std::cell::RefCell<Box<[u8; COPY_SIZE]>> =
         std::cell::RefCell::new(Box::new([0; COPY_SIZE]));
+}
+
+/// Forgets a socket's read readiness after a short `recv` emptied it (a TCP receive returns less
+/// than asked only when nothing more is queued), so that the next wait goes to epoll instead of a
+/// `recv` that would only say EAGAIN: two system calls fewer per request and response on a
+/// keep-alive connection. tokio keeps the readiness if an event came in meanwhile, and never
+/// forgets an end of stream it was told of, so nothing that arrived is missed. (Not after a short
+/// splice: that can be short because the pipe is full.)
+fn drained(src: &TcpStream) {
+    let _ = src.try_io(Interest::READABLE, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
 }
 
 /// Registers for the destination's writability: `Ok` when it is writable again (try again now), or
@@ -150,10 +162,7 @@ impl Dir {
             if !self.bulk {
                 match self.copy(src, dst, bytes, read_from_src, wrote_to_dst) {
                     Ok(Copied::Moved | Copied::Stuck) => continue,
-                    Ok(Copied::Eof) => {
-                        let _ = SockRef::from(dst).shutdown(Shutdown::Write);
-                        return Stop::Eof;
-                    }
+                    Ok(Copied::Eof) => return Stop::Eof,
                     Ok(Copied::Empty) => match src.poll_read_ready(cx) {
                         Poll::Pending => return Stop::Pending,
                         Poll::Ready(Ok(())) => continue,
@@ -190,8 +199,6 @@ impl Dir {
             match src.try_io(Interest::READABLE, || pipe.fill_from(src, PIPE_SIZE)) {
                 Ok(0) => {
                     self.release();
-                    // Pass the end of stream on; the other direction keeps going (half-close).
-                    let _ = SockRef::from(dst).shutdown(Shutdown::Write);
                     return Stop::Eof;
                 }
                 Ok(_) => *read_from_src = true,
@@ -231,6 +238,8 @@ impl Dir {
             *read_from_src = true;
             if n == COPY_SIZE {
                 self.bulk = true;
+            } else {
+                drained(src);
             }
             let mut off = 0;
             while off < n {
@@ -331,8 +340,8 @@ impl<'a> Forward<'a> {
         f
     }
 
-    /// Forwarding that carries on from a parked session's state, woken now: the park delay counts
-    /// from here, so that the byte that woke it is read before it may park again.
+    /// Forwarding that carries on from a parked session's state, woken now: it does not park again
+    /// before the byte that woke it has been read.
     pub fn resume(
         client: &'a TcpStream,
         server: &'a TcpStream,
@@ -343,6 +352,7 @@ impl<'a> Forward<'a> {
     ) -> Forward<'a> {
         let mut idle = rest.clock(timeouts);
         idle.park_after = park_after.map(Millis::from);
+        idle.woken = true;
         let dir = |(bulk, done)| Dir {
             bulk,
             done,
@@ -404,9 +414,9 @@ pub(crate) struct IdleClock {
     park_after: Option<Millis>,
     /// Nothing in flight: parking is possible (bytes waiting for a blocked destination are not).
     parkable: bool,
-    /// When the session last came back from parking: the park delay counts from here too, so that
-    /// a session woken by a byte reads it before it may park again.
-    woke: Instant,
+    /// Back from parking and nothing moved since: no parking again until the byte (or end) that
+    /// woke it has been read, whatever the clock says.
+    woken: bool,
     /// One timer for both idle timeouts (and parking), made only if one is set, re-armed lazily:
     /// activity moves the deadlines but the timer is only reset when it fires early.
     timer: Option<Pin<Box<Sleep>>>,
@@ -437,7 +447,7 @@ impl IdleClock {
             server_seen: now,
             park_after: None,
             parkable: false,
-            woke: now,
+            woken: false,
             timer: None,
         }
     }
@@ -448,14 +458,14 @@ impl IdleClock {
         let s = self.timeout_server.map(|t| self.server_seen + t.get());
         let p = self
             .park_after
-            .filter(|_| self.parkable)
+            .filter(|_| self.parkable && !self.woken)
             .map(|t| self.quiet_since() + t.get());
         [c, s, p].into_iter().flatten().min()
     }
 
-    /// Since when neither side has moved a byte (or the session came back from parking).
+    /// Since when neither side has moved a byte.
     fn quiet_since(&self) -> Instant {
-        self.client_seen.max(self.server_seen).max(self.woke)
+        self.client_seen.max(self.server_seen)
     }
 
     /// The timeout a side has passed at `now`, if any (the client's first, as HAProxy reports).
@@ -500,6 +510,7 @@ impl IdleClock {
             srv_active = cli_active;
         }
         if cli_active || srv_active {
+            self.woken = false;
             let now = Instant::now();
             if cli_active {
                 self.client_seen = now;
@@ -512,6 +523,12 @@ impl IdleClock {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        // Activity only moves deadlines later (the timer then fires early and is re-armed), except
+        // the park deadline appearing (nothing in flight any more, or the first byte after a
+        // wake-up): then the timer is brought forward.
+        if deadline < timer.deadline() {
+            timer.as_mut().reset(deadline);
+        }
         let mut fired = timer.as_mut().poll(cx).is_ready();
         while fired {
             let now = Instant::now();
@@ -519,6 +536,7 @@ impl IdleClock {
                 return Poll::Ready(Ending::End(end));
             }
             if self.parkable
+                && !self.woken
                 && self
                     .park_after
                     .is_some_and(|t| self.quiet_since() + t.get() <= now)
@@ -554,6 +572,15 @@ pub fn forward<'a>(
     }
 }
 
+/// Passes a source's end of stream on to its destination (half-close: the other direction keeps
+/// going), unless the other direction has ended too: then the session is over and closing the
+/// socket sends the FIN (its receive queue is empty: its own end was read), one system call fewer.
+fn pass_end(dst: &TcpStream, other_done: bool) {
+    if !other_done {
+        let _ = SockRef::from(dst).shutdown(Shutdown::Write);
+    }
+}
+
 fn aborted(cause: Cause, doing: &str, e: &io::Error) -> Termination {
     tracing::debug!("{doing}: {e}");
     Termination::new(cause, Stage::Data)
@@ -576,7 +603,10 @@ impl Future for Forward<'_> {
                 .pump(cx, client, server, bytes, &mut cli_read, &mut srv_wrote)
             {
                 Stop::Pending => {}
-                Stop::Eof => st.up.done = true,
+                Stop::Eof => {
+                    st.up.done = true;
+                    pass_end(server, st.down.done);
+                }
                 Stop::Read(e) => end = Some(aborted(Cause::ClientAbort, "reading the client", &e)),
                 Stop::Write(e) => end = Some(aborted(Cause::ServerAbort, "writing the server", &e)),
                 Stop::Resource(e) => end = Some(aborted(Cause::Resource, "making a pipe", &e)),
@@ -589,7 +619,10 @@ impl Future for Forward<'_> {
                 .pump(cx, server, client, bytes, &mut srv_read, &mut cli_wrote)
             {
                 Stop::Pending => {}
-                Stop::Eof => st.down.done = true,
+                Stop::Eof => {
+                    st.down.done = true;
+                    pass_end(client, st.up.done);
+                }
                 Stop::Read(e) => end = Some(aborted(Cause::ServerAbort, "reading the server", &e)),
                 Stop::Write(e) => end = Some(aborted(Cause::ClientAbort, "writing the client", &e)),
                 Stop::Resource(e) => end = Some(aborted(Cause::Resource, "making a pipe", &e)),
