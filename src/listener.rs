@@ -259,7 +259,7 @@ pub async fn accept_on(
                 };
                 let session_rt = rt.clone();
                 crate::sessions::spawn(&rt, fe, peer, async move {
-                    let run = crate::session::run(session_rt, (fe, bind), stream, port);
+                    let run = crate::session::run(session_rt, (fe, bind), (stream, peer), port);
                     if let Some(quiet) = run.await {
                         crate::forward::park::park(quiet, Some((g, l)));
                     }

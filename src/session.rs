@@ -167,17 +167,18 @@ impl Record {
     }
 }
 
-/// Runs one accepted connection (on bind line `bind` of `frontend`) to its end, or until it goes
+/// Runs one accepted connection (on bind line `bind` of `frontend`, from `peer`) to its end, or until it goes
 /// quiet while spliced: then it returns the session to be parked ([`forward::park`]), which goes on
 /// without this task.
 pub async fn run(
     rt: Arc<Runtime>,
     (frontend, bind): (usize, usize),
-    client: TcpStream,
+    (client, mut peer): (TcpStream, std::net::SocketAddr),
     listen_port: u16,
 ) -> Option<Parking> {
     let started = Instant::now();
-    let (Ok(mut peer), Ok(mut local)) = (client.peer_addr(), client.local_addr()) else {
+    // The peer's address came with accept(); the local one is where the client meant to go.
+    let Ok(mut local) = client.local_addr() else {
         // The client left between accept and here; there is nobody to log about.
         return None;
     };

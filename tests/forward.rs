@@ -268,7 +268,8 @@ fn killed_sessions_are_accounted_with_their_bytes() {
 async fn the_session_future_stays_small() {
     let (gw, rt, _stop) = gateway("", "    server s 0.0.0.0\n").await;
     let c = TcpStream::connect(gw).await.unwrap();
-    let f = gatehouse::session::run(rt, (0, 0), c, 1);
+    let peer = c.local_addr().unwrap();
+    let f = gatehouse::session::run(rt, (0, 0), (c, peer), 1);
     let size = std::mem::size_of_val(&f);
     assert!(size <= 1024, "the session future is {size} bytes");
 }
