@@ -408,6 +408,15 @@ fn generation(
     })
 }
 
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One worker thread: accepts for the newest configuration on the sockets it holds, until stopped.
 async fn worker(
     i: usize,
@@ -418,6 +427,19 @@ async fn worker(
     let mut held: std::collections::HashMap<std::net::SocketAddr, Held> =
         std::collections::HashMap::new();
     let mut accepting = tokio::task::JoinSet::new();
+    // tokio's timer wakes its thread through the I/O driver (an eventfd write, then one more
+    // epoll_wait) whenever a timer is set to fire before every timer it already had, even from that
+    // same thread; with none pending, each connection's connect timeout and idle timer did so, four
+    // system calls per connection. A timer always due within 250 ms keeps sessions' timers (seconds
+    // away) from ever being the earliest, for four wake-ups a second.
+    let pacer = tokio::spawn(async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+        }
+    });
+    let _pacer = AbortOnDrop(pacer);
     loop {
         let gen_now = gens.borrow_and_update().clone();
         // The old loops stop; their sockets stay (connections wait in the backlog meanwhile).
