@@ -73,6 +73,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread: one allocator heap for all (see sys::single_heap).
+    gatehouse::sys::single_heap();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,

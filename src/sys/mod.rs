@@ -1,10 +1,10 @@
 //! The one room where the crate talks to the kernel below the level of std and tokio: transparent
 //! socket options, marks, splice(2) through pipes, and dropping root ([`privs`]).
 //!
-//! Almost everything here goes through nix, socket2 and caps's safe wrappers. Two calls are
+//! Almost everything here goes through nix, socket2 and caps's safe wrappers. Three calls are
 //! `unsafe`: [`watch_in_reactor`] registers a file descriptor of our own (the idle shelf's epoll
 //! set) in tokio's reactor, which tokio leaves to the caller to prove stays open; [`trim_heap`]
-//! calls glibc's `malloc_trim`, which no safe crate wraps. This is the only module allowed `unsafe`
+//! and [`single_heap`] call glibc's `malloc_trim` and `mallopt`, which no safe crate wraps. This is the only module allowed `unsafe`
 //! (`#![deny(unsafe_code)]` is set for the crate in Cargo.toml's lints).
 
 pub mod pipe;
@@ -41,6 +41,21 @@ pub fn trim_heap() {
     #[allow(unsafe_code)]
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Makes every thread allocate from one glibc heap (arena) instead of one per thread. gatehouse's
+/// worker threads allocate little per request (glibc's per-thread cache takes most of it without
+/// the heap's lock), and with one heap the memory that parked sessions' tasks leave goes back to
+/// the system far better (on loopback with 2000 idle connections: 0.41–0.54 KiB each against
+/// 0.75–0.78 with a heap per thread, whose trims leave pages that a few live allocations pin).
+/// Call before any thread starts.
+pub fn single_heap() {
+    // SAFETY: mallopt only sets a parameter of the allocator, under its own lock; called from
+    // main before other threads exist.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
