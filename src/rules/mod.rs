@@ -6,6 +6,7 @@
 //! words handed over by the config layer and evaluates against [`sample::Facts`].
 
 pub mod cli;
+pub mod index;
 pub mod pattern;
 pub mod sample;
 
