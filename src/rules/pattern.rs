@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
+use super::index::{IndexedList, KeyIndex, Kind, is_dom_delim};
 use super::sample::Value;
 
 /// How values are compared with patterns (`-m`).
@@ -56,15 +57,16 @@ impl Method {
     }
 }
 
-/// A compiled pattern list.
+/// A compiled pattern list. Strings are lower-cased when case-insensitive.
 #[derive(Debug, Clone)]
 pub enum Patterns {
-    /// Exact strings, lower-cased when case-insensitive.
     Str(HashSet<String>),
-    Beg(Vec<String>),
-    End(Vec<String>),
+    /// Prefixes, suffixes and domains: indexed, so a test costs a few lookups per value, not a walk.
+    Beg(IndexedList),
+    End(IndexedList),
+    /// Substrings: walked in order (no index fits both a simple structure and run-time changes).
     Sub(Vec<String>),
-    Dom(Vec<String>),
+    Dom(IndexedList),
     Reg(RegexSet),
     Found,
     Ip(Vec<IpNet>),
@@ -143,10 +145,16 @@ impl Matcher {
         };
         let patterns = match method {
             Method::Str => Patterns::Str(pats.iter().map(fold).collect()),
-            Method::Beg => Patterns::Beg(pats.iter().map(fold).collect()),
-            Method::End => Patterns::End(pats.iter().map(fold).collect()),
+            Method::Beg => {
+                Patterns::Beg(IndexedList::new(Kind::Beg, pats.iter().map(fold).collect()))
+            }
+            Method::End => {
+                Patterns::End(IndexedList::new(Kind::End, pats.iter().map(fold).collect()))
+            }
             Method::Sub => Patterns::Sub(pats.iter().map(fold).collect()),
-            Method::Dom => Patterns::Dom(pats.iter().map(fold).collect()),
+            Method::Dom => {
+                Patterns::Dom(IndexedList::new(Kind::Dom, pats.iter().map(fold).collect()))
+            }
             Method::Reg => Patterns::Reg(
                 RegexSetBuilder::new(pats)
                     .case_insensitive(icase)
@@ -211,9 +219,8 @@ impl Matcher {
         let lists = self.shared.lists.read().unwrap_or_else(|e| e.into_inner());
         match &lists.1 {
             Patterns::Str(s) => s.is_empty(),
-            Patterns::Beg(l) | Patterns::End(l) | Patterns::Sub(l) | Patterns::Dom(l) => {
-                l.is_empty()
-            }
+            Patterns::Beg(l) | Patterns::End(l) | Patterns::Dom(l) => l.is_empty(),
+            Patterns::Sub(l) => l.is_empty(),
             Patterns::Reg(r) => r.is_empty(),
             Patterns::Ip(l) => l.is_empty(),
             Patterns::Int(l) => l.is_empty(),
@@ -250,10 +257,8 @@ impl Matcher {
                 };
                 match p {
                     Patterns::Str(set) => set.contains(s),
-                    Patterns::Beg(l) => l.iter().any(|p| s.starts_with(p.as_str())),
-                    Patterns::End(l) => l.iter().any(|p| s.ends_with(p.as_str())),
+                    Patterns::Beg(l) | Patterns::End(l) | Patterns::Dom(l) => l.matches(s),
                     Patterns::Sub(l) => l.iter().any(|p| s.contains(p.as_str())),
-                    Patterns::Dom(l) => l.iter().any(|p| dom_match(s, p)),
                     Patterns::Reg(set) => set.is_match(&text),
                     _ => false,
                 }
@@ -264,9 +269,10 @@ impl Matcher {
 
 /// HAProxy's `dom` match: `pat`, without delimiters at its ends, occurs in `s` with a delimiter (`.`,
 /// `/`, `?`, `:`, or the ends of `s`) on each side. So `example.com` and `.example.com` both match
-/// `www.example.com` and `example.com:8080`.
+/// `www.example.com` and `example.com:8080`. Lists and maps use the equivalent [`KeyIndex`]; this is
+/// the definition it is tested against.
 pub fn dom_match(s: &str, pat: &str) -> bool {
-    let delim = |b: u8| matches!(b, b'.' | b'/' | b'?' | b':');
+    let delim = is_dom_delim;
     let pat = pat.trim_matches(|c: char| c.is_ascii() && delim(c as u8));
     if pat.is_empty() {
         return false;
@@ -352,38 +358,61 @@ struct MapData {
     exact: std::collections::HashMap<String, usize>,
     /// Regex maps: one per entry.
     regs: Vec<Regex>,
+    /// `beg`, `end` and `dom` maps: the first entry of each key, found from the parts of the value.
+    keys: Option<KeyIndex>,
 }
 
 impl MapData {
-    /// Rebuilds the indexes after a change.
+    /// Rebuilds the indexes after a change that moved entries.
     fn index(&mut self, method: Method) -> Result<(), String> {
         self.exact.clear();
         self.regs.clear();
+        self.keys = index_kind(method).map(KeyIndex::new);
+        for i in 0..self.entries.len() {
+            self.index_last(method, i)?;
+        }
+        Ok(())
+    }
+
+    /// Indexes entry `i`, which comes after every entry indexed so far (`add map` appends).
+    fn index_last(&mut self, method: Method, i: usize) -> Result<(), String> {
         match method {
             Method::Str => {
-                for (i, (k, _)) in self.entries.iter().enumerate() {
-                    self.exact.entry(k.clone()).or_insert(i);
-                }
+                self.exact.entry(self.entries[i].0.clone()).or_insert(i);
             }
             Method::Reg => {
-                for (k, _) in &self.entries {
-                    self.regs.push(
-                        RegexBuilder::new(k)
-                            .size_limit(1 << 20)
-                            .build()
-                            .map_err(|e| format!("bad regular expression '{k}': {e}"))?,
-                    );
+                let k = &self.entries[i].0;
+                self.regs.push(
+                    RegexBuilder::new(k)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| format!("bad regular expression '{k}': {e}"))?,
+                );
+            }
+            _ => {
+                if let Some(ix) = &mut self.keys {
+                    ix.push(&self.entries[..], i);
                 }
             }
-            _ => {}
         }
         Ok(())
     }
 }
 
+/// The methods whose maps a [`KeyIndex`] answers.
+fn index_kind(method: Method) -> Option<Kind> {
+    match method {
+        Method::Beg => Some(Kind::Beg),
+        Method::End => Some(Kind::End),
+        Method::Dom => Some(Kind::Dom),
+        _ => None,
+    }
+}
+
 impl Map {
-    /// Loads `path`: lines `KEY VALUE` (the value is the rest of the line), `#` comments. Exact maps
-    /// look keys up directly; the others take the first line that matches, in file order.
+    /// Loads `path`: lines `KEY VALUE` (the value is the rest of the line), `#` comments. A lookup
+    /// takes the first line that matches, in file order; exact, `beg`, `end` and `dom` maps find it
+    /// through an index, `sub` and `reg` maps by walking the lines.
     pub fn load(path: &str, method: Method) -> Result<Map, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read map file '{path}': {e}"))?;
@@ -428,16 +457,11 @@ impl Map {
         let d = self.read();
         let hit = match self.method {
             Method::Str => d.exact.get(key).copied(),
-            Method::Beg => d
-                .entries
-                .iter()
-                .position(|(k, _)| key.starts_with(k.as_str())),
-            Method::End => d
-                .entries
-                .iter()
-                .position(|(k, _)| key.ends_with(k.as_str())),
+            Method::Beg | Method::End | Method::Dom => d
+                .keys
+                .as_ref()
+                .and_then(|ix| ix.first_match(&d.entries[..], key)),
             Method::Sub => d.entries.iter().position(|(k, _)| key.contains(k.as_str())),
-            Method::Dom => d.entries.iter().position(|(k, _)| dom_match(key, k)),
             Method::Reg => d.regs.iter().position(|r| r.is_match(key)),
             _ => None,
         };
@@ -463,15 +487,15 @@ impl Map {
 
     /// `add map`: a new entry at the end.
     pub fn add(&self, key: &str, value: &str) -> Result<(), String> {
-        if self.method == Method::Reg {
-            RegexBuilder::new(key)
-                .size_limit(1 << 20)
-                .build()
-                .map_err(|e| format!("bad regular expression '{key}': {e}"))?;
-        }
         let mut d = self.write();
         d.entries.push((key.to_string(), value.into()));
-        d.index(self.method)
+        let i = d.entries.len() - 1;
+        if let Err(e) = d.index_last(self.method, i) {
+            // A bad regular expression: the map stays as it was.
+            d.entries.pop();
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// `set map`: every entry with this key gets the value; `false` when there is none.
@@ -612,5 +636,149 @@ mod tests {
         assert_eq!(end.lookup("x.a.test").as_deref(), Some("be_a"));
         let err = Map::from_text("m", "lonely\n", Method::Str).unwrap_err();
         assert!(err.contains("m:1"), "{err}");
+    }
+
+    /// The lookup the map did before its indexes: the first entry that matches, in order.
+    fn walk_map(map: &Map, key: &str) -> Option<std::sync::Arc<str>> {
+        let entries = map.entries();
+        let hit = entries.iter().position(|(k, _)| match map.method {
+            Method::Str => key == k,
+            Method::Beg => key.starts_with(k.as_str()),
+            Method::End => key.ends_with(k.as_str()),
+            Method::Sub => key.contains(k.as_str()),
+            Method::Dom => dom_match(key, k),
+            _ => unreachable!(),
+        });
+        hit.map(|i| entries[i].1.clone())
+    }
+
+    #[test]
+    fn map_lookups_find_what_a_walk_finds_through_runtime_changes() {
+        use crate::rules::index::tests::Rng;
+        let mut rng = Rng(0x853c_49e6_748f_ea9b);
+        for method in [
+            Method::Str,
+            Method::Beg,
+            Method::End,
+            Method::Sub,
+            Method::Dom,
+        ] {
+            for _ in 0..30 {
+                // Values are unique per `add` and `set`, so equal values mean the same entry.
+                let mut serial = 0;
+                let mut text = String::new();
+                for _ in 0..rng.below(30) {
+                    serial += 1;
+                    text.push_str(&format!("{} v{serial}\n", rng.key()));
+                }
+                let map = Map::from_text("m", &text, method).unwrap();
+                for _ in 0..40 {
+                    let keys: Vec<String> = map.entries().into_iter().map(|(k, _)| k).collect();
+                    let some_key = |rng: &mut Rng| match keys.len() {
+                        0 => rng.key(),
+                        n => keys[rng.below(n)].clone(),
+                    };
+                    serial += 1;
+                    match rng.below(10) {
+                        0..=3 => map.add(&rng.key(), &format!("v{serial}")).unwrap(),
+                        4 => map.add(&some_key(&mut rng), &format!("v{serial}")).unwrap(),
+                        5 | 6 => {
+                            map.remove(&some_key(&mut rng));
+                        }
+                        7 | 8 => {
+                            map.set(&some_key(&mut rng), &format!("v{serial}"));
+                        }
+                        _ => {
+                            if rng.below(4) == 0 {
+                                map.clear();
+                            }
+                        }
+                    }
+                    let keys: Vec<String> = map.entries().into_iter().map(|(k, _)| k).collect();
+                    for _ in 0..20 {
+                        let v = rng.value(&keys);
+                        let want = walk_map(&map, &v);
+                        assert_eq!(map.lookup(&v), want, "{method:?} {v:?}");
+                        // The lookup may have walked a small map: the index must agree too.
+                        let d = map.read();
+                        if let Some(ix) = &d.keys {
+                            let hit = ix.lookup(&d.entries[..], &v);
+                            let got = hit.map(|i| d.entries[i].1.clone());
+                            assert_eq!(got, want, "{method:?} {v:?} by index");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a list's test did before its indexes: walk the (folded) patterns.
+    fn walk_list(method: Method, icase: bool, pats: &[String], v: &str) -> bool {
+        let fold = |t: &str| {
+            if icase {
+                t.to_ascii_lowercase()
+            } else {
+                t.to_string()
+            }
+        };
+        let v = fold(v);
+        pats.iter().map(|p| fold(p)).any(|p| match method {
+            Method::Str => v == p,
+            Method::Beg => v.starts_with(p.as_str()),
+            Method::End => v.ends_with(p.as_str()),
+            Method::Sub => v.contains(p.as_str()),
+            Method::Dom => dom_match(&v, &p),
+            _ => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn acl_lists_match_what_a_walk_matches_through_add_and_del_acl() {
+        use crate::rules::index::tests::Rng;
+        let mut rng = Rng(0xda94_2042_e4dd_58b5);
+        for method in [
+            Method::Str,
+            Method::Beg,
+            Method::End,
+            Method::Sub,
+            Method::Dom,
+        ] {
+            for icase in [false, true] {
+                for _ in 0..20 {
+                    let pats: Vec<String> = (0..rng.below(20)).map(|_| rng.word(4)).collect();
+                    let acl = Matcher::new(method, icase, &pats).unwrap();
+                    for _ in 0..30 {
+                        // As `add acl` and `del acl` do.
+                        let mut pats = acl.shared.patterns();
+                        if !pats.is_empty() && rng.below(3) == 0 {
+                            let gone = pats[rng.below(pats.len())].clone();
+                            pats.retain(|p| *p != gone);
+                        } else {
+                            pats.push(rng.word(4));
+                        }
+                        acl.shared.set(pats.clone()).unwrap();
+                        for _ in 0..20 {
+                            let v = rng.value(&pats);
+                            let want = walk_list(method, icase, &pats, &v);
+                            assert_eq!(
+                                acl.matches(&s(&v)),
+                                want,
+                                "{method:?} -i {icase} {v:?} in {pats:?}"
+                            );
+                            let lists = acl.shared.lists.read().unwrap();
+                            if let Patterns::Beg(l) | Patterns::End(l) | Patterns::Dom(l) = &lists.1
+                            {
+                                let folded = if icase { v.to_ascii_lowercase() } else { v };
+                                assert_eq!(
+                                    l.matches_by_index(&folded),
+                                    want,
+                                    "{method:?} by index"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
