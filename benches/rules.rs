@@ -2,8 +2,8 @@
 //!
 //! - `acl_1000`: `route::select_backend` for a frontend with `use_backend b1 if big`, where `big` is
 //!   one ACL line of 1000 patterns, built by the config parser as an operator would write it:
-//!   `hdr(host) -i` (exact strings: a hash set), `hdr_end(host) -i` (suffixes: a walk over the list)
-//!   and `src` (networks: a walk over the list). `last` matches the 1000th pattern, `miss` none.
+//!   `hdr(host) -i` (exact strings: a hash set), `hdr_end(host) -i` (suffixes: an index) and `src`
+//!   (networks: a walk over the list). `last` matches the 1000th pattern, `miss` none.
 //! - `map_dom_100k`: `Map::lookup` in a 100 000-line `map_dom` map: a host that is a key (the
 //!   50 001st line), a deep subdomain of the last line's, and a name that matches no line.
 
