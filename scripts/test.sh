@@ -23,6 +23,12 @@ cargo test
 section "fuzz targets compile (cargo check --manifest-path fuzz/Cargo.toml)"
 cargo check --manifest-path fuzz/Cargo.toml
 
+section "benches/loadgen (the bench's load tool, its own crate): fmt, clippy, test"
+lg=benches/loadgen/Cargo.toml
+cargo fmt --check --manifest-path "$lg"
+cargo clippy --manifest-path "$lg" --all-targets -- -D warnings
+cargo test --manifest-path "$lg"
+
 section "cargo build --release"
 cargo build --release
 
