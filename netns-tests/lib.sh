@@ -216,18 +216,21 @@ gh_tunnel_pki() {
     gh_ec_cert origin ca server DNS:origin.tunnel.test
 }
 
-# gh_nginx NS NAME [LISTEN_LINES]: nginx in NS serving /, /big (files in $GH_TMP/www), logging
-# "$remote_addr $server_port $request" to $GH_TMP/NAME-access.log.
+# gh_nginx NS NAME [LISTEN_LINES] [CONNECTIONS]: nginx in NS serving /, /big (files in $GH_TMP/www),
+# logging "$remote_addr $server_port $request" to $GH_TMP/NAME-access.log. CONNECTIONS (default 4096):
+# its worker's worker_connections, with an open-file limit to match (within the hard limit).
 gh_nginx() {
-    local ns=$1 name=$2 listen=${3:-"listen 80; listen [::]:80;"}
-    local d=$GH_TMP/nginx-$name
+    local ns=$1 name=$2 listen=${3:-"listen 80; listen [::]:80;"} conns=${4:-4096}
+    local d=$GH_TMP/nginx-$name rlimit=
+    [ -z "${4:-}" ] || rlimit="worker_rlimit_nofile $((conns + 64));"
     mkdir -p "$d" "$GH_TMP/www"
     [ -f "$GH_TMP/www/index.html" ] || echo "hello from the server" >"$GH_TMP/www/index.html"
     cat >"$d/nginx.conf" <<EOF
 worker_processes 1;
+$rlimit
 pid $d/nginx.pid;
 error_log $GH_TMP/$name-error.log;
-events { worker_connections 4096; }
+events { worker_connections $conns; }
 http {
     log_format peer '\$remote_addr \$server_port "\$request" \$status \$body_bytes_sent \$server_addr';
     access_log $GH_TMP/$name-access.log peer;

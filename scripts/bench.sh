@@ -26,12 +26,26 @@
 # job over HTTPS to the proxy's own :8443, the same certificate and key for both proxies: keep-alive,
 # then Connection: close for a full handshake per request; "-" for direct routing), bulk MiB/s (100 MiB object, curl, mean of BENCH_BULK_RUNS), RSS per idle proxied connection (KiB:
 # IDLE_CONNS held open, growth of the proxy's VmRSS divided by their count; "-" for direct routing).
+# Latency at a fixed rate (p50 and p99 µs, and for the proxies the p99 added over direct routing):
+# benches/loadgen in `rate` mode on the keep-alive column's path and URL, BENCH_LAT_RATE requests/s over
+# 64 keep-alive connections, open loop (each request's latency counts from when it was due, so queuing
+# shows; wrk's closed loop would hide it), the same rate for every setup; each setup's keep-alive peak is
+# printed beside it.
+# The scaling run (a table of its own, for each proxy): for each level N of BENCH_SCALE, a freshly
+# started proxy, N connections opened through the transparent path with benches/loadgen `hold` (256 at
+# a time, one request each) and held, then BENCH_SCALE_RATE requests/s spread over them for
+# BENCH_SCALE_SECONDS; per N, the proxy's VmRSS growth per connection (read once they are all open) and
+# its CPU per request during the rate phase. Levels that need more open files than the hard limit
+# allows are skipped, with the reason printed, and the largest level that fits is run instead.
 #
 # Env: GATEHOUSE (binary; default target/release/gatehouse, built with cargo first), HAPROXY (haproxy),
 # BENCH_SECONDS (8, per wrk run), BENCH_BULK_RUNS (3), IDLE_CONNS (2000), BENCH_ORDER ("direct gatehouse
 # haproxy"), BENCH_GATEHOUSE_CFG (a config file for gatehouse instead of the bench's own, which is the
 # embedded default plus the SNI frontend on port 443; keep ports 80 and 443 intercepted),
-# BENCH_TIME_LIMIT (600: the whole run),
+# LOADGEN (binary; default target/release/loadgen, built with cargo first), BENCH_LAT_RATE (20000),
+# BENCH_LAT_SECONDS (5), BENCH_SCALE ("1000 5000 20000"; empty: no scaling run), BENCH_SCALE_RATE
+# (5000), BENCH_SCALE_SECONDS (5),
+# BENCH_TIME_LIMIT (900: the whole run; about 6 minutes with the defaults on 2 cores),
 # GH_KEEP_TMP=1 (keep the temp dir with wrk outputs and logs).
 #
 # Network safety: every packet stays between the three namespaces made here (addresses 10.90.0.0/16
@@ -45,7 +59,7 @@ cd "$(dirname "$0")/.." || exit 1
 # clean up. Each step below has its own, shorter limit as well.
 if [ -z "${GH_BENCH_LIMITED:-}" ]; then
     export GH_BENCH_LIMITED=1
-    exec timeout -k 20 "${BENCH_TIME_LIMIT:-600}" bash "$0" "$@"
+    exec timeout -k 20 "${BENCH_TIME_LIMIT:-900}" bash "$0" "$@"
 fi
 
 HAPROXY=${HAPROXY:-haproxy}
@@ -60,7 +74,21 @@ if [ -z "${GATEHOUSE:-}" ]; then
         timeout 1800 cargo build --release 2>&1 | tail -n 1
     fi
 fi
+if [ -z "${LOADGEN:-}" ]; then
+    LOADGEN=$PWD/target/release/loadgen
+    if command -v cargo >/dev/null; then
+        # Its own crate (benches/loadgen/Cargo.toml); built into target/ beside gatehouse.
+        timeout 900 cargo build --release --manifest-path benches/loadgen/Cargo.toml \
+            --target-dir "$PWD/target" 2>&1 | tail -n 1
+    fi
+fi
 SECS=${BENCH_SECONDS:-8}
+LAT_RATE=${BENCH_LAT_RATE:-20000}
+LAT_SECS=${BENCH_LAT_SECONDS:-5}
+LAT_CONNS=64
+SCALE=${BENCH_SCALE-1000 5000 20000}
+SCALE_RATE=${BENCH_SCALE_RATE:-5000}
+SCALE_SECS=${BENCH_SCALE_SECONDS:-5}
 BULK_RUNS=${BENCH_BULK_RUNS:-3}
 IDLE=${IDLE_CONNS:-2000}
 ORDER=${BENCH_ORDER:-direct gatehouse haproxy}
@@ -71,8 +99,54 @@ gh_init bench 90
 for t in ip nft wrk nginx curl python3 ss "$HAPROXY"; do
     command -v "$t" >/dev/null 2>&1 || gh_fail "$t is missing (scripts/install-deps.sh installs it)"
 done
+
+# The scaling run's levels. A proxied connection holds two descriptors in the proxy (client side and
+# server side), one in nginx and one in the client; FD_SPARE more cover listeners, logs, epoll and the
+# rest. Every process here inherits this shell's hard open-file limit, which only CAP_SYS_RESOURCE can
+# raise: try to raise it to what the largest level needs; skip, and say why, the levels that still do
+# not fit, and run the largest round level that does instead, so that the curve has a top.
+FD_SPARE=200
+SCALE_LEVELS=()
+SCALE_SKIPPED=()
+HARD_NOFILE=$(ulimit -Hn)
+[ "$HARD_NOFILE" = unlimited ] && HARD_NOFILE=1048576
+want=0
+for n in $SCALE; do
+    [[ $n =~ ^[1-9][0-9]{0,6}$ ]] || gh_fail "BENCH_SCALE: '$n' is not a number of connections"
+    [ $((2 * n + FD_SPARE)) -le "$want" ] || want=$((2 * n + FD_SPARE))
+done
+if [ "$want" -gt "$HARD_NOFILE" ] && ulimit -Hn "$want" 2>/dev/null; then
+    HARD_NOFILE=$want
+fi
+for n in $SCALE; do
+    if [ $((2 * n + FD_SPARE)) -gt "$HARD_NOFILE" ]; then
+        SCALE_SKIPPED+=("$n connections: skipped, they need $((2 * n + FD_SPARE)) open files in the proxy (2 per proxied connection, + $FD_SPARE) and the hard limit here is $HARD_NOFILE (ulimit -Hn), which only CAP_SYS_RESOURCE could raise")
+    else
+        SCALE_LEVELS+=("$n")
+    fi
+done
+if [ ${#SCALE_SKIPPED[@]} -gt 0 ]; then
+    top=$(((HARD_NOFILE - FD_SPARE) / 2 / 1000 * 1000))
+    fits=1
+    for n in "${SCALE_LEVELS[@]}"; do [ "$n" -lt "$top" ] || fits=0; done
+    if [ "$top" -gt 0 ] && [ "$fits" = 1 ]; then
+        SCALE_LEVELS+=("$top")
+        SCALE_SKIPPED+=("$top connections: added, the largest round level that fits the hard limit of $HARD_NOFILE")
+    fi
+fi
+mapfile -t SCALE_LEVELS < <(printf '%s\n' "${SCALE_LEVELS[@]}" | sort -n | uniq | grep .)
+# nginx holds one descriptor per connection: room for the largest level, and more, because nginx
+# closes idle keep-alive connections (32 at a time, as it accepts) once fewer than 1/16 of its
+# worker_connections are free: the held connections would be cut under the scaling run.
+NGINX_CONNS=4096
+for n in "${SCALE_LEVELS[@]}"; do
+    [ $((n * 5 / 4 + 512)) -le "$NGINX_CONNS" ] || NGINX_CONNS=$((n * 5 / 4 + 512))
+done
+[ $((NGINX_CONNS + 64)) -le "$HARD_NOFILE" ] || NGINX_CONNS=$((HARD_NOFILE - 64))
 # Run a private copy: a build finishing during the bench must not swap the binary under us.
 cp "$GATEHOUSE" "$GH_TMP/gatehouse" || gh_fail "cannot copy $GATEHOUSE"
+cp "$LOADGEN" "$GH_TMP/loadgen" || gh_fail "cannot copy $LOADGEN (build it: cargo build --release --manifest-path benches/loadgen/Cargo.toml)"
+LOADGEN=$GH_TMP/loadgen
 BIN_DESC="$("$GATEHOUSE" --version) ($GATEHOUSE, built $(date -u -r "$GATEHOUSE" '+%Y-%m-%d %H:%M') UTC, sha256 $(sha256sum "$GATEHOUSE" | cut -c1-12))"
 GATEHOUSE=$GH_TMP/gatehouse
 
@@ -117,7 +191,7 @@ fresh_topology() {
     # TLS without session resumption: every connection is a full handshake.
     gh_nginx "$S" web "listen 80 backlog=4096; listen 443 ssl backlog=4096; access_log off;
         ssl_certificate $GH_TMP/pki/server.crt; ssl_certificate_key $GH_TMP/pki/server.key;
-        ssl_session_cache off; ssl_session_tickets off;"
+        ssl_session_cache off; ssl_session_tickets off;" "$NGINX_CONNS"
     NGINX_MASTER=${GH_PIDS[-1]}
     # nginx runs one worker: its CPU use is reported next to the proxy's.
     NGINX_PID=$(pgrep -P "$NGINX_MASTER" | head -n 1)
@@ -129,10 +203,12 @@ fresh_topology() {
 # HAProxy as its documentation describes a transparent proxy to the original destination (configuration
 # manual: "source ... usesrc clientip", "bind ... transparent", "server ... 0.0.0.0"); threads default to
 # one per core. maxconn: this machine's hard open-file limit is 20000 and HAProxy refuses to start when
-# maxconn needs more file descriptors than that; 9000 is far above anything the bench opens.
+# maxconn needs more file descriptors than that; 9000 is far above anything the bench opens but the
+# scaling run's top level (which is 9000 here: the hard limit stops both proxies near 10000).
+HAPROXY_MAXCONN=9000
 cat >"$GH_TMP/haproxy.cfg" <<EOF
 global
-    maxconn 9000
+    maxconn $HAPROXY_MAXCONN
     # Only the l7log frontend logs (the same httplog line per request that gatehouse writes).
     log stdout format raw local0
 defaults
@@ -335,13 +411,119 @@ idle_rss() {  # idle_rss NAME PID: KiB per idle proxied connection
     NOTES+=("$name idle: VmRSS $before -> $after KiB with $IDLE idle connections ($n sockets in the gateway)")
 }
 
-declare -A R PCPU NCPU
+# kv KEY LINE: the value of KEY=value in loadgen's result line.
+kv() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k {print $2; exit}'; }
+
+# CPU time a process's threads have used, in ns (schedstat: finer than the 10 ms ticks of /proc/PID/stat,
+# which would be a few percent of a 5 s run at a few thousand requests per second).
+cpu_ns() {
+    local t sum=0 v
+    for t in /proc/"$1"/task/*/schedstat; do
+        read -r v _ 2>/dev/null <"$t" && sum=$((sum + v))
+    done
+    echo "$sum"
+}
+
+# lat_run NAME PID|-: latency at LAT_RATE requests/s on the keep-alive column's path, open loop, into
+# R[NAME,p50] and R[NAME,p99] (µs).
+lat_run() {
+    local name=$1 pid=$2 out=$GH_TMP/$1-lat.out line c0 c1
+    c0=$([ "$pid" = - ] || cpu_ns "$pid")
+    gh_x "$C" timeout $((LAT_SECS + 30)) "$LOADGEN" rate "$SRV4:80" --conns "$LAT_CONNS" --rate "$LAT_RATE" \
+        --secs "$LAT_SECS" --warmup 1 >"$out" 2>&1
+    c1=$([ "$pid" = - ] || cpu_ns "$pid")
+    line=$(grep '^result ' "$out")
+    [ -n "$line" ] || gh_fail "$name latency: loadgen reported nothing: $(cat "$out")"
+    R[$name,p50]=$(kv p50_us "$line") R[$name,p99]=$(kv p99_us "$line")
+    local ndone errs rate
+    ndone=$(kv "done" "$line") errs=$(kv errors "$line") rate=$(kv rate "$line")
+    LATNOTE[$name]="$rate req/s done ($(kv unsent "$line") never sent, $errs errors, $(kv queued "$line") waited for a connection); p50 ${R[$name,p50]}, p90 $(kv p90_us "$line"), p99 ${R[$name,p99]}, p99.9 $(kv p999_us "$line"), max $(kv max_us "$line") µs; loadgen's own timer late by p50 $(kv lag_p50_us "$line"), p99 $(kv lag_p99_us "$line") µs (included), loadgen CPU $(kv client_cpu_pct "$line") % of a core"
+    if [ "$pid" != - ] && [ "${ndone:-0}" -gt 0 ]; then
+        LATNOTE[$name]+="; proxy CPU $(awk -v c=$((c1 - c0)) -v n="$ndone" 'BEGIN {printf "%.1f", c / 1000 / n}') µs per request"
+    fi
+    # A run that did not keep the rate measured something else: say so where the figures are.
+    if [ "${errs:-1}" != 0 ] || [ "${rate:-0}" -lt $((LAT_RATE * 98 / 100)) ]; then
+        NOTES+=("$name latency: the rate was not held or requests failed: $(grep -v '^result ' "$out")")
+    fi
+}
+
+# wait_line PATTERN FILE PID SECONDS: waits for a line matching PATTERN in FILE while PID runs.
+wait_line() {
+    local _
+    for _ in $(seq $(($4 * 20))); do
+        grep -qE "$1" "$2" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || break
+        sleep 0.05
+    done
+    grep -qE "$1" "$2" 2>/dev/null
+}
+
+# scale_level NAME PID N: N connections through the freshly started proxy PID, held, then SCALE_RATE
+# requests/s spread over them for SCALE_SECS. Into S[NAME,N,*]: rss (KiB per connection), cpu (µs per
+# request), pct (% of a core), p99 (µs), errors; or S[NAME,N,fail] with what went wrong.
+scale_level() {
+    local name=$1 pid=$2 n=$3 out=$GH_TMP/$1-scale-$3.out lg before after socks c0 c1 open line ok ndone
+    before=$(rss_kib "$pid")
+    # The client and the gateway hold tens of thousands of TIME_WAIT sockets by the last level: the
+    # whole port range, and reuse, so that none of that stands in the way.
+    gh_x "$C" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
+    gh_x "$G" sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
+    # Opening is bounded by loadgen (5 s per connect and per first request, 256 at a time); the whole
+    # level by this timeout.
+    ip netns exec "$C" bash -c "ulimit -n \$(ulimit -Hn); exec timeout $((SCALE_SECS + 120)) $LOADGEN hold $SRV4:80 \
+        --conns $n --rate $SCALE_RATE --secs $SCALE_SECS --pause 2 --linger 1" >"$out" 2>&1 {GH_LOCK_FD}>&- &
+    lg=$!
+    GH_PIDS+=("$lg")
+    if wait_line '^open ' "$out" "$lg" 100; then
+        sleep 1
+        after=$(rss_kib "$pid")
+        socks=$(established)
+        wait_line '^rate-start' "$out" "$lg" 10
+        c0=$(cpu_ns "$pid")
+        wait_line '^rate-end' "$out" "$lg" $((SCALE_SECS + 10))
+        c1=$(cpu_ns "$pid")
+    fi
+    wait_line '^result ' "$out" "$lg" 30
+    { kill "$lg" && wait "$lg"; } 2>/dev/null
+    forget "$lg"
+    open=$(grep '^open ' "$out") line=$(grep '^result ' "$out")
+    ok=$(kv first_ok "$open") ndone=$(kv "done" "$line")
+    if [ -z "$line" ] || [ -z "${c1:-}" ] || [ "${ok:-0}" = 0 ] || [ "${ndone:-0}" = 0 ]; then
+        S[$name,$n,fail]="no result: $(tr '\n' ' ' <"$out" | cut -c1-300)"
+        return
+    fi
+    S[$name,$n,rss]=$(awk -v a="$after" -v b="$before" -v n="$ok" 'BEGIN {printf "%.2f", (a - b) / n}')
+    S[$name,$n,cpu]=$(awk -v c=$((c1 - c0)) -v n="$ndone" 'BEGIN {printf "%.1f", c / 1000 / n}')
+    S[$name,$n,pct]=$(awk -v c=$((c1 - c0)) -v s="$SCALE_SECS" 'BEGIN {printf "%.0f", c / 1e7 / s}')
+    S[$name,$n,p99]=$(kv p99_us "$line")
+    S[$name,$n,errors]=$(($(kv errors "$line") + $(kv unsent "$line") + $(kv first_failed "$open") + $(kv connect_failed "$open")))
+    S[$name,$n,note]="$ok of $n open ($socks sockets in the gateway), VmRSS $before -> $after KiB; $ndone requests ($(kv rate "$line")/s)"
+}
+
+# scale NAME START STOP: the scaling run's levels, each on a proxy started afresh by START (which sets
+# SPID) and stopped by STOP, so that memory freed by one level cannot be reused by the next.
+scale() {
+    local name=$1 start=$2 stop=$3 n
+    for n in "${SCALE_LEVELS[@]}"; do
+        if [ "$name" = haproxy ] && [ "$n" -gt "$HAPROXY_MAXCONN" ]; then
+            S[$name,$n,fail]="skipped: above the bench's HAProxy maxconn ($HAPROXY_MAXCONN)"
+            continue
+        fi
+        gh_log "$name: scaling, $n connections"
+        "$start"
+        scale_level "$name" "$SPID" "$n"
+        "$stop"
+    done
+}
+
+declare -A R PCPU NCPU S LATNOTE
 NOTES=()
 measure() {  # measure NAME PID|-
     local name=$1 pid=$2
     gh_log "$name"
     gh_x "$C" curl -sS --max-time 5 -o /dev/null "http://$SRV4/" || gh_fail "$name: the path does not work"
     wrk_run "$name" ka "$pid"
+    lat_run "$name" "$pid"
     wrk_run "$name" new "$pid" -H "Connection: close"
     # TLS: a full handshake per request. Through a proxy, to the name (which the client's DNS points
     # at an intercepted address); directly, to the server's address.
@@ -384,38 +566,58 @@ run_direct() {
     gh_forwarding 0
 }
 
-run_gatehouse() {
+start_gatehouse() {
     gh_gatehouse "$G" gw -f "$GATEHOUSE_CFG"
-    THREADS[gatehouse]=$(find "/proc/${GH_PID[gw]}/task" -mindepth 1 -maxdepth 1 | wc -l)
-    measure gatehouse "${GH_PID[gw]}"
+    SPID=${GH_PID[gw]}
+}
+stop_gatehouse() {
     gh_stop gw
     forget "${GH_PID[gw]}"
+}
+
+run_gatehouse() {
+    start_gatehouse
+    THREADS[gatehouse]=$(find "/proc/$SPID/task" -mindepth 1 -maxdepth 1 | wc -l)
+    NOFILE[gatehouse]=$(awk '/^Max open files/ {print $4}' "/proc/$SPID/limits")
+    measure gatehouse "$SPID"
+    stop_gatehouse
+    scale gatehouse start_gatehouse stop_gatehouse
     gh_x "$G" nft list table inet gatehouse >/dev/null 2>&1 && gh_fail "gatehouse left its nft table behind"
+}
+
+start_haproxy() {
+    # ip netns exec and exec, so that $! is HAProxy itself (its RSS and CPU are measured); -db: no
+    # daemon, no master process.
+    ip netns exec "$G" bash -c "exec $HAPROXY -db -f $GH_TMP/haproxy.cfg" >"$GH_TMP/haproxy.log" 2>&1 {GH_LOCK_FD}>&- &
+    SPID=$!
+    local _
+    GH_PIDS+=("$SPID")
+    for _ in $(seq 50); do
+        gh_x "$G" ss -Hltn 'sport = :15080' | grep -q . && break
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.1
+    done
+    gh_x "$G" ss -Hltn 'sport = :15080' | grep -q . || gh_fail "haproxy did not start: $(cat "$GH_TMP/haproxy.log")"
+}
+stop_haproxy() {
+    kill "$SPID"
+    gh_wait_gone "$SPID" || kill -9 "$SPID"
+    wait "$SPID" 2>/dev/null
+    forget "$SPID"
 }
 
 run_haproxy() {
     plumb
-    # ip netns exec and exec, so that $! is HAProxy itself (its RSS and CPU are measured); -db: no
-    # daemon, no master process.
-    ip netns exec "$G" bash -c "exec $HAPROXY -db -f $GH_TMP/haproxy.cfg" >"$GH_TMP/haproxy.log" 2>&1 {GH_LOCK_FD}>&- &
-    local hpid=$! _
-    GH_PIDS+=("$hpid")
-    for _ in $(seq 50); do
-        gh_x "$G" ss -Hltn 'sport = :15080' | grep -q . && break
-        kill -0 "$hpid" 2>/dev/null || break
-        sleep 0.1
-    done
-    gh_x "$G" ss -Hltn 'sport = :15080' | grep -q . || gh_fail "haproxy did not start: $(cat "$GH_TMP/haproxy.log")"
-    THREADS[haproxy]=$(find "/proc/$hpid/task" -mindepth 1 -maxdepth 1 | wc -l)
-    measure haproxy "$hpid"
-    kill "$hpid"
-    gh_wait_gone "$hpid" || kill -9 "$hpid"
-    wait "$hpid" 2>/dev/null
-    forget "$hpid"
+    start_haproxy
+    THREADS[haproxy]=$(find "/proc/$SPID/task" -mindepth 1 -maxdepth 1 | wc -l)
+    NOFILE[haproxy]=$(awk '/^Max open files/ {print $4}' "/proc/$SPID/limits")
+    measure haproxy "$SPID"
+    stop_haproxy
+    scale haproxy start_haproxy stop_haproxy
     unplumb
 }
 
-declare -A THREADS
+declare -A THREADS NOFILE
 for setup in $ORDER; do
     case $setup in direct | gatehouse | haproxy) ;; *) gh_fail "BENCH_ORDER: unknown setup $setup" ;; esac
 done
@@ -434,11 +636,19 @@ echo
 echo "$(date -u '+%Y-%m-%d %H:%M') UTC · $(nproc) cores · kernel $(uname -r) · $hap · nginx $(nginx -v 2>&1 | cut -d/ -f2) · wrk $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f2)"
 echo "gatehouse: $BIN_DESC${BENCH_GATEHOUSE_CFG:+, config $BENCH_GATEHOUSE_CFG}"
 echo "order: $ORDER · ${SECS} s per wrk run (1 thread, 64 connections) · bulk: mean of $BULK_RUNS · $IDLE idle connections"
-echo "threads: gatehouse ${THREADS[gatehouse]:-?}, haproxy ${THREADS[haproxy]:-?}"
+echo "threads: gatehouse ${THREADS[gatehouse]:-?}, haproxy ${THREADS[haproxy]:-?} · open-file limit: hard $HARD_NOFILE, gatehouse ${NOFILE[gatehouse]:-?}, haproxy ${NOFILE[haproxy]:-?}"
+echo "latency: loadgen rate, $LAT_RATE req/s over $LAT_CONNS keep-alive connections, ${LAT_SECS} s after 1 s of warm-up"
 echo
+# "added p99 over direct", in µs, for the proxies.
+for n in "${rows[@]}"; do
+    R[$n,p99add]=-
+    if [ "$n" != direct ] && [ -n "${R[direct,p99]:-}" ] && [ -n "${R[$n,p99]:-}" ]; then
+        R[$n,p99add]=$(printf '%+d' $((R[$n,p99] - R[direct,p99])))
+    fi
+done
 {
-    echo "path keep-alive_req/s new-conn_req/s tls-sni_req/s l7-http_req/s tls-term-ka_req/s tls-term-new_req/s bulk_MiB/s idle_KiB/conn"
-    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,new]} ${R[$n,tls]} ${R[$n,l7]} ${R[$n,tlska]} ${R[$n,tlsnew]} ${R[$n,bulk]} ${R[$n,rss]}"; done
+    echo "path keep-alive_req/s lat-p50_us lat-p99_us p99-over-direct_us new-conn_req/s tls-sni_req/s l7-http_req/s tls-term-ka_req/s tls-term-new_req/s bulk_MiB/s idle_KiB/conn"
+    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,p50]} ${R[$n,p99]} ${R[$n,p99add]} ${R[$n,new]} ${R[$n,tls]} ${R[$n,l7]} ${R[$n,tlska]} ${R[$n,tlsnew]} ${R[$n,bulk]} ${R[$n,rss]}"; done
 } | column -t
 if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
     awk -v a="${R[gatehouse,ka]}" -v b="${R[haproxy,ka]}" -v c="${R[gatehouse,new]}" -v d="${R[haproxy,new]}" \
@@ -448,6 +658,11 @@ if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
         -v p="${R[gatehouse,tlsnew]}" -v q="${R[haproxy,tlsnew]}" \
         'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, L7 http %.2fx (%.2fx against HAProxy also logging each request), TLS termination keep-alive %.2fx, full handshakes %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, k/l, (m == 0 ? 0 : k/m), n/o, p/q, e/f, (h == 0 ? 0 : g/h)}'
 fi
+echo
+echo "latency at $LAT_RATE req/s, open loop (each setup's keep-alive peak from wrk beside it):"
+for n in "${rows[@]}"; do
+    echo "  $n: peak ${R[$n,ka]} req/s, so $LAT_RATE is $(awk -v r="$LAT_RATE" -v p="${R[$n,ka]}" 'BEGIN {printf "%.0f", 100 * r / p}') % of it; ${LATNOTE[$n]:-}"
+done
 echo
 echo "CPU during the wrk runs, % of one core (proxy / nginx):"
 for n in "${rows[@]}"; do
@@ -460,8 +675,48 @@ if [ ${#NOTES[@]} -gt 0 ]; then
     printf '  %s\n' "${NOTES[@]}"
 fi
 echo
-echo "| path | keep-alive req/s (64 conns) | new-connection req/s | TLS by SNI req/s (full handshake) | L7 http req/s (keep-alive, forwardfor, 2 servers) | TLS termination req/s, keep-alive | TLS termination req/s, full handshakes | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| path | keep-alive req/s (64 conns) | latency p50 / p99 µs at $LAT_RATE req/s | added p99 over direct (µs) | new-connection req/s | TLS by SNI req/s (full handshake) | L7 http req/s (keep-alive, forwardfor, 2 servers) | TLS termination req/s, keep-alive | TLS termination req/s, full handshakes | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in "${rows[@]}"; do
-    echo "| $n | ${R[$n,ka]} | ${R[$n,new]} | ${R[$n,tls]} | ${R[$n,l7]} | ${R[$n,tlska]} | ${R[$n,tlsnew]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
+    echo "| $n | ${R[$n,ka]} | ${R[$n,p50]} / ${R[$n,p99]} | ${R[$n,p99add]} | ${R[$n,new]} | ${R[$n,tls]} | ${R[$n,l7]} | ${R[$n,tlska]} | ${R[$n,tlsnew]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
 done
+
+# ---- the scaling run
+scaled=()
+for n in gatehouse haproxy; do
+    case " $ORDER " in *" $n "*) [ ${#SCALE_LEVELS[@]} -gt 0 ] && scaled+=("$n") ;; esac
+done
+if [ ${#scaled[@]} -gt 0 ] || [ ${#SCALE_SKIPPED[@]} -gt 0 ]; then
+    echo
+    echo "scaling run: per level, a freshly started proxy; N connections opened through the transparent path (256 at a time, one request each) and held; then $SCALE_RATE req/s spread over them for $SCALE_SECS s"
+    printf '  %s\n' "${SCALE_SKIPPED[@]}"
+    echo
+    echo "| proxy | connections | RSS growth per connection (KiB) | CPU per request (µs) | proxy CPU (% of a core) | p99 (µs) | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for p in "${scaled[@]}"; do
+        for n in "${SCALE_LEVELS[@]}"; do
+            if [ -n "${S[$p,$n,fail]:-}" ]; then
+                echo "| $p | $n | ${S[$p,$n,fail]} | | | | |"
+            else
+                echo "| $p | $n | ${S[$p,$n,rss]} | ${S[$p,$n,cpu]} | ${S[$p,$n,pct]} | ${S[$p,$n,p99]} | ${S[$p,$n,errors]} |"
+            fi
+        done
+    done
+    # Cost per connection across the levels: the largest level measured against the smallest.
+    for p in "${scaled[@]}"; do
+        lo="" hi=""
+        for n in "${SCALE_LEVELS[@]}"; do
+            [ -n "${S[$p,$n,cpu]:-}" ] || continue
+            [ -n "$lo" ] || lo=$n
+            hi=$n
+        done
+        if [ -n "$lo" ] && [ "$lo" != "$hi" ]; then
+            awk -v p="$p" -v lo="$lo" -v hi="$hi" -v r1="${S[$p,$lo,rss]}" -v r2="${S[$p,$hi,rss]}" \
+                -v c1="${S[$p,$lo,cpu]}" -v c2="${S[$p,$hi,cpu]}" \
+                'BEGIN {printf "%s, %d against %d connections: RSS per connection %.2fx, CPU per request %.2fx\n", p, hi, lo, (r1 == 0 ? 0 : r2 / r1), (c1 == 0 ? 0 : c2 / c1)}'
+        fi
+        for n in "${SCALE_LEVELS[@]}"; do
+            [ -z "${S[$p,$n,note]:-}" ] || echo "  $p $n: ${S[$p,$n,note]}"
+        done
+    done
+fi

@@ -49,9 +49,11 @@ fn main() -> ExitCode {
     // Timer slack delays a sleeping thread's wake-up by up to 50 µs by default, on purpose: the
     // timetable wants its wake-ups on time.
     let _ = nix::sys::prctl::set_timerslack(1);
+    let t0 = std::time::Instant::now();
     match run::run(cfg.clone()) {
         Ok(r) => {
-            print_report(&cfg, &r);
+            let cpu = own_cpu().map(|c| 100.0 * c.as_secs_f64() / t0.elapsed().as_secs_f64());
+            print_report(&cfg, &r, cpu.unwrap_or(0.0));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -137,7 +139,19 @@ fn seconds(flag: &str, v: &str, max: f64) -> Result<Duration, String> {
     }
 }
 
-fn print_report(cfg: &Config, r: &Report) {
+/// CPU time (user + system) this process has used.
+fn own_cpu() -> Option<Duration> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let u = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let d = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec().max(0) as u64)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
+    };
+    Some(d(u.user_time()) + d(u.system_time()))
+}
+
+/// `cpu`: loadgen's own CPU use over the whole run, % of one core.
+fn print_report(cfg: &Config, r: &Report, cpu: f64) {
     let secs = r.window.as_secs_f64().max(1e-9);
     let achieved = r.done as f64 / secs;
     let mode = match cfg.mode {
@@ -153,7 +167,8 @@ fn print_report(cfg: &Config, r: &Report) {
     println!(
         "result mode={mode} conns={} opened={} connect_failed={} first_failed={} target_rate={} secs={secs} \
 done={} errors={} err_io={} err_timeout={} err_http={} unsent={} queued={} backlog_max={} rate={achieved:.0} \
-p50_us={p50} p90_us={p90} p99_us={p99} p999_us={p999} max_us={} lag_p50_us={} lag_p99_us={} lag_max_us={}",
+p50_us={p50} p90_us={p90} p99_us={p99} p999_us={p999} max_us={} lag_p50_us={} lag_p99_us={} lag_max_us={} \
+client_cpu_pct={cpu:.0}",
         cfg.conns,
         r.opened,
         r.connect_failed,
@@ -175,7 +190,8 @@ p50_us={p50} p90_us={p90} p99_us={p99} p999_us={p999} max_us={} lag_p50_us={} la
     println!(
         "{mode}: {} requests answered in {secs} s ({achieved:.0}/s against {}/s asked) over {} of {} connections; \
 {} errors, {} never sent; latency from the due time, µs: p50 {p50}, p90 {p90}, p99 {p99}, p99.9 {p999}, max {}; \
-{} requests ({:.1} %) waited for a free connection; the timetable itself ran late by p99 {} µs, max {} µs",
+{} requests ({:.1} %) waited for a free connection; the timetable itself ran late by p99 {} µs, max {} µs; \
+loadgen used {cpu:.0} % of a core",
         r.done,
         cfg.rate,
         r.opened,
