@@ -694,7 +694,7 @@ done
 if [ ${#scaled[@]} -gt 0 ] || [ ${#SCALE_SKIPPED[@]} -gt 0 ]; then
     echo
     echo "scaling run: per level, a freshly started proxy; N connections opened through the transparent path (256 at a time, one request each) and held; then $SCALE_RATE req/s spread over them for $SCALE_SECS s"
-    printf '  %s\n' "${SCALE_SKIPPED[@]}"
+    [ ${#SCALE_SKIPPED[@]} = 0 ] || printf '  %s\n' "${SCALE_SKIPPED[@]}"
     echo
     echo "| proxy | connections | RSS growth per connection (KiB) | CPU per request (µs) | proxy CPU (% of a core) | p99 (µs) | errors |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
