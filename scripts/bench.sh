@@ -412,9 +412,9 @@ idle_rss() {  # idle_rss NAME PID: KiB per idle proxied connection
         sleep 0.1
     done
     [ "$n" -ge $((2 * IDLE)) ] || gh_fail "$name: only $n established sockets in the gateway for $IDLE idle connections"
-    # Held idle: gatehouse parks a session after 1 s of quiet (tune.idle-park) and gives the freed
+    # Held idle: gatehouse parks a session after 5 s of quiet (tune.idle-park) and gives the freed
     # memory back within the next second.
-    sleep 3
+    sleep 7
     after=$(rss_kib "$pid")
     kill "$holder" 2>/dev/null
     wait "$holder" 2>/dev/null

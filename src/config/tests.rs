@@ -990,7 +990,7 @@ fn tune_idle_park() {
     let fe =
         "frontend f\n bind 127.0.0.1:80\n default_backend b\nbackend b\n server s 127.0.0.1:81\n";
     let g = |text: &str| ok(&format!("global\n{text}\n{fe}")).config.global.idle_park;
-    assert_eq!(g(""), Some(super::model::DEFAULT_IDLE_PARK));
+    assert_eq!(g(""), Some(std::time::Duration::from_secs(5)));
     assert_eq!(
         g(" tune.idle-park 250ms"),
         Some(std::time::Duration::from_millis(250))
