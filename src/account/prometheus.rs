@@ -332,6 +332,13 @@ pub fn render(rt: &Runtime) -> String {
             &one(*diverts as u64),
         );
     }
+    family(
+        &mut out,
+        "gatehouse_sessions_parked",
+        "gauge",
+        "Open sessions parked while quiet (tune.idle-park): no task, no buffer.",
+        &one(rt.parked.load(Relaxed)),
+    );
     let p = &rt.policy;
     family(
         &mut out,

@@ -152,6 +152,9 @@ pub struct ProxyDraft {
     pub http: super::model::HttpSettings,
     /// `log` lines (inherited from defaults, added to by the section's own; `no log` empties).
     pub logs: Vec<log::LogLine>,
+    /// `no log` was the last word on logging here: silent even where gatehouse's default (standard
+    /// output when no `log` line exists anywhere) would apply.
+    pub no_log: bool,
     pub log_format: Option<std::sync::Arc<crate::log::format::LineFormat>>,
 }
 
@@ -760,6 +763,7 @@ fn new_proxy(
             stick_rules: Vec::new(),
             http: super::model::HttpSettings::default(),
             logs: Vec::new(),
+            no_log: false,
             log_format: None,
         },
     }

@@ -1003,3 +1003,30 @@ fn tune_idle_park() {
     );
     one_error(&format!("global\n tune.idle-park soon\n{fe}"), 2, "soon");
 }
+
+#[test]
+fn no_log_silences_only_its_own_section() {
+    let logs = |text: &str, name: &str| {
+        ok(text)
+            .config
+            .frontends
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.logs.len())
+            .unwrap()
+    };
+    let be = "backend b\n server s 127.0.0.1:8080\n";
+    let two = format!(
+        "frontend quiet\n bind 127.0.0.1:80\n no log\n default_backend b\nfrontend talks\n bind 127.0.0.1:81\n default_backend b\n{be}"
+    );
+    assert_eq!(logs(&two, "quiet"), 0, "no log: silent");
+    assert_eq!(
+        logs(&two, "talks"),
+        1,
+        "the others keep the default (standard output)"
+    );
+    let back = format!(
+        "frontend back\n bind 127.0.0.1:82\n no log\n log stdout format raw local0\n default_backend b\n{be}"
+    );
+    assert_eq!(logs(&back, "back"), 1, "a log line after no log counts");
+}

@@ -47,19 +47,23 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
     // HAProxy (a proxy without `log` lines logs nothing).
     let log_seen = g.log_seen;
     let global_logs = g.logs.clone();
-    let proxy_logs = |lines: &[super::parse::log::LogLine]| -> Vec<super::model::LogTarget> {
-        if !log_seen {
-            return vec![super::model::LogTarget::stdout()];
-        }
-        let mut out = Vec::new();
-        for l in lines {
-            match l {
-                super::parse::log::LogLine::Global => out.extend(global_logs.iter().cloned()),
-                super::parse::log::LogLine::Target(t) => out.push(t.clone()),
+    let proxy_logs =
+        |lines: &[super::parse::log::LogLine], no_log: bool| -> Vec<super::model::LogTarget> {
+            if no_log {
+                return Vec::new();
             }
-        }
-        out
-    };
+            if !log_seen {
+                return vec![super::model::LogTarget::stdout()];
+            }
+            let mut out = Vec::new();
+            for l in lines {
+                match l {
+                    super::parse::log::LogLine::Global => out.extend(global_logs.iter().cloned()),
+                    super::parse::log::LogLine::Target(t) => out.push(t.clone()),
+                }
+            }
+            out
+        };
     let run_as = match (&g.user, &g.group) {
         (None, None) => None,
         // The user line has its own error already.
@@ -413,7 +417,7 @@ pub fn validate(drafts: Drafts, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             name: p.name.clone(),
             pos: p.pos.clone(),
             mode: mode_of(p),
-            logs: proxy_logs(&p.logs),
+            logs: proxy_logs(&p.logs, p.no_log),
             log_format: p.log_format.clone(),
             binds: p.binds.clone(),
             intercepts,

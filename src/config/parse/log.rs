@@ -37,7 +37,9 @@ pub(super) fn h_log(sec: &mut Section<'_>, args: &[String]) -> Result<(), String
         [g] if g == "global" => LogLine::Global,
         _ => LogLine::Target(target(args)?),
     };
-    sec.px().logs.push(line);
+    let px = sec.px();
+    px.logs.push(line);
+    px.no_log = false;
     Ok(())
 }
 
@@ -57,8 +59,10 @@ pub(super) fn h_no_log(sec: &mut Section<'_>, args: &[String]) -> Result<(), Str
     if sec.kind() == SectionKind::Global || !args.is_empty() {
         return Err("'no log' takes no argument and belongs in a proxy section".into());
     }
-    sec.global.log_seen = true;
-    sec.px().logs.clear();
+    // Only this section: the other proxies keep their logs (standard output by default).
+    let px = sec.px();
+    px.logs.clear();
+    px.no_log = true;
     Ok(())
 }
 
