@@ -74,18 +74,24 @@ async fn round_trip(c: &mut TcpStream, msg: &[u8]) {
     assert_eq!(back, msg);
 }
 
-#[tokio::test]
-async fn a_quiet_session_parks_and_carries_on() {
+/// A client through a gateway (`tune.idle-park` `park`, the given timeouts) to an echo origin, after
+/// one exchange, once its session has parked.
+async fn parked_client(
+    park: &str,
+    timeouts: &str,
+) -> (TcpStream, Arc<Runtime>, tokio::sync::oneshot::Sender<()>) {
     let origin = echo().await;
-    let (gw, rt, _stop) = gateway(
-        " tune.idle-park 50ms\n",
-        " timeout client 30s\n timeout server 30s\n",
-        origin,
-    )
-    .await;
+    let (gw, rt, stop) = gateway(&format!(" tune.idle-park {park}\n"), timeouts, origin).await;
     let mut c = TcpStream::connect(gw).await.unwrap();
     round_trip(&mut c, b"one").await;
     wait_for("the session to park", || rt.parked.load(Relaxed) == 1).await;
+    (c, rt, stop)
+}
+
+#[tokio::test]
+async fn a_quiet_session_parks_and_carries_on() {
+    let (mut c, rt, _stop) =
+        parked_client("50ms", " timeout client 30s\n timeout server 30s\n").await;
     assert_eq!(
         rt.frontends[0].counters.cur.load(Relaxed),
         1,
@@ -124,16 +130,7 @@ async fn a_quiet_session_parks_and_carries_on() {
 
 #[tokio::test]
 async fn bulk_after_parking_still_splices_every_byte() {
-    let origin = echo().await;
-    let (gw, rt, _stop) = gateway(
-        " tune.idle-park 20ms\n",
-        " timeout client 30s\n timeout server 30s\n",
-        origin,
-    )
-    .await;
-    let mut c = TcpStream::connect(gw).await.unwrap();
-    round_trip(&mut c, b"x").await;
-    wait_for("the session to park", || rt.parked.load(Relaxed) == 1).await;
+    let (c, _rt, _stop) = parked_client("20ms", " timeout client 30s\n timeout server 30s\n").await;
     let (mut r, mut w) = c.into_split();
     let sent: Vec<u8> = (0..2_000_000).map(|i| (i % 251) as u8).collect();
     let want = sent.clone();
@@ -152,16 +149,8 @@ async fn bulk_after_parking_still_splices_every_byte() {
 
 #[tokio::test]
 async fn a_parked_session_still_times_out() {
-    let origin = echo().await;
-    let (gw, rt, _stop) = gateway(
-        " tune.idle-park 30ms\n",
-        " timeout client 400ms\n timeout server 30s\n",
-        origin,
-    )
-    .await;
-    let mut c = TcpStream::connect(gw).await.unwrap();
-    round_trip(&mut c, b"hi").await;
-    wait_for("the session to park", || rt.parked.load(Relaxed) == 1).await;
+    let (mut c, rt, _stop) =
+        parked_client("30ms", " timeout client 400ms\n timeout server 30s\n").await;
     let started = std::time::Instant::now();
     let mut rest = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest))
