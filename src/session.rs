@@ -369,12 +369,8 @@ impl Flow {
     }
 
     /// The configuration's runtime state this session counts in.
-    pub(crate) fn runtime(&self) -> &Runtime {
+    pub(crate) fn runtime(&self) -> &Arc<Runtime> {
         &self.rt
-    }
-
-    pub(crate) fn runtime_arc(&self) -> Arc<Runtime> {
-        self.rt.clone()
     }
 
     /// Keeps the session's `maxconn` slots taken until its end, without holding the permits.
@@ -431,13 +427,7 @@ impl Flow {
     }
 
     /// Ends the session: logs it, then lets its counts down.
-    pub(crate) fn finish(mut self: Box<Self>, end: Termination) {
-        self.rec.termination = end;
-        self.end();
-    }
-
-    /// Ends a session that is not boxed (on a shelf).
-    pub(crate) fn finish_inline(mut self, end: Termination) {
+    pub(crate) fn finish(mut self, end: Termination) {
         self.rec.termination = end;
         self.end();
     }
@@ -470,7 +460,7 @@ impl Flow {
             (Ok(c), Ok(s)) => (c, s),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!("resuming a parked session: {e}");
-                self.finish(Termination::new(Cause::Resource, Stage::Data));
+                (*self).finish(Termination::new(Cause::Resource, Stage::Data));
                 return None;
             }
         };
@@ -482,7 +472,7 @@ impl Flow {
         match (&mut fwd).await {
             forward::Ending::End(end) => {
                 drop(fwd);
-                self.finish(end);
+                (*self).finish(end);
                 None
             }
             forward::Ending::Park => {
@@ -495,7 +485,7 @@ impl Flow {
                     }),
                     (Err(e), _) | (_, Err(e)) => {
                         tracing::warn!("parking an idle session: {e}");
-                        self.finish(Termination::new(Cause::Resource, Stage::Data));
+                        (*self).finish(Termination::new(Cause::Resource, Stage::Data));
                         None
                     }
                 }

@@ -454,18 +454,18 @@ impl IdleClock {
 
     /// The earliest idle deadline, if any timeout is set: a side's timeout, or the time to park.
     fn deadline(&self) -> Option<Instant> {
-        let c = self.timeout_client.map(|t| self.client_seen + t.get());
-        let s = self.timeout_server.map(|t| self.server_seen + t.get());
-        let p = self
-            .park_after
-            .filter(|_| self.parkable && !self.woken)
-            .map(|t| self.quiet_since() + t.get());
-        [c, s, p].into_iter().flatten().min()
+        self.timeout_deadline()
+            .into_iter()
+            .chain(self.park_deadline())
+            .min()
     }
 
-    /// Since when neither side has moved a byte.
-    fn quiet_since(&self) -> Instant {
-        self.client_seen.max(self.server_seen)
+    /// When the session may park: both sides quiet for the park delay, nothing in flight, and not
+    /// just woken with its first byte unread.
+    fn park_deadline(&self) -> Option<Instant> {
+        self.park_after
+            .filter(|_| self.parkable && !self.woken)
+            .map(|t| self.client_seen.max(self.server_seen) + t.get())
     }
 
     /// The timeout a side has passed at `now`, if any (the client's first, as HAProxy reports).
@@ -535,12 +535,7 @@ impl IdleClock {
             if let Some(end) = self.expired(now) {
                 return Poll::Ready(Ending::End(end));
             }
-            if self.parkable
-                && !self.woken
-                && self
-                    .park_after
-                    .is_some_and(|t| self.quiet_since() + t.get() <= now)
-            {
+            if self.park_deadline().is_some_and(|d| d <= now) {
                 self.timer = None;
                 return Poll::Ready(Ending::Park);
             }

@@ -193,12 +193,7 @@ pub fn park(p: Parking, permits: Option<Permits>) {
         flow.take_slots(permits);
     }
     let Some(park) = shelf() else {
-        let (listing, rt) = (flow.listing(), flow.runtime_arc());
-        crate::sessions::resume(listing, &rt, async move {
-            if let Some(p) = flow.carry_on(client, server, false).await {
-                park(p, None);
-            }
-        });
+        carry_on_in_task(flow, client, server, false);
         return;
     };
     let deadline = flow.deadline();
@@ -228,7 +223,7 @@ pub fn park(p: Parking, permits: Option<Permits>) {
         let _ = shelf.epoll.delete(&client);
         drop(guard);
         tracing::warn!("parking an idle session: {e}");
-        flow.finish(crate::session::Termination::new(
+        (*flow).finish(crate::session::Termination::new(
             crate::session::Cause::Resource,
             crate::session::Stage::Data,
         ));
@@ -334,11 +329,21 @@ fn stir(shelf_of: &Arc<Park>, key: usize) {
         }
         shelf.take(key)
     };
-    let (listing, rt) = (flow.listing(), flow.runtime_arc());
-    let flow = Box::new(flow);
+    carry_on_in_task(Box::new(flow), client, server, true);
+}
+
+/// Carries a session on in a new task, registered again under its id; if it goes quiet again it
+/// parks again (its `maxconn` slots stay taken in the flow).
+fn carry_on_in_task(
+    flow: Box<Flow>,
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+    park_again: bool,
+) {
+    let (listing, rt) = (flow.listing(), flow.runtime().clone());
     crate::sessions::resume(listing, &rt, async move {
-        if let Some(p) = flow.carry_on(client, server, true).await {
-            park(p, None); // its maxconn slots stay taken in the flow
+        if let Some(p) = flow.carry_on(client, server, park_again).await {
+            park(p, None);
         }
     });
 }
@@ -364,6 +369,6 @@ fn reap(park: &Park, judge: impl Fn(&Flow) -> Option<crate::session::Termination
     }
     // Outside the lock: ending a session logs it and counts.
     for (p, end) in ended {
-        p.flow.finish_inline(end);
+        p.flow.finish(end);
     }
 }
