@@ -40,13 +40,15 @@
 #
 # Env: GATEHOUSE (binary; default target/release/gatehouse, built with cargo first), HAPROXY (haproxy),
 # BENCH_SECONDS (8, per wrk run), BENCH_BULK_RUNS (3), IDLE_CONNS (2000), BENCH_ORDER ("direct gatehouse
-# haproxy"), BENCH_GATEHOUSE_CFG (a config file for gatehouse instead of the bench's own, which is the
+# haproxy pairs"), BENCH_GATEHOUSE_CFG (a config file for gatehouse instead of the bench's own, which is the
 # embedded default plus the SNI frontend on port 443; keep ports 80 and 443 intercepted),
 # LOADGEN (binary; default target/release/loadgen, built with cargo first), BENCH_LAT_RATE (20000),
 # BENCH_LAT_SECONDS (5), BENCH_SCALE ("1000 5000 20000"; empty: no scaling run), BENCH_SCALE_RATE
 # (5000), BENCH_SCALE_SECONDS (5),
-# BENCH_TIME_LIMIT (900: the whole run, which takes about 4.5 minutes with the defaults on 2 cores, of
-# which the latency phases take 25 s and the scaling run 90 s; each phase has its own, shorter limit),
+# BENCH_PAIRS (6: the paired rounds, below; 0: none), BENCH_PAIR_SECONDS (5, per column and round),
+# BENCH_TIME_LIMIT (1200: the whole run, which takes about 9 minutes with the defaults on 2 cores, of
+# which the latency phases take 25 s, the scaling run 90 s and the paired rounds 3.5 minutes; each phase
+# has its own, shorter limit; BENCH_ORDER=pairs runs the paired rounds alone),
 # GH_KEEP_TMP=1 (keep the temp dir with wrk outputs and logs).
 #
 # Network safety: every packet stays between the three namespaces made here (addresses 10.90.0.0/16
@@ -60,7 +62,7 @@ cd "$(dirname "$0")/.." || exit 1
 # clean up. Each step below has its own, shorter limit as well.
 if [ -z "${GH_BENCH_LIMITED:-}" ]; then
     export GH_BENCH_LIMITED=1
-    exec timeout -k 20 "${BENCH_TIME_LIMIT:-900}" bash "$0" "$@"
+    exec timeout -k 20 "${BENCH_TIME_LIMIT:-1200}" bash "$0" "$@"
 fi
 
 HAPROXY=${HAPROXY:-haproxy}
@@ -92,7 +94,10 @@ SCALE_RATE=${BENCH_SCALE_RATE:-5000}
 SCALE_SECS=${BENCH_SCALE_SECONDS:-5}
 BULK_RUNS=${BENCH_BULK_RUNS:-3}
 IDLE=${IDLE_CONNS:-2000}
-ORDER=${BENCH_ORDER:-direct gatehouse haproxy}
+ORDER=${BENCH_ORDER:-direct gatehouse haproxy pairs}
+PAIRS=${BENCH_PAIRS:-6}
+PAIR_SECS=${BENCH_PAIR_SECONDS:-5}
+[[ $PAIRS =~ ^[0-9]+$ ]] || { echo "BENCH_PAIRS: '$PAIRS' is not a number of rounds" >&2; exit 1; }
 
 # shellcheck source=../netns-tests/lib.sh
 . netns-tests/lib.sh
@@ -647,11 +652,42 @@ run_haproxy() {
     unplumb
 }
 
+# The paired rounds. The columns above run gatehouse's whole block, then HAProxy's, minutes apart; on two
+# cores shared by wrk, nginx and the proxy, a keep-alive figure moves by a fifth between two identical
+# runs, so one figure of each proxy cannot say which is faster. Here the keep-alive columns (L4 transparent,
+# L7 http, TLS termination) alternate: a round starts one proxy, runs the three columns PAIR_SECS each,
+# stops it, then does the same with the other; the order flips every round (gatehouse first, then HAProxy
+# first), so that a drift of the machine favours neither. Each round gives a ratio per column; the summary
+# is the median of those ratios, with their range.
+pair_side() {  # pair_side PROXY ROUND
+    local p=$1 i=$2
+    if [ "$p" = gatehouse ]; then start_gatehouse; else plumb; start_haproxy; fi
+    gh_x "$C" curl -sS --max-time 5 -o /dev/null "http://$SRV4/" || gh_fail "pairs: $p: the path does not work"
+    SECS=$PAIR_SECS wrk_run "pair$i" "$p-ka" "$SPID"
+    SECS=$PAIR_SECS URL=http://$GWC4:8080/ wrk_run "pair$i" "$p-l7" "$SPID"
+    SECS=$PAIR_SECS URL=https://$GWC4:8443/ wrk_run "pair$i" "$p-tlska" "$SPID"
+    if [ "$p" = gatehouse ]; then stop_gatehouse; else stop_haproxy; unplumb; fi
+}
+run_pairs() {
+    local i
+    for i in $(seq "$PAIRS"); do
+        gh_log "paired round $i of $PAIRS"
+        if [ $((i % 2)) = 1 ]; then
+            pair_side gatehouse "$i"
+            pair_side haproxy "$i"
+        else
+            pair_side haproxy "$i"
+            pair_side gatehouse "$i"
+        fi
+    done
+}
+
 declare -A THREADS NOFILE
 for setup in $ORDER; do
-    case $setup in direct | gatehouse | haproxy) ;; *) gh_fail "BENCH_ORDER: unknown setup $setup" ;; esac
+    case $setup in direct | gatehouse | haproxy | pairs) ;; *) gh_fail "BENCH_ORDER: unknown setup $setup" ;; esac
 done
 for setup in $ORDER; do
+    [ "$setup" != pairs ] || [ "$PAIRS" -gt 0 ] || continue
     fresh_topology
     "run_$setup"
 done
@@ -665,60 +701,62 @@ hap=$($HAPROXY -v | head -n 1 | cut -d' ' -f1-3)
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M') UTC · $(nproc) cores · kernel $(uname -r) · $hap · nginx $(nginx -v 2>&1 | cut -d/ -f2) · wrk $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f2)"
 echo "gatehouse: $BIN_DESC${BENCH_GATEHOUSE_CFG:+, config $BENCH_GATEHOUSE_CFG}"
-echo "order: $ORDER · ${SECS} s per wrk run (1 thread, 64 connections) · bulk: mean of $BULK_RUNS · $IDLE idle connections"
-echo "threads: gatehouse ${THREADS[gatehouse]:-?}, haproxy ${THREADS[haproxy]:-?} · open-file limit: hard $HARD_NOFILE, gatehouse ${NOFILE[gatehouse]:-?}, haproxy ${NOFILE[haproxy]:-?}"
-echo "latency: loadgen rate, $LAT_RATE req/s over $LAT_CONNS keep-alive connections, ${LAT_SECS} s after 1 s of warm-up"
-echo
-# "added p99 over direct", in µs, for the proxies.
-for n in "${rows[@]}"; do
-    R[$n,p99add]=-
-    if [ "$n" != direct ] && [ -n "${R[direct,p99]:-}" ] && [ -n "${R[$n,p99]:-}" ]; then
-        R[$n,p99add]=$(printf '%+d' $((R[$n,p99] - R[direct,p99])))
+if [ ${#rows[@]} -gt 0 ]; then
+    echo "order: $ORDER · ${SECS} s per wrk run (1 thread, 64 connections) · bulk: mean of $BULK_RUNS · $IDLE idle connections"
+    echo "threads: gatehouse ${THREADS[gatehouse]:-?}, haproxy ${THREADS[haproxy]:-?} · open-file limit: hard $HARD_NOFILE, gatehouse ${NOFILE[gatehouse]:-?}, haproxy ${NOFILE[haproxy]:-?}"
+    echo "latency: loadgen rate, $LAT_RATE req/s over $LAT_CONNS keep-alive connections, ${LAT_SECS} s after 1 s of warm-up"
+    echo
+    # "added p99 over direct", in µs, for the proxies.
+    for n in "${rows[@]}"; do
+        R[$n,p99add]=-
+        if [ "$n" != direct ] && [ -n "${R[direct,p99]:-}" ] && [ -n "${R[$n,p99]:-}" ]; then
+            R[$n,p99add]=$(printf '%+d' $((R[$n,p99] - R[direct,p99])))
+        fi
+    done
+    {
+        echo "path keep-alive_req/s lat-p50_us lat-p99_us p99-over-direct_us new-conn_req/s tls-sni_req/s l7-http_req/s tls-term-ka_req/s tls-term-new_req/s bulk_MiB/s idle_KiB/conn"
+        for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,p50]} ${R[$n,p99]} ${R[$n,p99add]} ${R[$n,new]} ${R[$n,tls]} ${R[$n,l7]} ${R[$n,tlska]} ${R[$n,tlsnew]} ${R[$n,bulk]} ${R[$n,rss]}"; done
+    } | column -t
+    if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
+        awk -v a="${R[gatehouse,ka]}" -v b="${R[haproxy,ka]}" -v c="${R[gatehouse,new]}" -v d="${R[haproxy,new]}" \
+            -v e="${R[gatehouse,bulk]}" -v f="${R[haproxy,bulk]}" -v g="${R[gatehouse,rss]}" -v h="${R[haproxy,rss]}" \
+            -v i="${R[gatehouse,tls]}" -v j="${R[haproxy,tls]}" -v k="${R[gatehouse,l7]}" -v l="${R[haproxy,l7]}" \
+            -v m="${R[haproxy,l7log]:-0}" -v n="${R[gatehouse,tlska]}" -v o="${R[haproxy,tlska]}" \
+            -v p="${R[gatehouse,tlsnew]}" -v q="${R[haproxy,tlsnew]}" -v r="${R[gatehouse,l7log]:-0}" \
+            'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, L7 http %.2fx (both logging each request: %.2fx), TLS termination keep-alive %.2fx, full handshakes %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, k/l, (m == 0 ? 0 : r/m), n/o, p/q, e/f, (h == 0 ? 0 : g/h)}'
     fi
-done
-{
-    echo "path keep-alive_req/s lat-p50_us lat-p99_us p99-over-direct_us new-conn_req/s tls-sni_req/s l7-http_req/s tls-term-ka_req/s tls-term-new_req/s bulk_MiB/s idle_KiB/conn"
-    for n in "${rows[@]}"; do echo "$n ${R[$n,ka]} ${R[$n,p50]} ${R[$n,p99]} ${R[$n,p99add]} ${R[$n,new]} ${R[$n,tls]} ${R[$n,l7]} ${R[$n,tlska]} ${R[$n,tlsnew]} ${R[$n,bulk]} ${R[$n,rss]}"; done
-} | column -t
-if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
-    awk -v a="${R[gatehouse,ka]}" -v b="${R[haproxy,ka]}" -v c="${R[gatehouse,new]}" -v d="${R[haproxy,new]}" \
-        -v e="${R[gatehouse,bulk]}" -v f="${R[haproxy,bulk]}" -v g="${R[gatehouse,rss]}" -v h="${R[haproxy,rss]}" \
-        -v i="${R[gatehouse,tls]}" -v j="${R[haproxy,tls]}" -v k="${R[gatehouse,l7]}" -v l="${R[haproxy,l7]}" \
-        -v m="${R[haproxy,l7log]:-0}" -v n="${R[gatehouse,tlska]}" -v o="${R[haproxy,tlska]}" \
-        -v p="${R[gatehouse,tlsnew]}" -v q="${R[haproxy,tlsnew]}" -v r="${R[gatehouse,l7log]:-0}" \
-        'BEGIN {printf "gatehouse / haproxy: keep-alive %.2fx, new connections %.2fx, TLS by SNI %.2fx, L7 http %.2fx (both logging each request: %.2fx), TLS termination keep-alive %.2fx, full handshakes %.2fx, bulk %.2fx, idle memory %.2fx (lower is better)\n", a/b, c/d, i/j, k/l, (m == 0 ? 0 : r/m), n/o, p/q, e/f, (h == 0 ? 0 : g/h)}'
+    echo
+    echo "latency at $LAT_RATE req/s, open loop (each setup's keep-alive peak from wrk beside it):"
+    for n in "${rows[@]}"; do
+        echo "  $n: peak ${R[$n,ka]} req/s, so $LAT_RATE is $(awk -v r="$LAT_RATE" -v p="${R[$n,ka]}" 'BEGIN {printf "%.0f", 100 * r / p}') % of it; ${LATNOTE[$n]:-}"
+    done
+    echo
+    echo "CPU during the wrk runs, % of one core (proxy / nginx):"
+    for n in "${rows[@]}"; do
+        echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}, TLS ${PCPU[$n,tls]:--} / ${NCPU[$n,tls]}, L7 ${PCPU[$n,l7]:--} / ${NCPU[$n,l7]:--}, TLS termination ${PCPU[$n,tlska]:--} / ${NCPU[$n,tlska]:--} and ${PCPU[$n,tlsnew]:--} / ${NCPU[$n,tlsnew]:--}"
+    done
+    for n in gatehouse haproxy; do
+        [ -n "${R[$n,l7log]:-}" ] &&
+            NOTES+=("$n l7 with an httplog line per request on standard output: ${R[$n,l7log]} req/s, CPU ${PCPU[$n,l7log]:--} / ${NCPU[$n,l7log]:--}")
+    done
+    if [ ${#NOTES[@]} -gt 0 ]; then
+        echo "notes:"
+        printf '  %s\n' "${NOTES[@]}"
+    fi
+    echo
+    echo "| path | keep-alive req/s (64 conns) | latency p50 / p99 µs at $LAT_RATE req/s | added p99 over direct (µs) | new-connection req/s | TLS by SNI req/s (full handshake) | L7 http req/s (keep-alive, forwardfor, 2 servers) | TLS termination req/s, keep-alive | TLS termination req/s, full handshakes | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for n in "${rows[@]}"; do
+        echo "| $n | ${R[$n,ka]} | ${R[$n,p50]} / ${R[$n,p99]} | ${R[$n,p99add]} | ${R[$n,new]} | ${R[$n,tls]} | ${R[$n,l7]} | ${R[$n,tlska]} | ${R[$n,tlsnew]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
+    done
 fi
-echo
-echo "latency at $LAT_RATE req/s, open loop (each setup's keep-alive peak from wrk beside it):"
-for n in "${rows[@]}"; do
-    echo "  $n: peak ${R[$n,ka]} req/s, so $LAT_RATE is $(awk -v r="$LAT_RATE" -v p="${R[$n,ka]}" 'BEGIN {printf "%.0f", 100 * r / p}') % of it; ${LATNOTE[$n]:-}"
-done
-echo
-echo "CPU during the wrk runs, % of one core (proxy / nginx):"
-for n in "${rows[@]}"; do
-    echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}, TLS ${PCPU[$n,tls]:--} / ${NCPU[$n,tls]}, L7 ${PCPU[$n,l7]:--} / ${NCPU[$n,l7]:--}, TLS termination ${PCPU[$n,tlska]:--} / ${NCPU[$n,tlska]:--} and ${PCPU[$n,tlsnew]:--} / ${NCPU[$n,tlsnew]:--}"
-done
-for n in gatehouse haproxy; do
-    [ -n "${R[$n,l7log]:-}" ] &&
-        NOTES+=("$n l7 with an httplog line per request on standard output: ${R[$n,l7log]} req/s, CPU ${PCPU[$n,l7log]:--} / ${NCPU[$n,l7log]:--}")
-done
-if [ ${#NOTES[@]} -gt 0 ]; then
-    echo "notes:"
-    printf '  %s\n' "${NOTES[@]}"
-fi
-echo
-echo "| path | keep-alive req/s (64 conns) | latency p50 / p99 µs at $LAT_RATE req/s | added p99 over direct (µs) | new-connection req/s | TLS by SNI req/s (full handshake) | L7 http req/s (keep-alive, forwardfor, 2 servers) | TLS termination req/s, keep-alive | TLS termination req/s, full handshakes | bulk MiB/s (100 MiB) | RSS per idle proxied conn (KiB) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for n in "${rows[@]}"; do
-    echo "| $n | ${R[$n,ka]} | ${R[$n,p50]} / ${R[$n,p99]} | ${R[$n,p99add]} | ${R[$n,new]} | ${R[$n,tls]} | ${R[$n,l7]} | ${R[$n,tlska]} | ${R[$n,tlsnew]} | ${R[$n,bulk]} | ${R[$n,rss]} |"
-done
 
 # ---- the scaling run
 scaled=()
 for n in gatehouse haproxy; do
     case " $ORDER " in *" $n "*) [ ${#SCALE_LEVELS[@]} -gt 0 ] && scaled+=("$n") ;; esac
 done
-if [ ${#scaled[@]} -gt 0 ] || [ ${#SCALE_SKIPPED[@]} -gt 0 ]; then
+if [ ${#scaled[@]} -gt 0 ] || { [ ${#rows[@]} -gt 0 ] && [ ${#SCALE_SKIPPED[@]} -gt 0 ]; }; then
     echo
     echo "scaling run: per level, a freshly started proxy; N connections opened through the transparent path (256 at a time, one request each) and held; then $SCALE_RATE req/s spread over them for $SCALE_SECS s"
     [ ${#SCALE_SKIPPED[@]} = 0 ] || printf '  %s\n' "${SCALE_SKIPPED[@]}"
@@ -751,4 +789,42 @@ if [ ${#scaled[@]} -gt 0 ] || [ ${#SCALE_SKIPPED[@]} -gt 0 ]; then
             [ -z "${S[$p,$n,note]:-}" ] || echo "  $p $n: ${S[$p,$n,note]}"
         done
     done
+fi
+
+# ---- the paired rounds
+median() {  # median FORMAT VALUE...
+    local f=$1
+    shift
+    printf '%s\n' "$@" | sort -g | awk -v f="$f" '{v[NR] = $1} END {printf f, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}'; }
+if [[ " $ORDER " == *" pairs "* ]] && [ "$PAIRS" -gt 0 ]; then
+    echo
+    echo "paired rounds: $PAIRS rounds; in each, a freshly started gatehouse and HAProxy one after the other (gatehouse first in odd rounds), the three keep-alive columns ${PAIR_SECS} s each (wrk -t1 -c64), one topology"
+    echo
+    echo "| column | gatehouse req/s, median (range) | HAProxy req/s, median (range) | gatehouse / HAProxy, round by round | median ratio | proxy CPU per request, µs, median: gatehouse / HAProxy |"
+    echo "|---|---:|---:|---|---:|---:|"
+    summary=()
+    for k in ka l7 tlska; do
+        case $k in ka) title="L4 keep-alive (transparent)" ;; l7) title="L7 http keep-alive" ;; tlska) title="TLS termination keep-alive" ;; esac
+        g=() h=() ratios=() gc=() hc=()
+        for i in $(seq "$PAIRS"); do
+            a=${R[pair$i,gatehouse-$k]:-} b=${R[pair$i,haproxy-$k]:-}
+            [ -n "$a" ] && [ -n "$b" ] && [ "$b" != 0 ] || continue
+            g+=("$a") h+=("$b")
+            ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')")
+            gc+=("$(awk -v c="${PCPU[pair$i,gatehouse-$k]:-0}" -v r="$a" 'BEGIN {printf "%.1f", c * 10000 / r}')")
+            hc+=("$(awk -v c="${PCPU[pair$i,haproxy-$k]:-0}" -v r="$b" 'BEGIN {printf "%.1f", c * 10000 / r}')")
+        done
+        [ ${#ratios[@]} -gt 0 ] || { echo "| $title | no complete round | | | | |"; continue; }
+        m=$(median %.2f "${ratios[@]}")
+        summary+=("$title ${m}x")
+        echo "| $title | $(median %.0f "${g[@]}") ($(range "${g[@]}")) | $(median %.0f "${h[@]}") ($(range "${h[@]}")) | $(printf '%s× ' "${ratios[@]}" | sed 's/ $//') | **${m}×** | $(median %.1f "${gc[@]}") / $(median %.1f "${hc[@]}") |"
+    done
+    echo
+    echo "paired medians, gatehouse / haproxy: $(printf '%s, ' "${summary[@]}" | sed 's/, $//')"
+    if [ ${#rows[@]} = 0 ] && [ ${#NOTES[@]} -gt 0 ]; then
+        echo "notes:"
+        printf '  %s\n' "${NOTES[@]}"
+    fi
 fi
