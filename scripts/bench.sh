@@ -355,18 +355,34 @@ plumb() {
 }
 unplumb() { gh_x "$G" "$GATEHOUSE" rules --remove >/dev/null 2>&1; }
 
-# CPU seconds (user + system) a process has used, in clock ticks.
+# CPU seconds (user + system) a process has used, in clock ticks; user_ticks: user space alone.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+user_ticks() { awk '{print $14}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# The whole machine's busy and total time so far, in clock ticks (all cores; steal counts as busy: time
+# the host did not give us).
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+# ceiling NAME KIND: the req/s NAME's run of KIND could have reached had the proxy's own user-space work
+# cost nothing, the machine as busy as it was: each request took busy × cores / rate of the machine, of
+# which the proxy's user space was PUSR / rate; take that part away. (Meaningful when the machine was
+# busy, as it is in every keep-alive run here: then the rate is what the CPU allows.) The kernel's
+# work for the proxy (two TCP connections where direct routing has one) is left in: it is the same
+# system calls whichever proxy makes them.
+ceiling() {
+    awk -v r="${R[$1,$2]}" -v b="${BUSY[$1,$2]}" -v u="${PUSR[$1,$2]:-0}" -v n="$(nproc)" \
+        'BEGIN {t = b / 100 * n * 1e6 / r; y = u * 1e4 / r; printf "%.0f", (t > y) ? r * t / (t - y) : 0}'
+}
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# wrk_run NAME KIND PID [wrk args]: req/s into R[NAME,KIND]; the proxy's CPU use into PCPU[NAME,KIND], nginx's into NCPU.
+# wrk_run NAME KIND PID [wrk args]: req/s into R[NAME,KIND]; the proxy's CPU use into PCPU[NAME,KIND]
+# (% of a core; its user-space part into PUSR), nginx's into NCPU, the machine's busy share into BUSY (%).
 # URL (default http://SRV4/) is the target.
 wrk_run() {
-    local name=$1 kind=$2 pid=$3 out=$GH_TMP/$1-$2.wrk t0 t1 n0 n1
+    local name=$1 kind=$2 pid=$3 out=$GH_TMP/$1-$2.wrk t0 t1 n0 n1 u0 u1 m0 m1
     shift 3
-    t0=$(cpu_ticks "$pid") n0=$(cpu_ticks "$NGINX_PID")
+    t0=$(cpu_ticks "$pid") n0=$(cpu_ticks "$NGINX_PID") u0=$(user_ticks "$pid") m0=$(machine_ticks)
     gh_x "$C" timeout $((SECS + 30)) wrk -t1 -c64 -d"${SECS}s" --timeout 5s "$@" "${URL:-http://$SRV4/}" >"$out" 2>&1
-    t1=$(cpu_ticks "$pid") n1=$(cpu_ticks "$NGINX_PID")
+    t1=$(cpu_ticks "$pid") n1=$(cpu_ticks "$NGINX_PID") u1=$(user_ticks "$pid") m1=$(machine_ticks)
+    BUSY[$name,$kind]=$(awk -v a="$m0" -v b="$m1" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2])}')
     R[$name,$kind]=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$out")
     [ -n "${R[$name,$kind]}" ] || gh_fail "$name $kind: wrk reported no rate: $(cat "$out")"
     # Errors are reported under the table, not hidden.
@@ -375,6 +391,7 @@ wrk_run() {
     [ -z "$errs" ] || NOTES+=("$name $kind: wrk:$errs")
     if [ "$pid" != - ]; then
         PCPU[$name,$kind]=$(awk -v t=$((t1 - t0)) -v s="$SECS" 'BEGIN {printf "%.0f", t / s}')
+        PUSR[$name,$kind]=$(awk -v t=$((u1 - u0)) -v s="$SECS" 'BEGIN {printf "%.1f", t / s}')
     fi
     NCPU[$name,$kind]=$(awk -v t=$((n1 - n0)) -v s="$SECS" 'BEGIN {printf "%.0f", t / s}')
 }
@@ -538,7 +555,7 @@ scale() {
     done
 }
 
-declare -A R PCPU NCPU S LATNOTE
+declare -A R PCPU PUSR BUSY NCPU S LATNOTE
 NOTES=()
 measure() {  # measure NAME PID|-
     local name=$1 pid=$2
@@ -735,6 +752,18 @@ if [ ${#rows[@]} -gt 0 ]; then
     for n in "${rows[@]}"; do
         echo "  $n: keep-alive ${PCPU[$n,ka]:--} / ${NCPU[$n,ka]}, new connections ${PCPU[$n,new]:--} / ${NCPU[$n,new]}, TLS ${PCPU[$n,tls]:--} / ${NCPU[$n,tls]}, L7 ${PCPU[$n,l7]:--} / ${NCPU[$n,l7]:--}, TLS termination ${PCPU[$n,tlska]:--} / ${NCPU[$n,tlska]:--} and ${PCPU[$n,tlsnew]:--} / ${NCPU[$n,tlsnew]:--}"
     done
+    if [ -n "${R[gatehouse,ka]:-}" ] && [ -n "${R[haproxy,ka]:-}" ]; then
+        echo "  machine busy, % of all cores, gatehouse / haproxy runs: keep-alive ${BUSY[gatehouse,ka]} / ${BUSY[haproxy,ka]}, new connections ${BUSY[gatehouse,new]} / ${BUSY[haproxy,new]}, TLS ${BUSY[gatehouse,tls]} / ${BUSY[haproxy,tls]}, L7 ${BUSY[gatehouse,l7]} / ${BUSY[haproxy,l7]}, TLS termination ${BUSY[gatehouse,tlska]} / ${BUSY[haproxy,tlska]} and ${BUSY[gatehouse,tlsnew]} / ${BUSY[haproxy,tlsnew]}"
+        line="ceiling, had gatehouse's own user-space work cost nothing (the machine as busy as it was; its user space per request in brackets, µs):"
+        for k in ka new tls l7 tlska tlsnew; do
+            c=$(ceiling gatehouse "$k")
+            line+=" $k $(awk -v c="$c" -v h="${R[haproxy,$k]}" 'BEGIN {printf "%.2f", c / h}')x HAProxy ($(awk -v u="${PUSR[gatehouse,$k]:-0}" -v r="${R[gatehouse,$k]}" 'BEGIN {printf "%.1f", u * 10000 / r}'))"
+            [ "$k" != new ] || [ -z "${R[direct,new]:-}" ] ||
+                line+=" and $(awk -v c="$c" -v d="${R[direct,new]}" 'BEGIN {printf "%.2f", c / d}')x direct"
+            line+=","
+        done
+        echo "${line%,}"
+    fi
     for n in gatehouse haproxy; do
         [ -n "${R[$n,l7log]:-}" ] &&
             NOTES+=("$n l7 with an httplog line per request on standard output: ${R[$n,l7log]} req/s, CPU ${PCPU[$n,l7log]:--} / ${NCPU[$n,l7log]:--}")
@@ -802,12 +831,12 @@ if [[ " $ORDER " == *" pairs "* ]] && [ "$PAIRS" -gt 0 ]; then
     echo
     echo "paired rounds: $PAIRS rounds; in each, a freshly started gatehouse and HAProxy one after the other (gatehouse first in odd rounds), the three keep-alive columns ${PAIR_SECS} s each (wrk -t1 -c64), one topology"
     echo
-    echo "| column | gatehouse req/s, median (range) | HAProxy req/s, median (range) | gatehouse / HAProxy, round by round | median ratio | proxy CPU per request, µs, median: gatehouse / HAProxy |"
-    echo "|---|---:|---:|---|---:|---:|"
+    echo "| column | gatehouse req/s, median (range) | HAProxy req/s, median (range) | gatehouse / HAProxy, round by round | median ratio | proxy CPU per request, µs, median: gatehouse / HAProxy (user space) | machine busy, %: gatehouse / HAProxy runs | ceiling: gatehouse with its user space free, × HAProxy |"
+    echo "|---|---:|---:|---|---:|---:|---:|---:|"
     summary=()
     for k in ka l7 tlska; do
         case $k in ka) title="L4 keep-alive (transparent)" ;; l7) title="L7 http keep-alive" ;; tlska) title="TLS termination keep-alive" ;; esac
-        g=() h=() ratios=() gc=() hc=()
+        g=() h=() ratios=() gc=() hc=() gu=() hu=() gb=() hb=() ceil=()
         for i in $(seq "$PAIRS"); do
             a=${R[pair$i,gatehouse-$k]:-} b=${R[pair$i,haproxy-$k]:-}
             [ -n "$a" ] && [ -n "$b" ] && [ "$b" != 0 ] || continue
@@ -815,11 +844,15 @@ if [[ " $ORDER " == *" pairs "* ]] && [ "$PAIRS" -gt 0 ]; then
             ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')")
             gc+=("$(awk -v c="${PCPU[pair$i,gatehouse-$k]:-0}" -v r="$a" 'BEGIN {printf "%.1f", c * 10000 / r}')")
             hc+=("$(awk -v c="${PCPU[pair$i,haproxy-$k]:-0}" -v r="$b" 'BEGIN {printf "%.1f", c * 10000 / r}')")
+            gu+=("$(awk -v c="${PUSR[pair$i,gatehouse-$k]:-0}" -v r="$a" 'BEGIN {printf "%.1f", c * 10000 / r}')")
+            hu+=("$(awk -v c="${PUSR[pair$i,haproxy-$k]:-0}" -v r="$b" 'BEGIN {printf "%.1f", c * 10000 / r}')")
+            gb+=("${BUSY[pair$i,gatehouse-$k]}") hb+=("${BUSY[pair$i,haproxy-$k]}")
+            ceil+=("$(awk -v c="$(ceiling "pair$i" "gatehouse-$k")" -v b="$b" 'BEGIN {printf "%.2f", c / b}')")
         done
-        [ ${#ratios[@]} -gt 0 ] || { echo "| $title | no complete round | | | | |"; continue; }
+        [ ${#ratios[@]} -gt 0 ] || { echo "| $title | no complete round | | | | | | |"; continue; }
         m=$(median %.2f "${ratios[@]}")
-        summary+=("$title ${m}x")
-        echo "| $title | $(median %.0f "${g[@]}") ($(range "${g[@]}")) | $(median %.0f "${h[@]}") ($(range "${h[@]}")) | $(printf '%s× ' "${ratios[@]}" | sed 's/ $//') | **${m}×** | $(median %.1f "${gc[@]}") / $(median %.1f "${hc[@]}") |"
+        summary+=("$title ${m}x (ceiling $(median %.2f "${ceil[@]}")x)")
+        echo "| $title | $(median %.0f "${g[@]}") ($(range "${g[@]}")) | $(median %.0f "${h[@]}") ($(range "${h[@]}")) | $(printf '%s× ' "${ratios[@]}" | sed 's/ $//') | **${m}×** | $(median %.1f "${gc[@]}") ($(median %.1f "${gu[@]}")) / $(median %.1f "${hc[@]}") ($(median %.1f "${hu[@]}")) | $(median %.0f "${gb[@]}") / $(median %.0f "${hb[@]}") | $(median %.2f "${ceil[@]}")× |"
     done
     echo
     echo "paired medians, gatehouse / haproxy: $(printf '%s, ' "${summary[@]}" | sed 's/, $//')"
