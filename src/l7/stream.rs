@@ -1000,7 +1000,7 @@ impl<'rt> Conn<'rt> {
                     .await
                     {
                         Ok((s, to)) => {
-                            let _ = s.set_nodelay(true);
+                            // (TCP_NODELAY: set by connect, before connecting.)
                             let srv = live.rec.server.unwrap_or(srv);
                             let s = match &be.servers[srv].tls {
                                 None => Sock::Plain(s),
