@@ -202,8 +202,27 @@ fresh_topology() {
     # nginx runs one worker: its CPU use is reported next to the proxy's.
     NGINX_PID=$(pgrep -P "$NGINX_MASTER" | head -n 1)
     [ -n "$NGINX_PID" ] || gh_fail "no nginx worker"
-    # Deleting the previous namespaces (and their sockets) is the kernel's asynchronous work.
-    sleep 2
+    # Deleting the previous namespaces (and their sockets: up to a hundred thousand in TIME_WAIT after a
+    # new-connection run) is the kernel's asynchronous work, and it can take the better part of a core
+    # for tens of seconds: the setup measured next would pay for it. Wait until the machine is quiet.
+    settle
+}
+
+# settle: waits (at most 60 s) until the machine has been quiet, under 10 % of all cores busy, for a
+# whole second; says so when it never was.
+settle() {
+    local m0 m1 busy i
+    for i in $(seq 60); do
+        m0=$(machine_ticks)
+        sleep 1
+        m1=$(machine_ticks)
+        busy=$(awk -v a="$m0" -v b="$m1" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2] + 1e-9)}')
+        if [ "$busy" -lt 10 ]; then
+            [ "$i" -le 2 ] || NOTES+=("waited $i s for the machine to go quiet before ${setup:-a setup}")
+            return 0
+        fi
+    done
+    NOTES+=("the machine never went quiet (under 10 % busy) within 60 s before a setup; last second: $busy %")
 }
 
 # HAProxy as its documentation describes a transparent proxy to the original destination (configuration
