@@ -219,6 +219,36 @@ pub async fn connect_any(
 mod tests {
     use super::*;
 
+    fn socket_for(to: SocketAddr) -> Socket {
+        Socket::new(
+            Domain::for_address(to),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )
+        .unwrap()
+    }
+
+    /// A made connection and a refused one, told apart without tokio's SO_ERROR after every connect.
+    #[tokio::test]
+    async fn connect_socket_tells_made_from_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap();
+        let s = connect_socket(socket_for(open), open).await.unwrap();
+        let (accepted, from) = listener.accept().await.unwrap();
+        assert_eq!(from, s.local_addr().unwrap());
+        drop(accepted);
+
+        // A port nobody listens on: bind one, note it, close it.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = connect_socket(socket_for(closed), closed)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    }
+
     #[test]
     fn usesrc_binds() {
         let client = ClientAddr::new("198.51.100.4:5555".parse().unwrap());
