@@ -38,7 +38,7 @@
 # its CPU per request during the rate phase. Levels that need more open files than the hard limit
 # allows are skipped, with the reason printed, and the largest level that fits is run instead.
 #
-# Env: GATEHOUSE (binary; default target/release/gatehouse, built with cargo first), HAPROXY (haproxy),
+# Env: GATEHOUSE (binary; default target/release/gatehouse, or under CARGO_TARGET_DIR, built with cargo first), HAPROXY (haproxy),
 # BENCH_SECONDS (8, per wrk run), BENCH_BULK_RUNS (3), IDLE_CONNS (2000), BENCH_ORDER ("direct gatehouse
 # haproxy pairs"), BENCH_GATEHOUSE_CFG (a config file for gatehouse instead of the bench's own, which is the
 # embedded default plus the SNI frontend on port 443; keep ports 80 and 443 intercepted),
@@ -72,17 +72,18 @@ for t in ip nft wrk nginx curl python3 ss flock "$HAPROXY"; do
 done
 [ "$missing" = 0 ] || bash scripts/install-deps.sh || true
 if [ -z "${GATEHOUSE:-}" ]; then
-    GATEHOUSE=$PWD/target/release/gatehouse
+    # cargo builds into CARGO_TARGET_DIR when it is set: look there.
+    GATEHOUSE=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/gatehouse
     if command -v cargo >/dev/null; then
         timeout 1800 cargo build --release 2>&1 | tail -n 1
     fi
 fi
 if [ -z "${LOADGEN:-}" ]; then
-    LOADGEN=$PWD/target/release/loadgen
+    LOADGEN=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/loadgen
     if command -v cargo >/dev/null; then
         # Its own crate (benches/loadgen/Cargo.toml); built into target/ beside gatehouse.
         timeout 900 cargo build --release --manifest-path benches/loadgen/Cargo.toml \
-            --target-dir "$PWD/target" 2>&1 | tail -n 1
+            --target-dir "$(realpath -m "${CARGO_TARGET_DIR:-target}")" 2>&1 | tail -n 1
     fi
 fi
 SECS=${BENCH_SECONDS:-8}
