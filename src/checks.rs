@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::account::Runtime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use crate::tls::ServerTls;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::model::{
@@ -94,6 +95,38 @@ async fn check_target(rt: &Runtime, bi: usize, si: usize, c: &Check) -> Option<S
 /// Why a check failed, in HAProxy's words: the layer and the detail.
 struct Failed(&'static str, String);
 
+/// A check's connection: plain TCP, or TLS over it (`check-ssl`).
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Conn = Box<dyn Io>;
+
+/// How a server's checks speak TLS: its settings and the name to send.
+#[derive(Clone, Copy)]
+struct CheckTls<'a> {
+    tls: &'a ServerTls,
+    sni: Option<&'a str>,
+}
+
+/// Connects, then, for a TLS check, completes the handshake (within `limit`, the check's own).
+async fn open(
+    to: SocketAddr,
+    mark: u32,
+    tls: Option<CheckTls<'_>>,
+    limit: Duration,
+) -> Result<Conn, Failed> {
+    let tcp = connect(to, mark).await?;
+    let Some(t) = tls else {
+        return Ok(Box::new(tcp));
+    };
+    match crate::tls::handshake(tcp, t.tls, t.sni, to.ip(), limit).await {
+        Ok(s) => Ok(Box::new(s)),
+        Err(e) => Err(Failed(
+            "Layer6 invalid response",
+            format!("SSL handshake failure: {e}"),
+        )),
+    }
+}
+
 async fn connect(to: SocketAddr, mark: u32) -> Result<TcpStream, Failed> {
     let l4 = |e: String| Failed("Layer4 connection problem", e);
     let sock = if to.is_ipv4() {
@@ -114,7 +147,7 @@ async fn connect(to: SocketAddr, mark: u32) -> Result<TcpStream, Failed> {
 }
 
 /// Reads until `done` says the bytes suffice, the peer closes, or 16 KiB.
-async fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) {
+async fn read_until(s: &mut Conn, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) {
     let mut chunk = [0u8; 4096];
     while !done(buf) && buf.len() < 16 * 1024 {
         match s.read(&mut chunk).await {
@@ -136,7 +169,7 @@ fn matches(e: &Expect, status: Option<u16>, text: &str) -> bool {
     hit != e.negate
 }
 
-async fn http_check(mut s: TcpStream, h: &HttpCheck) -> Result<(), Failed> {
+async fn http_check(mut s: Conn, h: &HttpCheck) -> Result<(), Failed> {
     let mut req = format!("{} {} {}\r\n", h.method, h.uri, h.version);
     for (n, v) in &h.headers {
         req.push_str(&format!("{n}: {v}\r\n"));
@@ -218,10 +251,12 @@ fn probe_hello() -> Vec<u8> {
 }
 
 async fn script(
-    first: TcpStream,
+    first: Conn,
     to: SocketAddr,
     steps: &[TcpStep],
     mark: u32,
+    tls: Option<CheckTls<'_>>,
+    limit: Duration,
 ) -> Result<(), Failed> {
     let mut s = first;
     let mut buf = Vec::new();
@@ -229,7 +264,8 @@ async fn script(
         match step {
             TcpStep::Connect(port) => {
                 if i > 0 {
-                    s = connect(SocketAddr::new(to.ip(), port.unwrap_or(to.port())), mark).await?;
+                    let at = SocketAddr::new(to.ip(), port.unwrap_or(to.port()));
+                    s = open(at, mark, tls, limit).await?;
                     buf.clear();
                 }
             }
@@ -254,8 +290,16 @@ async fn script(
     Ok(())
 }
 
-/// One check of the backend's kind.
-async fn probe(kind: &CheckKind, to: SocketAddr, limit: Duration, mark: u32) -> Result<(), Failed> {
+/// One check of the backend's kind; over TLS when `tls` says so (then a TCP check is the
+/// handshake, and `option ssl-hello-chk`'s hello is the handshake too, as `check-ssl` replaces it in
+/// HAProxy).
+async fn probe(
+    kind: &CheckKind,
+    to: SocketAddr,
+    limit: Duration,
+    mark: u32,
+    tls: Option<CheckTls<'_>>,
+) -> Result<(), Failed> {
     let work = async {
         let first_port = match kind {
             CheckKind::Script(steps) => match steps.first() {
@@ -264,10 +308,11 @@ async fn probe(kind: &CheckKind, to: SocketAddr, limit: Duration, mark: u32) -> 
             },
             _ => to.port(),
         };
-        let s = connect(SocketAddr::new(to.ip(), first_port), mark).await?;
+        let s = open(SocketAddr::new(to.ip(), first_port), mark, tls, limit).await?;
         match kind {
             CheckKind::Tcp => Ok(()),
             CheckKind::Http(h) => http_check(s, h).await,
+            CheckKind::SslHello if tls.is_some() => Ok(()),
             CheckKind::SslHello => {
                 let mut s = s;
                 s.write_all(&probe_hello())
@@ -282,7 +327,7 @@ async fn probe(kind: &CheckKind, to: SocketAddr, limit: Duration, mark: u32) -> 
                     )),
                 }
             }
-            CheckKind::Script(steps) => script(s, to, steps, mark).await,
+            CheckKind::Script(steps) => script(s, to, steps, mark, tls, limit).await,
         }
     };
     match tokio::time::timeout(limit, work).await {
@@ -297,13 +342,17 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
     let health = &rt.backends[bi].health[si];
     let limit = backend.timeout_check.unwrap_or(c.inter);
     let mark = rt.cfg.global.plumbing.outbound_mark;
+    let tls = server.check_tls.as_deref().map(|tls| CheckTls {
+        tls,
+        sni: server.check_sni.as_deref(),
+    });
     let (mut oks, mut fails) = (0u32, 0u32);
     tokio::time::sleep(offset).await;
     loop {
         let up = health.up.load(Relaxed);
         let t0 = Instant::now();
         let result = match check_target(&rt, bi, si, &c).await {
-            Some(to) => probe(&backend.check_kind, to, limit, mark).await,
+            Some(to) => probe(&backend.check_kind, to, limit, mark, tls).await,
             None => Err(Failed(
                 "Layer4 connection problem",
                 "no address to check".into(),
@@ -320,6 +369,7 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
                     health.up_since_ms.store(now_ms.max(1), Relaxed);
                     let (a, b) = servers_up(&rt, bi);
                     let layer = match backend.check_kind {
+                        CheckKind::Tcp if tls.is_some() => "Layer6 check passed",
                         CheckKind::Tcp => "Layer4 check passed",
                         CheckKind::Http(_) => "Layer7 check passed",
                         CheckKind::SslHello => "Layer6 check passed",
@@ -366,6 +416,9 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
         {
             let (status, desc, info) = match &result {
                 Ok(_) => match backend.check_kind {
+                    CheckKind::Tcp if tls.is_some() => {
+                        ("L6OK", "Layer6 check passed", String::new())
+                    }
                     CheckKind::Tcp => ("L4OK", "Layer4 check passed", String::new()),
                     CheckKind::SslHello => ("L6OK", "Layer6 check passed", String::new()),
                     CheckKind::Http(_) | CheckKind::Script(_) => {

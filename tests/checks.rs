@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{fetch, gateway, tagged};
@@ -200,4 +201,121 @@ async fn shutdown_sessions_when_marked_down() {
         t0.elapsed()
     );
     assert!(!rt.backends[0].health[0].up.load(Relaxed));
+}
+
+/// A TLS server (the test PKI's a.example.test) answering each request with `200 OK`; it keeps the
+/// name each handshake sent. The PKI comes from scripts/make-certs.sh (openssl).
+fn https_origin(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let pki = dir.join("pki");
+    let out = std::process::Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/make-certs.sh"
+        ))
+        .arg(&pki)
+        .output()
+        .expect("running scripts/make-certs.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle = pki.join("crt/a.example.test.pem");
+    let chain = CertificateDer::pem_file_iter(&bundle)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&bundle).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let seen = names.clone();
+    std::thread::spawn(move || {
+        for tcp in l.incoming().flatten() {
+            let (config, seen) = (config.clone(), seen.clone());
+            std::thread::spawn(move || {
+                let mut tcp = tcp;
+                tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut conn = rustls::ServerConnection::new(config).unwrap();
+                while conn.is_handshaking() {
+                    if conn.complete_io(&mut tcp).is_err() {
+                        return;
+                    }
+                }
+                let name = conn.server_name().unwrap_or("-").to_string();
+                seen.lock().unwrap().push(name);
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            });
+        }
+    });
+    (addr, names)
+}
+
+/// As in HAProxy: checks of an `ssl` server speak TLS (with `check-sni`), unless `no-check-ssl` or
+/// a check `port` sends them elsewhere in clear; `check-ssl` makes them TLS on a server without
+/// `ssl`. A plain check of a TLS port fails; a TLS TCP check passes at layer 6.
+#[tokio::test]
+async fn checks_of_tls_servers_speak_tls() {
+    let dir = std::env::temp_dir().join(format!("gh-checks-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (o, names) = https_origin(&dir);
+    let port = o.port();
+    let (_gw, rt, _stop) = gateway(&format!(
+        "frontend f\n    bind 127.0.0.1:0\n    default_backend web\n\
+         backend web\n    option httpchk GET /health\n    http-check expect status 200\n    \
+         default-server check inter 100ms fall 2 rise 1\n    \
+         server tls {o} ssl verify none check-sni health.example.test\n    \
+         server clear {o} ssl verify none no-check-ssl\n    \
+         server elsewhere {o} ssl verify none port {port}\n    \
+         server forced {o} check-ssl verify none\n\
+         backend l4\n    server t {o} ssl verify none check inter 100ms fall 2 rise 1\n"
+    ))
+    .await;
+    let up = |b: usize, s: usize| rt.backends[b].health[s].up.load(Relaxed);
+    wait_until(
+        "a clear-text check of a TLS port fails",
+        Duration::from_secs(3),
+        || !up(0, 1) && !up(0, 2),
+    )
+    .await;
+    // By now every server had several checks; the TLS ones passed each time.
+    assert!(up(0, 0), "the TLS http check passes");
+    assert!(up(0, 3), "check-ssl makes the check TLS without 'ssl'");
+    assert!(up(1, 0), "a TLS TCP check passes");
+    let col = |prefix: &str, name: &str| column(&stat_row(&rt, prefix), name);
+    assert_eq!(col("web,tls,", "check_status"), "L7OK");
+    assert_eq!(col("l4,t,", "check_status"), "L6OK");
+    assert_eq!(col("web,clear,", "check_status"), "L7RSP");
+    let names = names.lock().unwrap().clone();
+    assert!(
+        names.iter().any(|n| n == "health.example.test"),
+        "check-sni is sent: {names:?}"
+    );
+    assert!(names.iter().any(|n| n == "-"), "no SNI without check-sni");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -569,6 +569,10 @@ pub struct Server {
     pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
     /// `sni EXPR`: the name sent in the server handshake, computed per session.
     pub sni: Option<crate::rules::sample::Expr>,
+    /// Health checks over TLS with these settings (`check-ssl`, or `ssl` with no check `port`/`addr`).
+    pub check_tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// `check-sni NAME`: the name health checks send in their handshake.
+    pub check_sni: Option<String>,
     /// `send-proxy` / `send-proxy-v2`: a PROXY header opens every connection to this server.
     pub send_proxy: Option<SendProxy>,
 }

@@ -1462,6 +1462,24 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
     } else {
         (None, None)
     };
+    // Health checks over TLS: `check-ssl` says so whatever `ssl` says; otherwise they follow `ssl`
+    // unless they go to another port or address (HAProxy's rule).
+    let check_tls = match o.tls.check_ssl {
+        Some(false) => None,
+        Some(true) => match &tls {
+            Some(t) => Some(t.clone()),
+            None => Some(std::sync::Arc::new(
+                crate::tls::ServerTls::build(&o.tls).map_err(|e| format!("check-ssl: {e}"))?,
+            )),
+        },
+        None if o.check_port.is_none() && o.check_addr.is_none() => tls.clone(),
+        None => None,
+    };
+    if o.tls.check_sni.is_some() && check_tls.is_none() && o.check == Some(true) {
+        sec.warnings.push(format!(
+            "server '{name}': check-sni is only sent in TLS health checks; add check-ssl (checks to another port or addr are in clear unless it says so)"
+        ));
+    }
     let check = o.check.unwrap_or(false).then(|| {
         let inter = o.inter.unwrap_or(DEFAULT_INTER);
         Check {
@@ -1503,6 +1521,8 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         slowstart: o.slowstart.filter(|d| !d.is_zero()),
         shutdown_on_down: o.shutdown_on_down.unwrap_or(false),
         cookie: o.cookie,
+        check_sni: o.tls.check_sni.clone(),
+        check_tls,
         tls,
         sni,
         send_proxy,
@@ -1632,7 +1652,6 @@ fn server_target(name: &str, addr: &str, maps: &mut MapCache) -> Result<ServerTa
 
 /// HAProxy's server TLS options gatehouse does not have (the ones it has are in `tls::ServerTlsOpts`).
 const SERVER_LATER_TLS: &[&str] = &[
-    "check-ssl",
     "ciphers",
     "ciphersuites",
     "ssl-min-ver",

@@ -693,6 +693,41 @@ backend h
 }
 
 #[test]
+fn health_checks_follow_ssl_as_haproxy_does() {
+    let l = ok("\
+backend b
+    default-server check ssl verify none
+    server a 10.0.0.1:443 check-sni health.example.test
+    server b 10.0.0.2:443 port 8080
+    server c 10.0.0.3:443 port 8443 check-ssl
+    server d 10.0.0.4:443 no-check-ssl
+    server e 10.0.0.5:80 no-ssl check-ssl
+    server f 10.0.0.6:80 no-ssl
+");
+    let tls: Vec<bool> = l.config.backends[0]
+        .servers
+        .iter()
+        .map(|s| s.check_tls.is_some())
+        .collect();
+    assert_eq!(tls, [true, false, true, false, true, false]);
+    let a = &l.config.backends[0].servers[0];
+    assert_eq!(a.check_sni.as_deref(), Some("health.example.test"));
+    // check-ssl builds the server's TLS settings even without ssl, with the same rules.
+    let e = errors("backend b\n    server s 10.0.0.1:80 check check-ssl\n");
+    assert!(
+        e.iter()
+            .any(|e| e.contains("check-ssl:") && e.contains("ca-file")),
+        "{e:?}"
+    );
+    let e = errors("backend b\n    server s 10.0.0.1:80 check check-sni bad_name!\n");
+    assert!(e.iter().any(|e| e.contains("check-sni")), "{e:?}");
+    // check-sni on a check that stays in clear is a warning.
+    let l = ok("backend b\n    server s 10.0.0.1:80 check check-sni x.example.test\n");
+    let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();
+    assert!(w.iter().any(|w| w.contains("check-sni")), "{w:?}");
+}
+
+#[test]
 fn a_server_sni_read_from_the_request_makes_its_frontends_peek() {
     let l = ok("\
 frontend by-host

@@ -31,6 +31,11 @@ pub struct ServerTlsOpts {
     pub crt: Option<PathBuf>,
     pub alpn: Option<String>,
     pub verifyhost: Option<String>,
+    /// `check-ssl` / `no-check-ssl`: health checks over TLS whatever `ssl` says (unset: over TLS
+    /// when the server has `ssl` and no check `port` or `addr`, as in HAProxy).
+    pub check_ssl: Option<bool>,
+    /// `check-sni NAME`: the name sent in health checks' handshakes (none otherwise).
+    pub check_sni: Option<String>,
 }
 
 impl ServerTlsOpts {
@@ -54,6 +59,17 @@ impl ServerTlsOpts {
                 let v = value()?;
                 alpn_list(&v)?;
                 self.alpn = Some(v);
+            }
+            "check-ssl" => self.check_ssl = Some(true),
+            "no-check-ssl" => self.check_ssl = Some(false),
+            "check-sni" => {
+                let n = value()?.to_ascii_lowercase();
+                if !matches!(ServerName::try_from(n.as_str()), Ok(ServerName::DnsName(_))) {
+                    return Err(format!(
+                        "'check-sni {n}' is not a host name; write the DNS name to send in health checks' handshakes"
+                    ));
+                }
+                self.check_sni = Some(n);
             }
             "verifyhost" => {
                 let h = value()?.to_ascii_lowercase();
@@ -135,6 +151,20 @@ pub async fn connect(
     server_ip: IpAddr,
     limit: Duration,
 ) -> std::io::Result<super::Sock> {
+    handshake(tcp, tls, sni, server_ip, limit).await.map(|s| {
+        let (tcp, conn) = s.into_inner();
+        super::Sock::tls(tcp, conn)
+    })
+}
+
+/// The handshake alone, as a tokio-rustls stream (health checks read and write through it).
+pub async fn handshake(
+    tcp: TcpStream,
+    tls: &ServerTls,
+    sni: Option<&str>,
+    server_ip: IpAddr,
+    limit: Duration,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let named = sni.and_then(|s| ServerName::try_from(s.to_string()).ok());
     let (config, name) = match named {
         Some(n) => (&tls.with_sni, n),
@@ -142,10 +172,7 @@ pub async fn connect(
     };
     let connector = tokio_rustls::TlsConnector::from(config.clone());
     match tokio::time::timeout(limit, connector.connect(name, tcp)).await {
-        Ok(r) => r.map(|s| {
-            let (tcp, conn) = s.into_inner();
-            super::Sock::tls(tcp, conn)
-        }),
+        Ok(r) => r,
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "TLS handshake with the server timed out",

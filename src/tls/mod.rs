@@ -19,7 +19,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 pub use certs::subject_dn;
-pub use dial::{ServerTls, ServerTlsOpts, connect};
+pub use dial::{ServerTls, ServerTlsOpts, connect, handshake};
 pub use serve::{BindTls, BindTlsOpts, Handshake, Info, accept};
 pub use sock::Sock;
 

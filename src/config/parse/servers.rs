@@ -246,7 +246,7 @@ pub fn parse(
                 "server option '{opt}' is not supported; gatehouse uses every address the name has, tried with happy eyeballs"
             ),
             o if SERVER_LATER_TLS.contains(&o) => format!(
-                "server option '{o}' is not supported; gatehouse's TLS options are ssl, no-ssl, verify, ca-file, sni, crt, alpn, verifyhost"
+                "server option '{o}' is not supported; gatehouse's TLS options are ssl, no-ssl, verify, ca-file, sni, crt, alpn, verifyhost, check-ssl, no-check-ssl, check-sni"
             ),
             o if LATER.contains(&o) => format!("server option '{o}' is not supported; remove it"),
             o => {
