@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{fetch, gateway, tagged};
+use common::{fetch, gateway, make_pki, tagged, tls_server_config};
 
 async fn wait_until(what: &str, limit: Duration, f: impl Fn() -> bool) -> Duration {
     let t0 = Instant::now();
@@ -206,39 +206,8 @@ async fn shutdown_sessions_when_marked_down() {
 /// A TLS server (the test PKI's a.example.test) answering each request with `200 OK`; it keeps the
 /// name each handshake sent. The PKI comes from scripts/make-certs.sh (openssl).
 fn https_origin(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use std::io::{Read, Write};
-    let pki = dir.join("pki");
-    let out = std::process::Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/make-certs.sh"
-        ))
-        .arg(&pki)
-        .output()
-        .expect("running scripts/make-certs.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bundle = pki.join("crt/a.example.test.pem");
-    let chain = CertificateDer::pem_file_iter(&bundle)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(&bundle).unwrap();
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap(),
-    );
+    let config = tls_server_config(&make_pki(dir).join("crt/a.example.test.pem"));
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let names = Arc::new(Mutex::new(Vec::new()));

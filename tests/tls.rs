@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::process::{Gatehouse, Keep, echo_server, free_port};
+use common::{make_pki, tls_server_config};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -27,26 +28,6 @@ const IO_LIMIT: Duration = Duration::from_secs(5);
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-/// scripts/make-certs.sh into `dir`/pki: ca.crt, crt/{a,b,wildcard}.example.test.pem, client.pem,
-/// client2.pem, other-ca.crt, other-client.pem, origin.pem.
-fn make_pki(dir: &Path) -> PathBuf {
-    let pki = dir.join("pki");
-    let out = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/make-certs.sh"
-        ))
-        .arg(&pki)
-        .output()
-        .expect("running scripts/make-certs.sh");
-    assert!(
-        out.status.success(),
-        "make-certs.sh (openssl comes with scripts/install-deps.sh): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pki
 }
 
 /// The PKI of the run tagged `tag` (in the folder its Gatehouse removes when dropped).
@@ -328,19 +309,7 @@ fn reach_plain(port: u16, first: &[u8]) -> Result<String, String> {
 /// A TLS echo server with `bundle`'s certificate (rustls): it tells each client the SNI it got
 /// (`sni=NAME` or `sni=-`), then echoes. Returns its port.
 fn tls_origin(bundle: &Path) -> u16 {
-    let chain = CertificateDer::pem_file_iter(bundle)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(bundle).unwrap();
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap(),
-    );
+    let config = tls_server_config(bundle);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {

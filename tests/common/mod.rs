@@ -177,3 +177,45 @@ pub fn hello(sni: &str) -> Vec<u8> {
     body.extend(ext);
     gatehouse::classify::tls::client_hello_record(&body)
 }
+
+/// scripts/make-certs.sh into `dir`/pki (openssl comes with scripts/install-deps.sh): ca.crt,
+/// crt/{a,b,wildcard}.example.test.pem, client.pem, client2.pem, other-ca.crt, other-client.pem,
+/// origin.pem.
+pub fn make_pki(dir: &std::path::Path) -> std::path::PathBuf {
+    let pki = dir.join("pki");
+    let out = std::process::Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/make-certs.sh"
+        ))
+        .arg(&pki)
+        .output()
+        .expect("running scripts/make-certs.sh");
+    assert!(
+        out.status.success(),
+        "make-certs.sh (openssl comes with scripts/install-deps.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pki
+}
+
+/// A rustls server configuration serving the certificate chain and key of a PEM bundle.
+pub fn tls_server_config(bundle: &std::path::Path) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(bundle)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(bundle).unwrap();
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    )
+}
