@@ -368,13 +368,7 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
                     let now_ms = rt.started.elapsed().as_millis() as u64;
                     health.up_since_ms.store(now_ms.max(1), Relaxed);
                     let (a, b) = servers_up(&rt, bi);
-                    let layer = match backend.check_kind {
-                        CheckKind::Tcp if tls.is_some() => "Layer6 check passed",
-                        CheckKind::Tcp => "Layer4 check passed",
-                        CheckKind::Http(_) => "Layer7 check passed",
-                        CheckKind::SslHello => "Layer6 check passed",
-                        CheckKind::Script(_) => "Layer7 check passed",
-                    };
+                    let (_, layer) = passed(&backend.check_kind, tls.is_some());
                     event(
                         &rt,
                         crate::log::NOTICE,
@@ -415,16 +409,10 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
         // (rise + fall - 1 when fully up, one less per failure; while down, the successes so far).
         {
             let (status, desc, info) = match &result {
-                Ok(_) => match backend.check_kind {
-                    CheckKind::Tcp if tls.is_some() => {
-                        ("L6OK", "Layer6 check passed", String::new())
-                    }
-                    CheckKind::Tcp => ("L4OK", "Layer4 check passed", String::new()),
-                    CheckKind::SslHello => ("L6OK", "Layer6 check passed", String::new()),
-                    CheckKind::Http(_) | CheckKind::Script(_) => {
-                        ("L7OK", "Layer7 check passed", String::new())
-                    }
-                },
+                Ok(_) => {
+                    let (code, desc) = passed(&backend.check_kind, tls.is_some());
+                    (code, desc, String::new())
+                }
                 Err(Failed(reason, info)) => (
                     match *reason {
                         "Layer4 timeout" => "L4TOUT",
@@ -471,6 +459,17 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
             c.downinter
         };
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// A passed check in HAProxy's words: its `check_status` code and description. A TCP check over TLS
+/// passed the handshake, at layer 6.
+fn passed(kind: &CheckKind, tls: bool) -> (&'static str, &'static str) {
+    match kind {
+        CheckKind::Tcp if tls => ("L6OK", "Layer6 check passed"),
+        CheckKind::Tcp => ("L4OK", "Layer4 check passed"),
+        CheckKind::SslHello => ("L6OK", "Layer6 check passed"),
+        CheckKind::Http(_) | CheckKind::Script(_) => ("L7OK", "Layer7 check passed"),
     }
 }
 
