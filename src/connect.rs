@@ -82,17 +82,7 @@ pub async fn connect(
         server: server.name.clone(),
         err,
     };
-    let domain = if target.get().is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let sock = Socket::new(
-        domain,
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )
-    .map_err(sock_err)?;
+    let sock = outbound_socket(target.get()).map_err(sock_err)?;
     let sref = SockRef::from(&sock);
     let mark = rt.cfg.global.plumbing.outbound_mark;
     if mark != 0 {
@@ -130,6 +120,15 @@ pub async fn connect(
             target,
         }),
     }
+}
+
+/// A non-blocking TCP socket of `to`'s family.
+fn outbound_socket(to: SocketAddr) -> io::Result<Socket> {
+    Socket::new(
+        Domain::for_address(to),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )
 }
 
 /// Connects a non-blocking socket and waits until the connection is made or has failed.
@@ -219,21 +218,14 @@ pub async fn connect_any(
 mod tests {
     use super::*;
 
-    fn socket_for(to: SocketAddr) -> Socket {
-        Socket::new(
-            Domain::for_address(to),
-            Type::STREAM.nonblocking().cloexec(),
-            Some(Protocol::TCP),
-        )
-        .unwrap()
-    }
-
     /// A made connection and a refused one, told apart without tokio's SO_ERROR after every connect.
     #[tokio::test]
     async fn connect_socket_tells_made_from_refused() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let open = listener.local_addr().unwrap();
-        let s = connect_socket(socket_for(open), open).await.unwrap();
+        let s = connect_socket(outbound_socket(open).unwrap(), open)
+            .await
+            .unwrap();
         let (accepted, from) = listener.accept().await.unwrap();
         assert_eq!(from, s.local_addr().unwrap());
         drop(accepted);
@@ -243,7 +235,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let err = connect_socket(socket_for(closed), closed)
+        let err = connect_socket(outbound_socket(closed).unwrap(), closed)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
