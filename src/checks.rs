@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::model::{
-    Check, CheckKind, Expect, ExpectWhat, HttpCheck, PortSpec, ServerTarget, TcpStep,
+    Check, CheckKind, Expect, ExpectWhat, HttpCheck, PortSpec, SendProxy, ServerTarget, TcpStep,
 };
 
 /// Runs every server's checks until the runtime it is spawned on stops.
@@ -100,31 +100,49 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 type Conn = Box<dyn Io>;
 
-/// How a server's checks speak TLS: its settings and the name to send.
-#[derive(Clone, Copy)]
-struct CheckTls<'a> {
-    tls: &'a ServerTls,
-    sni: Option<&'a str>,
+/// How a server's checks open their connections: TLS (its settings and the name to send) and a
+/// PROXY header, as the server line says.
+#[derive(Clone, Copy, Default)]
+struct Wire<'a> {
+    tls: Option<(&'a ServerTls, Option<&'a str>)>,
+    proxy: Option<SendProxy>,
 }
 
-/// Connects, then, for a TLS check, completes the handshake (within `limit`, the check's own).
-async fn open(
-    to: SocketAddr,
-    mark: u32,
-    tls: Option<CheckTls<'_>>,
-    limit: Duration,
-) -> Result<Conn, Failed> {
-    let tcp = connect(to, mark).await?;
-    let Some(t) = tls else {
+/// Connects, sends the PROXY header (before the TLS handshake, or inside TLS with `proxy-in-tls`),
+/// and completes a TLS check's handshake (within `limit`, the check's own).
+async fn open(to: SocketAddr, mark: u32, wire: Wire<'_>, limit: Duration) -> Result<Conn, Failed> {
+    let mut tcp = connect(to, mark).await?;
+    let header = wire.proxy.map(|p| {
+        (
+            crate::proxy_protocol::encode_local(p.v2, p.crc32c),
+            p.in_tls,
+        )
+    });
+    let sent =
+        |e: std::io::Error| Failed("Layer4 connection problem", format!("PROXY header: {e}"));
+    let in_tls = match (&header, wire.tls) {
+        (Some((h, true)), Some(_)) => Some(h),
+        (Some((h, _)), _) => {
+            tcp.write_all(h).await.map_err(sent)?;
+            None
+        }
+        (None, _) => None,
+    };
+    let Some((tls, sni)) = wire.tls else {
         return Ok(Box::new(tcp));
     };
-    match crate::tls::handshake(tcp, t.tls, t.sni, to.ip(), limit).await {
-        Ok(s) => Ok(Box::new(s)),
-        Err(e) => Err(Failed(
-            "Layer6 invalid response",
-            format!("SSL handshake failure: {e}"),
-        )),
+    let mut s = crate::tls::handshake(tcp, tls, sni, to.ip(), limit)
+        .await
+        .map_err(|e| {
+            Failed(
+                "Layer6 invalid response",
+                format!("SSL handshake failure: {e}"),
+            )
+        })?;
+    if let Some(h) = in_tls {
+        s.write_all(h).await.map_err(sent)?;
     }
+    Ok(Box::new(s))
 }
 
 async fn connect(to: SocketAddr, mark: u32) -> Result<TcpStream, Failed> {
@@ -255,7 +273,7 @@ async fn script(
     to: SocketAddr,
     steps: &[TcpStep],
     mark: u32,
-    tls: Option<CheckTls<'_>>,
+    wire: Wire<'_>,
     limit: Duration,
 ) -> Result<(), Failed> {
     let mut s = first;
@@ -265,7 +283,7 @@ async fn script(
             TcpStep::Connect(port) => {
                 if i > 0 {
                     let at = SocketAddr::new(to.ip(), port.unwrap_or(to.port()));
-                    s = open(at, mark, tls, limit).await?;
+                    s = open(at, mark, wire, limit).await?;
                     buf.clear();
                 }
             }
@@ -290,15 +308,15 @@ async fn script(
     Ok(())
 }
 
-/// One check of the backend's kind; over TLS when `tls` says so (then a TCP check is the
-/// handshake, and `option ssl-hello-chk`'s hello is the handshake too, as `check-ssl` replaces it in
+/// One check of the backend's kind, its connections opened as `wire` says; over TLS, a TCP check is
+/// the handshake, and `option ssl-hello-chk`'s hello is the handshake too (`check-ssl` replaces it in
 /// HAProxy).
 async fn probe(
     kind: &CheckKind,
     to: SocketAddr,
     limit: Duration,
     mark: u32,
-    tls: Option<CheckTls<'_>>,
+    wire: Wire<'_>,
 ) -> Result<(), Failed> {
     let work = async {
         let first_port = match kind {
@@ -308,11 +326,11 @@ async fn probe(
             },
             _ => to.port(),
         };
-        let s = open(SocketAddr::new(to.ip(), first_port), mark, tls, limit).await?;
+        let s = open(SocketAddr::new(to.ip(), first_port), mark, wire, limit).await?;
         match kind {
             CheckKind::Tcp => Ok(()),
             CheckKind::Http(h) => http_check(s, h).await,
-            CheckKind::SslHello if tls.is_some() => Ok(()),
+            CheckKind::SslHello if wire.tls.is_some() => Ok(()),
             CheckKind::SslHello => {
                 let mut s = s;
                 s.write_all(&probe_hello())
@@ -327,7 +345,7 @@ async fn probe(
                     )),
                 }
             }
-            CheckKind::Script(steps) => script(s, to, steps, mark, tls, limit).await,
+            CheckKind::Script(steps) => script(s, to, steps, mark, wire, limit).await,
         }
     };
     match tokio::time::timeout(limit, work).await {
@@ -342,17 +360,17 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
     let health = &rt.backends[bi].health[si];
     let limit = backend.timeout_check.unwrap_or(c.inter);
     let mark = rt.cfg.global.plumbing.outbound_mark;
-    let tls = server.check_tls.as_deref().map(|tls| CheckTls {
-        tls,
-        sni: server.check_sni.as_deref(),
-    });
+    let wire = Wire {
+        tls: (server.check_tls.as_deref()).map(|t| (t, server.check_sni.as_deref())),
+        proxy: server.check_proxy,
+    };
     let (mut oks, mut fails) = (0u32, 0u32);
     tokio::time::sleep(offset).await;
     loop {
         let up = health.up.load(Relaxed);
         let t0 = Instant::now();
         let result = match check_target(&rt, bi, si, &c).await {
-            Some(to) => probe(&backend.check_kind, to, limit, mark, tls).await,
+            Some(to) => probe(&backend.check_kind, to, limit, mark, wire).await,
             None => Err(Failed(
                 "Layer4 connection problem",
                 "no address to check".into(),
@@ -368,7 +386,7 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
                     let now_ms = rt.started.elapsed().as_millis() as u64;
                     health.up_since_ms.store(now_ms.max(1), Relaxed);
                     let (a, b) = servers_up(&rt, bi);
-                    let (_, layer) = passed(&backend.check_kind, tls.is_some());
+                    let (_, layer) = passed(&backend.check_kind, wire.tls.is_some());
                     event(
                         &rt,
                         crate::log::NOTICE,
@@ -410,7 +428,7 @@ async fn check_loop(rt: Arc<Runtime>, bi: usize, si: usize, c: Check, offset: Du
         {
             let (status, desc, info) = match &result {
                 Ok(_) => {
-                    let (code, desc) = passed(&backend.check_kind, tls.is_some());
+                    let (code, desc) = passed(&backend.check_kind, wire.tls.is_some());
                     (code, desc, String::new())
                 }
                 Err(Failed(reason, info)) => (

@@ -449,6 +449,27 @@ pub fn encode_v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The header of a connection the sender opened for itself, a health check: v1 `UNKNOWN`, or v2
+/// `LOCAL` with no addresses (and the checksum TLV if asked for). The receiver keeps the socket's own
+/// addresses.
+pub fn encode_local(v2: bool, crc32c: bool) -> Vec<u8> {
+    if !v2 {
+        return b"PROXY UNKNOWN\r\n".to_vec();
+    }
+    let mut out = Vec::with_capacity(23);
+    out.extend_from_slice(&V2_SIGNATURE);
+    out.extend_from_slice(&[0x20, 0x00, 0, 0]); // version 2, LOCAL; unspecified family
+    if crc32c {
+        out.extend_from_slice(&[TLV_CRC32C, 0, 4, 0, 0, 0, 0]);
+        let len = (out.len() - 16) as u16;
+        out[14..16].copy_from_slice(&len.to_be_bytes());
+        let at = out.len() - 4;
+        let crc = crc32c_with_zeros(&out, at..at + 4);
+        out[at..].copy_from_slice(&crc.to_be_bytes());
+    }
+    out
+}
+
 /// What a v2 header carries besides the addresses (`proxy-v2-options`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct V2Options<'a> {
@@ -736,6 +757,18 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A health check's header reads back as LOCAL (v2) or UNKNOWN (v1), checksum included.
+    #[test]
+    fn local_headers_read_back() {
+        for (v2, crc) in [(false, false), (true, false), (true, true)] {
+            let bytes = encode_local(v2, crc);
+            let (h, used) = parse(&bytes).unwrap().unwrap();
+            assert_eq!(used, bytes.len());
+            assert_eq!(h.version, if v2 { 2 } else { 1 });
+            assert_eq!((h.local, h.addrs), (v2, None));
+        }
+    }
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()

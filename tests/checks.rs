@@ -288,3 +288,83 @@ async fn checks_of_tls_servers_speak_tls() {
     assert!(names.iter().any(|n| n == "-"), "no SNI without check-sni");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server behind a strict `accept-proxy`: it answers a request only after a PROXY header that says
+/// "health check" (v1 UNKNOWN, v2 LOCAL), and closes on anything else. Counts the headers by version.
+async fn proxy_protocol_origin() -> (std::net::SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let versions = Arc::new(Mutex::new(Vec::new()));
+    let seen = versions.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 512];
+                let used = loop {
+                    match gatehouse::proxy_protocol::parse(&buf) {
+                        Ok(Some((h, used))) if h.addrs.is_none() => {
+                            seen.lock().unwrap().push(h.version);
+                            break used;
+                        }
+                        Ok(None) => {}
+                        _ => return,
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                buf.drain(..used);
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (addr, versions)
+}
+
+/// As in HAProxy: checks of a `send-proxy`/`send-proxy-v2` server open with a PROXY header that says
+/// "health check" (v1 UNKNOWN, v2 LOCAL), unless a check `port` sends them elsewhere;
+/// `check-send-proxy` sends one regardless. A server that insists on the header stays up.
+#[tokio::test]
+async fn checks_of_proxy_protocol_servers_send_the_header() {
+    let (o, versions) = proxy_protocol_origin().await;
+    let port = o.port();
+    let (_gw, rt, _stop) = gateway(&format!(
+        "frontend f\n    bind 127.0.0.1:0\n    default_backend pp\n\
+         backend pp\n    option httpchk GET /health\n    \
+         default-server check inter 100ms fall 2 rise 1\n    \
+         server v1 {o} send-proxy\n    \
+         server v2 {o} send-proxy-v2 proxy-v2-options crc32c\n    \
+         server none {o}\n    \
+         server elsewhere {o} send-proxy port {port}\n    \
+         server forced {o} port {port} check-send-proxy\n"
+    ))
+    .await;
+    let up = |s: usize| rt.backends[0].health[s].up.load(Relaxed);
+    wait_until(
+        "checks without a header fail",
+        Duration::from_secs(3),
+        || !up(2) && !up(3),
+    )
+    .await;
+    assert!(up(0) && up(1) && up(4), "checks with the header pass");
+    let versions = versions.lock().unwrap().clone();
+    assert!(
+        versions.contains(&1) && versions.contains(&2),
+        "{versions:?}"
+    );
+}

@@ -573,6 +573,9 @@ pub struct Server {
     pub check_tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
     /// `check-sni NAME`: the name health checks send in their handshake.
     pub check_sni: Option<String>,
+    /// The PROXY header health checks open with (`send-proxy*` with no check `port`/`addr`, or
+    /// `check-send-proxy`): v1 `UNKNOWN` or v2 `LOCAL`.
+    pub check_proxy: Option<SendProxy>,
     /// `send-proxy` / `send-proxy-v2`: a PROXY header opens every connection to this server.
     pub send_proxy: Option<SendProxy>,
 }

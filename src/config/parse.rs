@@ -1503,6 +1503,16 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
             "server '{name}': 'proxy-in-tls' writes the PROXY header inside the TLS session: it needs 'ssl' and 'send-proxy-v2' (or 'send-proxy')"
         ));
     }
+    // Health checks open with the server's PROXY header (v1 UNKNOWN or v2 LOCAL: a check has no
+    // client) unless they go to another port or address; `check-send-proxy` sends one regardless
+    // (v1 when the server has none).
+    let check_proxy = if o.check_send_proxy == Some(true) {
+        Some(send_proxy.unwrap_or_default())
+    } else if o.check_port.is_none() && o.check_addr.is_none() {
+        send_proxy
+    } else {
+        None
+    };
     let pos = sec.pos.clone();
     sec.px().servers.push(Server {
         name,
@@ -1523,6 +1533,7 @@ fn h_server(sec: &mut Section<'_>, args: &[String]) -> Result<(), String> {
         cookie: o.cookie,
         check_sni: o.tls.check_sni.clone(),
         check_tls,
+        check_proxy,
         tls,
         sni,
         send_proxy,

@@ -721,6 +721,21 @@ backend b
     );
     let e = errors("backend b\n    server s 10.0.0.1:80 check check-sni bad_name!\n");
     assert!(e.iter().any(|e| e.contains("check-sni")), "{e:?}");
+    // PROXY headers on checks: with send-proxy*, unless port/addr; check-send-proxy regardless.
+    let l = ok("\
+backend b
+    default-server check
+    server a 10.0.0.1:80 send-proxy-v2 proxy-v2-options crc32c
+    server b 10.0.0.2:80 send-proxy port 8080
+    server c 10.0.0.3:80 port 8080 check-send-proxy
+    server d 10.0.0.4:80
+");
+    let pp: Vec<Option<(bool, bool)>> = l.config.backends[0]
+        .servers
+        .iter()
+        .map(|s| s.check_proxy.map(|p| (p.v2, p.crc32c)))
+        .collect();
+    assert_eq!(pp, [Some((true, true)), None, Some((false, false)), None]);
     // check-sni on a check that stays in clear is a warning.
     let l = ok("backend b\n    server s 10.0.0.1:80 check check-sni x.example.test\n");
     let w: Vec<String> = l.warnings.iter().map(|d| d.to_string()).collect();

@@ -41,6 +41,8 @@ pub struct ServerOpts {
     pub send_proxy_v2: Option<bool>,
     /// `proxy-in-tls` (gatehouse): the header goes inside the TLS session, after the handshake.
     pub proxy_in_tls: Option<bool>,
+    /// `check-send-proxy`: health checks open with a PROXY header even where the rule would not send one.
+    pub check_send_proxy: Option<bool>,
     /// `proxy-v2-options authority`.
     pub pp_authority: Option<bool>,
     /// `proxy-v2-options crc32c`.
@@ -98,6 +100,7 @@ const FLAGS: &[&str] = &[
     "no-send-proxy-v2",
     "proxy-in-tls",
     "no-proxy-in-tls",
+    "check-send-proxy",
 ];
 
 fn number(opt: &str, v: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
@@ -159,6 +162,7 @@ pub fn parse(
                 "send-proxy" => o.send_proxy_v1 = Some(true),
                 "no-send-proxy" => o.send_proxy_v1 = Some(false),
                 "send-proxy-v2" => o.send_proxy_v2 = Some(true),
+                "check-send-proxy" => o.check_send_proxy = Some(true),
                 _ => o.send_proxy_v2 = Some(false),
             }
             rest = &rest[1..];
