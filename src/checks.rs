@@ -112,22 +112,16 @@ struct Wire<'a> {
 /// and completes a TLS check's handshake (within `limit`, the check's own).
 async fn open(to: SocketAddr, mark: u32, wire: Wire<'_>, limit: Duration) -> Result<Conn, Failed> {
     let mut tcp = connect(to, mark).await?;
-    let header = wire.proxy.map(|p| {
-        (
-            crate::proxy_protocol::encode_local(p.v2, p.crc32c),
-            p.in_tls,
-        )
-    });
+    let header = wire
+        .proxy
+        .map(|p| crate::proxy_protocol::encode_local(p.v2, p.crc32c));
+    // Inside TLS only when the server says so and the check speaks TLS; otherwise before anything.
+    let inside = wire.proxy.is_some_and(|p| p.in_tls) && wire.tls.is_some();
     let sent =
         |e: std::io::Error| Failed("Layer4 connection problem", format!("PROXY header: {e}"));
-    let in_tls = match (&header, wire.tls) {
-        (Some((h, true)), Some(_)) => Some(h),
-        (Some((h, _)), _) => {
-            tcp.write_all(h).await.map_err(sent)?;
-            None
-        }
-        (None, _) => None,
-    };
+    if let Some(h) = header.as_ref().filter(|_| !inside) {
+        tcp.write_all(h).await.map_err(sent)?;
+    }
     let Some((tls, sni)) = wire.tls else {
         return Ok(Box::new(tcp));
     };
@@ -139,7 +133,7 @@ async fn open(to: SocketAddr, mark: u32, wire: Wire<'_>, limit: Duration) -> Res
                 format!("SSL handshake failure: {e}"),
             )
         })?;
-    if let Some(h) = in_tls {
+    if let Some(h) = header.as_ref().filter(|_| inside) {
         s.write_all(h).await.map_err(sent)?;
     }
     Ok(Box::new(s))

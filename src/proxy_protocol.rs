@@ -459,14 +459,7 @@ pub fn encode_local(v2: bool, crc32c: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(23);
     out.extend_from_slice(&V2_SIGNATURE);
     out.extend_from_slice(&[0x20, 0x00, 0, 0]); // version 2, LOCAL; unspecified family
-    if crc32c {
-        out.extend_from_slice(&[TLV_CRC32C, 0, 4, 0, 0, 0, 0]);
-        let len = (out.len() - 16) as u16;
-        out[14..16].copy_from_slice(&len.to_be_bytes());
-        let at = out.len() - 4;
-        let crc = crc32c_with_zeros(&out, at..at + 4);
-        out[at..].copy_from_slice(&crc.to_be_bytes());
-    }
+    finish_v2(&mut out, crc32c);
     out
 }
 
@@ -512,17 +505,23 @@ pub fn encode_v2(src: SocketAddr, dst: SocketAddr, opts: &V2Options<'_>) -> Vec<
         out.extend_from_slice(&(name.len() as u16).to_be_bytes());
         out.extend_from_slice(name.as_bytes());
     }
-    let crc_at = opts.crc32c.then(|| {
+    finish_v2(&mut out, opts.crc32c);
+    out
+}
+
+/// Ends a v2 header whose fixed part and TLVs are in `out`: the checksum TLV if asked for, then the
+/// length field, then the checksum over the whole header.
+fn finish_v2(out: &mut Vec<u8>, crc32c: bool) {
+    let crc_at = crc32c.then(|| {
         out.extend_from_slice(&[TLV_CRC32C, 0, 4, 0, 0, 0, 0]);
         out.len() - 4
     });
     let len = (out.len() - 16) as u16;
     out[14..16].copy_from_slice(&len.to_be_bytes());
     if let Some(i) = crc_at {
-        let crc = crc32c_with_zeros(&out, i..i + 4);
+        let crc = crc32c_with_zeros(out, i..i + 4);
         out[i..i + 4].copy_from_slice(&crc.to_be_bytes());
     }
-    out
 }
 
 /// Reads a header from an accepted socket within `limit`, consuming exactly its bytes: each round
