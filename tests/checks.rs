@@ -20,10 +20,18 @@ async fn wait_until(what: &str, limit: Duration, f: impl Fn() -> bool) -> Durati
 
 #[tokio::test]
 async fn fall_and_rise() {
-    // The flaky server: a listener we can close and reopen on the same port.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let flaky = l.local_addr().unwrap();
-    drop(l);
+    // The flaky server's port: bound but not listening, so connections to it are refused and no
+    // other test of this binary can take it meanwhile (a port merely freed could be handed to
+    // another test's listener); released just before the server comes back on it.
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    held.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    let flaky = held.local_addr().unwrap().as_socket().unwrap();
     let (stable, _) = tagged("S", Duration::ZERO).await;
     let (gw, rt, _stop) = gateway(&format!(
         "frontend f\n    bind 127.0.0.1:0\n    default_backend be\nbackend be\n    balance first\n    server flaky {flaky} check inter 100ms fall 3 rise 2\n    server stable {stable}\n"
@@ -54,6 +62,7 @@ async fn fall_and_rise() {
     );
     assert!(col("chkfail").parse::<u64>().unwrap() >= 3);
     // It comes back: two good checks mark it up, and `balance first` sends traffic to it again.
+    drop(held);
     let back = tokio::net::TcpListener::bind(flaky).await.unwrap();
     tokio::spawn(async move {
         loop {
